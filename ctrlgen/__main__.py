@@ -1,0 +1,5 @@
+"""``python -m ctrlgen`` is the ``ctrlgen`` command."""
+
+from ctrlgen.serve.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""Checkpoints: one safetensors file holding weights, optimizer state and RNG state,
+with the config, spec and network args as JSON in its header.
+
+Loading never unpickles anything: safetensors stores raw tensors and strings.
+Writes are atomic, so a crash mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.files import atomic_writer
+
+FORMAT = "1"
+_STEP_RE = re.compile(r"step-(\d+)\.safetensors$")
+
+
+@dataclass
+class Checkpoint:
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]  # JSON-decoded header fields
+    path: Path
+
+    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The tensors under ``prefix.`` with the prefix stripped (e.g. a module's state dict)."""
+        p = prefix + "."
+        return {k[len(p) :]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+    @property
+    def step(self) -> int:
+        return int(self.meta.get("step", 0))
+
+
+def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    header = {"ctrlgen.format": FORMAT}
+    header.update({k: json.dumps(v) for k, v in meta.items()})
+    # safetensors wants contiguous tensors that do not share memory.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    with atomic_writer(path) as tmp:
+        save_file(flat, str(tmp), metadata=header)
+
+
+def load(path: str | Path) -> Checkpoint:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        found = newest(path)
+        if found is None:
+            raise CtrlgenError(f"{path} holds no checkpoint (checkpoints/step-*.safetensors); give a run directory or a checkpoint file")
+        path = found
+    if not path.is_file():
+        raise CtrlgenError(f"checkpoint {path} does not exist; give a run directory or a .safetensors checkpoint")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CtrlgenError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:80]}); it may be truncated, use an earlier one") from None
+    if header.get("ctrlgen.format") != FORMAT:
+        raise CtrlgenError(f"{path} is not a ctrlgen checkpoint (format {header.get('ctrlgen.format')!r}); give one written by ctrlgen train")
+    try:
+        meta = {k: json.loads(v) for k, v in header.items() if k != "ctrlgen.format"}
+    except json.JSONDecodeError:
+        raise CtrlgenError(f"{path} has a damaged header; use an earlier checkpoint") from None
+    return Checkpoint(tensors, meta, path)
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Periodic checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def newest(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint that loads (a damaged newest one is skipped, never deleted)."""
+    for p in reversed(list_checkpoints(run_dir)):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                if (f.metadata() or {}).get("ctrlgen.format") == FORMAT:
+                    return p
+        except Exception:  # noqa: BLE001 - any unreadable file is skipped
+            continue
+    return None
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:08d}.safetensors"
+
+
+def load_generator(source: str | Path, prefer_ema: bool = True):
+    """(generator in eval mode, spec, checkpoint) from a run directory or checkpoint file."""
+    from ctrlgen.nets import Generator, NetConfig
+    from ctrlgen.spec import LatentSpec
+
+    ckpt = load(source)
+    try:
+        spec = LatentSpec.from_dict(ckpt.meta["spec"])
+        net = NetConfig.from_dict(ckpt.meta["net"])
+    except KeyError as e:
+        raise CtrlgenError(f"{ckpt.path} lacks {e.args[0]!r} in its header; it was not written by ctrlgen train") from None
+    g = Generator(spec, net)
+    ema = ckpt.group("ema")
+    state = ema if (prefer_ema and ema) else ckpt.group("G")
+    try:
+        g.load_state_dict(state)
+    except RuntimeError as e:
+        raise CtrlgenError(f"{ckpt.path}: weights do not match the network in its header ({str(e).splitlines()[0][:100]})") from None
+    g.eval()
+    ckpt.meta["weights"] = "ema" if (prefer_ema and ema) else "G"
+    return g, spec, ckpt

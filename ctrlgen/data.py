@@ -1,0 +1,190 @@
+"""Training data: Fashion-MNIST IDX files, image folders, and the 2D mixtures.
+
+Everything here is numpy: images come back as uint8 arrays (N, C, H, W) with
+integer labels and class names; the trainer turns them into one in-memory
+tensor.  Bad data gives one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctrlgen.errors import CtrlgenError
+
+FASHION_MNIST_DIR = Path(os.environ.get("CTRLGEN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_LABELS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+APT_HINT = "install it with: apt-get install -y dataset-fashion-mnist (or pass --data DIR holding the IDX files)"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Images (N, C, H, W) uint8, labels (N,) int64, and the class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    def fingerprint(self) -> str:
+        """A short content hash (cache key for features of real data)."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.images).tobytes())
+        h.update(np.ascontiguousarray(self.labels).tobytes())
+        return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- IDX
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), checking its magic number and size."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CtrlgenError(f"cannot read {path} ({e.strerror}); check the path") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise CtrlgenError(f"{path} is a damaged gzip file ({e}); download or copy it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise CtrlgenError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); point --data at Fashion-MNIST IDX files")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CtrlgenError(f"{path} is truncated (header cut short); copy the file again")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    need = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - header != need:
+        raise CtrlgenError(
+            f"{path} holds {len(raw) - header} data bytes but its header says {need}; the file is truncated or damaged"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(folder: Path, names: list[str]) -> Path | None:
+    for name in names:
+        for cand in (folder / name, folder / (name + ".gz")):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def load_idx_split(folder: str | os.PathLike | None = None, split: str = "train") -> ImageData:
+    """Fashion-MNIST (or any MNIST-layout) IDX files from ``folder`` (default: the Debian package's)."""
+    folder = Path(folder) if folder else FASHION_MNIST_DIR
+    if not folder.is_dir():
+        if folder == FASHION_MNIST_DIR:
+            raise CtrlgenError(f"Fashion-MNIST not found at {folder}; {APT_HINT}")
+        raise CtrlgenError(f"data folder {folder} does not exist; pass --data with a folder of IDX files or class subfolders")
+    prefix = "train" if split == "train" else "t10k"
+    img = _find(folder, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"])
+    lab = _find(folder, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels.idx1-ubyte"])
+    if img is None or lab is None:
+        hint = APT_HINT if folder == FASHION_MNIST_DIR else "the folder needs train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte (optionally .gz)"
+        raise CtrlgenError(f"no {split} IDX files in {folder}; {hint}")
+    images, labels = read_idx(img), read_idx(lab)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise CtrlgenError(f"{img} must hold uint8 images of rank 3, got {images.dtype} rank {images.ndim}")
+    if labels.ndim != 1:
+        raise CtrlgenError(f"{lab} must hold a rank-1 label vector, got rank {labels.ndim}")
+    if len(images) != len(labels):
+        raise CtrlgenError(f"{img.name} has {len(images)} images but {lab.name} has {len(labels)} labels; use matching files")
+    labels = labels.astype(np.int64)
+    n_classes = int(labels.max()) + 1 if len(labels) else 0
+    fashion = n_classes <= len(FASHION_MNIST_LABELS) and "fashion" in str(folder.resolve()).lower()
+    names = FASHION_MNIST_LABELS if fashion else tuple(str(i) for i in range(n_classes))
+    return ImageData(images[:, None], labels, names, str(folder))
+
+
+def load_image_folder(folder: str | os.PathLike, size: int, channels: int) -> ImageData:
+    """One subfolder per class; every image resized (centre crop) to size×size with ``channels`` channels."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CtrlgenError(f"image folder {folder} does not exist; pass --data with a folder of class subfolders")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 1:
+        raise CtrlgenError(f"{folder} has no class subfolders; put each class's images in a subfolder of its own")
+    mode = "L" if channels == 1 else "RGB"
+    images, labels = [], []
+    for k, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith("."))
+        for f in files:
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
+            try:
+                with Image.open(f) as im:
+                    im = ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS)
+                    arr = np.asarray(im, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                raise CtrlgenError(f"{f} cannot be read as an image ({type(e).__name__}); remove or replace it") from None
+            images.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+            labels.append(k)
+    if not images:
+        raise CtrlgenError(f"{folder} has class subfolders but no images in them; add images")
+    return ImageData(np.stack(images), np.asarray(labels, np.int64), tuple(classes), str(folder))
+
+
+def load_images(data: str | None, split: str, size: int, channels: int) -> ImageData:
+    """The recipe's data: IDX files if the folder has them, else an image folder."""
+    folder = Path(data) if data else None
+    if folder is not None and folder.is_dir() and not any(
+        p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz", "idx1-ubyte", "idx1-ubyte.gz")) for p in folder.iterdir()
+    ):
+        return load_image_folder(folder, size, channels)
+    out = load_idx_split(folder, split)
+    if out.images.shape[1:] != (channels, size, size):
+        raise CtrlgenError(
+            f"IDX images are {out.images.shape[1]}x{out.images.shape[2]}x{out.images.shape[3]} but the recipe wants "
+            f"{channels}x{size}x{size}; set image_size={out.images.shape[2]} channels={out.images.shape[1]}"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- 2D mixtures
+@dataclass(frozen=True)
+class Mixture:
+    """An equal-weight mixture of isotropic 2D Gaussians (METRICS.md)."""
+
+    name: str
+    means: np.ndarray  # (K, 2)
+    std: float
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        k = rng.integers(0, len(self.means), n)
+        x = self.means[k] + self.std * rng.standard_normal((n, 2))
+        return x.astype(np.float32), k.astype(np.int64)
+
+
+def mixture(name: str) -> Mixture:
+    if name == "ring8":
+        a = 2 * np.pi * np.arange(8) / 8
+        return Mixture("ring8", np.stack([np.cos(a), np.sin(a)], 1), 0.01)
+    if name == "grid25":
+        g = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return Mixture("grid25", np.array([(x, y) for x in g for y in g]), 0.05)
+    raise CtrlgenError(f"mixture {name!r} is unknown; use ring8 or grid25")
+
+
+MIXTURES = ("ring8", "grid25")

@@ -1,0 +1,211 @@
+"""Generators behind one API, whatever the file: ONNX Runtime or a torch checkpoint.
+
+``Runtime.from_file(path)`` takes an exported ``.onnx`` model, a checkpoint
+(``.safetensors``) or a run directory.  Either way you get:
+
+* ``rt.spec`` (the LatentSpec) and ``rt.card`` (the model card);
+* ``rt(z=..., label=..., code_cat=..., code_cont=...)`` -> samples (numpy), inputs validated against the spec;
+* ``rt.inputs(n, seed, label=..., cat={...}, cont={...})`` -> the inputs for a seed, with overrides;
+* ``rt.generate(n, seed, ...)`` -> samples and inputs; ``rt.stream(...)`` yields them in chunks.
+
+The ONNX path needs only numpy and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.spec import CARD_KEY, CODE_CAT, CODE_CONT, LABEL, SPEC_KEY, LatentSpec
+
+DEFAULT_CHUNK = 1024
+
+
+class Runtime:
+    """Common behaviour; subclasses implement ``_run(inputs) -> np.ndarray``."""
+
+    spec: LatentSpec
+    card: dict[str, Any]
+    source: Path
+    backend: str = ""
+
+    @staticmethod
+    def from_file(path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> Runtime:
+        path = Path(path)
+        if not path.exists():
+            raise CtrlgenError(f"model {path} does not exist; give an .onnx file, a checkpoint or a run directory")
+        if path.is_dir() or path.suffix == ".safetensors":
+            return TorchRuntime(path, threads=threads, device=device)
+        return OnnxRuntime(path, threads=threads, device=device)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name") or self.source.stem)
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, extrapolate: bool = False, **inputs: Any) -> np.ndarray:
+        checked = self.spec.validate_inputs(inputs, extrapolate=extrapolate)
+        if next(iter(checked.values())).shape[0] == 0:
+            return np.zeros((0, *self.spec.output_shape), np.float32)
+        return self._run(checked)
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inputs with overrides
+    def inputs(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        start: int = 0,
+        label: int | str | Sequence[int] | np.ndarray | None = None,
+        cat: Mapping[str, int | Sequence[int]] | None = None,
+        cont: Mapping[str, float | Sequence[float]] | None = None,
+        truncation: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Inputs for samples start..start+n of ``seed``; fixed values replace the drawn ones."""
+        spec = self.spec
+        x = spec.sample(n, seed, start=start, truncation=truncation)
+        if label is not None:
+            if not spec.conditional:
+                raise CtrlgenError("this model is not class-conditional; drop --label")
+            if isinstance(label, (str, int, np.integer)):
+                x[LABEL] = np.full(n, spec.label_index(label), np.int64)
+            else:
+                x[LABEL] = np.asarray([spec.label_index(v) for v in np.asarray(label).tolist()], np.int64)
+        for name, value in (cat or {}).items():
+            i = spec.categorical_index(name)
+            x[CODE_CAT] = x[CODE_CAT].copy()
+            x[CODE_CAT][:, i] = value
+        for name, value in (cont or {}).items():
+            i = spec.continuous_index(name)
+            x[CODE_CONT] = x[CODE_CONT].copy()
+            x[CODE_CONT][:, i] = value
+        return x
+
+    def generate(self, n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, extrapolate: bool = False, **kw: Any):
+        """(samples, inputs) for n samples of ``seed`` (see ``inputs`` for the overrides)."""
+        outs, ins = [], []
+        for s, i in self.stream(n, seed, chunk=chunk, extrapolate=extrapolate, **kw):
+            outs.append(s)
+            ins.append(i)
+        if not outs:
+            return np.zeros((0, *self.spec.output_shape), np.float32), self.inputs(0, seed)
+        return np.concatenate(outs), {k: np.concatenate([i[k] for i in ins]) for k in ins[0]}
+
+    def stream(self, n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, extrapolate: bool = False, **kw: Any) -> Iterator:
+        """Yield (samples, inputs) chunks; memory stays bounded by the chunk whatever n is.
+
+        A ``label`` given as a sequence of length n is sliced per chunk."""
+        if n < 0:
+            raise CtrlgenError(f"sample count must be >= 0, got {n}")
+        label = kw.pop("label", None)
+        per_sample = label is not None and not isinstance(label, (str, int, np.integer))
+        if per_sample and len(label) != n:
+            raise CtrlgenError(f"{len(label)} labels given for {n} samples; give one label or one per sample")
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            lab = label[start : start + m] if per_sample else label
+            x = self.inputs(m, seed, start=start, label=lab, **kw)
+            yield self(extrapolate=extrapolate, **x), x
+
+
+class OnnxRuntime(Runtime):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        self.source = Path(path)
+        try:
+            data = self.source.read_bytes()
+        except OSError as e:
+            raise CtrlgenError(f"cannot read {self.source} ({e.strerror}); check the path") from None
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        self.session = None
+        for providers in choose_providers(device):
+            try:
+                self.session = ort.InferenceSession(data, so, providers=providers)
+                break
+            except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+                last = e
+                if providers == ["CPUExecutionProvider"]:
+                    first = str(last).splitlines()[0][:100] if str(last) else type(last).__name__
+                    raise CtrlgenError(f"{self.source} is not a loadable ONNX model ({first}); re-export it with ctrlgen export") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if SPEC_KEY not in meta:
+            have = ", ".join(sorted(meta)) or "none"
+            raise CtrlgenError(
+                f"{self.source} has no '{SPEC_KEY}' metadata (found: {have}); it is not a ctrlgen model: export it with ctrlgen export"
+            )
+        self.spec = LatentSpec.from_json(meta[SPEC_KEY])
+        try:
+            self.card = json.loads(meta.get(CARD_KEY, "{}"))
+        except json.JSONDecodeError:
+            raise CtrlgenError(f"{self.source} has a damaged '{CARD_KEY}' entry; re-export the model") from None
+        got = [i.name for i in self.session.get_inputs()]
+        if got != list(self.spec.input_names):
+            raise CtrlgenError(f"{self.source}: graph inputs {got} do not match its spec {list(self.spec.input_names)}; re-export it")
+        self.providers = self.session.get_providers()
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        (out,) = self.session.run(["sample"], inputs)
+        return out
+
+
+def choose_providers(device: str) -> list[list[str]]:
+    """Provider lists to try in order: CUDA (when asked or auto and listed) then CPU.
+
+    ``onnxruntime-gpu`` lists CUDAExecutionProvider even where CUDA cannot load,
+    so a CUDA attempt that fails falls back to CPU rather than erroring.
+    """
+    import onnxruntime as ort
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise CtrlgenError(f"device {device!r} is unknown; use auto, cpu or cuda")
+    tries = []
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        tries.append(["CUDAExecutionProvider", "CPUExecutionProvider"])
+    elif device == "cuda":
+        raise CtrlgenError("device cuda asked for but this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu")
+    tries.append(["CPUExecutionProvider"])
+    return tries
+
+
+class TorchRuntime(Runtime):
+    """A checkpoint or run directory, sampled with torch (EMA weights where the run has them)."""
+
+    backend = "torch"
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> None:
+        import torch
+
+        from ctrlgen.checkpoint import load_generator
+        from ctrlgen.export import build_card
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.source = Path(path)
+        self.g, self.spec, ck = load_generator(path)
+        self.device = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        self.g.to(self.device)
+        self.card = build_card(ck.meta, ck.meta.get("weights", "G"))
+        self.providers = [str(self.device)]
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.g(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
+        return out.float().cpu().numpy()

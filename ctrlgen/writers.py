@@ -1,0 +1,200 @@
+"""Where generated samples go: a grid PNG, a folder of PNGs, or an .npz archive.
+
+Writers take chunks (``add(samples, inputs)``) so any count streams to disk in
+bounded memory, and publish atomically on ``close()``: until then everything
+lives in a temporary sibling, so an interrupted job leaves no half-written
+output and never touches an existing one.  Output bytes depend only on the
+samples (fixed zip timestamps, no PNG metadata), so the same seed gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.files import write_bytes
+from ctrlgen.images import grid, png_bytes, points_image, to_uint8
+from ctrlgen.spec import LatentSpec
+
+FORMATS = ("grid", "png-dir", "npz")
+MAX_GRID = 10_000
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def infer_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return "grid"
+    if suffix == ".npz":
+        return "npz"
+    if suffix == "":
+        return "png-dir"
+    raise CtrlgenError(f"cannot tell the format of {path.name}; use .png (grid), .npz, a folder name, or pass --format")
+
+
+class Writer:
+    def __init__(self, path: Path, spec: LatentSpec, n: int) -> None:
+        self.path, self.spec, self.n = path, spec, n
+        self.count = 0
+
+    def add(self, samples: np.ndarray, inputs: dict[str, np.ndarray]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        pass
+
+
+class GridWriter(Writer):
+    """All samples in one PNG, ``nrow`` per row (images) or one scatter plot (points)."""
+
+    def __init__(self, path, spec, n, nrow: int | None = None, scale: int = 2, means: np.ndarray | None = None) -> None:
+        super().__init__(path, spec, n)
+        if n > MAX_GRID:
+            raise CtrlgenError(f"a grid of {n} samples is too large (max {MAX_GRID}); use --format npz or png-dir for big jobs")
+        self.nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
+        self.scale, self.means = scale, means
+        self.parts: list[np.ndarray] = []
+
+    def add(self, samples, inputs):
+        self.parts.append(samples)
+        self.count += len(samples)
+
+    def render(self) -> np.ndarray:
+        x = np.concatenate(self.parts) if self.parts else np.zeros((0, *self.spec.output_shape), np.float32)
+        if self.spec.output_kind == "points":
+            return points_image(x, self.means)
+        return grid(to_uint8(x), self.nrow)
+
+    def close(self):
+        arr = self.render()
+        write_bytes(self.path, png_bytes(arr, self.scale if self.spec.output_kind == "image" else 1))
+
+
+class _TempDir:
+    """A temporary sibling folder that replaces ``target`` on commit."""
+
+    def __init__(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+    def commit(self) -> None:
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+        os.replace(self.tmp, self.target)
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class PngDirWriter(Writer):
+    """One PNG per sample (``000000.png`` ...) plus ``inputs.csv`` naming each one's inputs."""
+
+    def __init__(self, path, spec, n) -> None:
+        super().__init__(path, spec, n)
+        if spec.output_kind != "image":
+            raise CtrlgenError("png-dir needs an image model; use --format npz or grid for points")
+        self.dir = _TempDir(path)
+        self.width = max(6, len(str(max(n - 1, 0))))
+        self.csv = open(self.dir.tmp / "inputs.csv", "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        cols = ["file"]
+        if spec.conditional:
+            cols += ["label", "label_name"]
+        cols += [c.name for c in spec.categorical] + [c.name for c in spec.continuous]
+        self.csv.write(",".join(cols) + "\n")
+
+    def add(self, samples, inputs):
+        imgs = to_uint8(samples)
+        for j, img in enumerate(imgs):
+            name = f"{self.count + j:0{self.width}d}.png"
+            (self.dir.tmp / name).write_bytes(png_bytes(img))
+            row = [name]
+            if self.spec.conditional:
+                lab = int(inputs["label"][j])
+                row += [str(lab), '"' + self.spec.labels[lab].replace('"', "'") + '"']
+            row += [str(int(v)) for v in inputs.get("code_cat", np.zeros((len(imgs), 0)))[j]]
+            row += [repr(float(v)) for v in inputs.get("code_cont", np.zeros((len(imgs), 0)))[j]]
+            self.csv.write(",".join(row) + "\n")
+        self.count += len(imgs)
+
+    def close(self):
+        self.csv.close()
+        self.dir.commit()
+
+    def abort(self):
+        with contextlib.suppress(Exception):
+            self.csv.close()
+        self.dir.abort()
+
+
+class NpzWriter(Writer):
+    """``sample`` (float32, the model's raw output) and every input, streamed through .npy memmaps."""
+
+    def __init__(self, path, spec, n) -> None:
+        super().__init__(path, spec, n)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".parts", dir=path.parent if str(path.parent) else "."))
+        shapes = {"sample": ((n, *spec.output_shape), np.float32)}
+        for name, shape in spec.input_shapes(n).items():
+            shapes[name] = (shape, np.float32 if name in ("z", "code_cont") else np.int64)
+        self.arrays = {
+            name: np.lib.format.open_memmap(self.tmpdir / f"{name}.npy", mode="w+", dtype=dt, shape=shape)
+            for name, (shape, dt) in shapes.items()
+        }
+
+    def add(self, samples, inputs):
+        m = len(samples)
+        self.arrays["sample"][self.count : self.count + m] = samples
+        for name, v in inputs.items():
+            self.arrays[name][self.count : self.count + m] = v
+        self.count += m
+
+    def close(self):
+        for arr in self.arrays.values():
+            arr.flush()
+        names = list(self.arrays)
+        self.arrays.clear()
+        target = self.path
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else ".")
+        os.close(fd)
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name in names:
+                    src = self.tmpdir / f"{name}.npy"
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+                    info.external_attr = 0o644 << 16
+                    with open(src, "rb") as fin, zf.open(info, "w", force_zip64=True) as fout:
+                        shutil.copyfileobj(fin, fout, 1 << 20)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def abort(self):
+        self.arrays.clear()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def make_writer(fmt: str, path: Path, spec: LatentSpec, n: int, nrow: int | None = None, scale: int = 2, means=None) -> Writer:
+    if fmt == "grid":
+        return GridWriter(path, spec, n, nrow=nrow, scale=scale, means=means)
+    if fmt == "png-dir":
+        return PngDirWriter(path, spec, n)
+    if fmt == "npz":
+        return NpzWriter(path, spec, n)
+    raise CtrlgenError(f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")

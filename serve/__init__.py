@@ -1,0 +1,1 @@
+"""ctrlgen.serve: the Typer command line and the Gradio app."""

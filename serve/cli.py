@@ -1,0 +1,323 @@
+"""The ``ctrlgen`` command line.
+
+Heavy imports (torch, onnxruntime, gradio) happen inside the commands, so
+``ctrlgen --help`` stays instant.  Every user error is one line on stderr and a
+non-zero exit (``user_errors``); a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctrlgen.errors import CtrlgenError
+
+app = typer.Typer(
+    name="ctrlgen",
+    help="Controllable generation without mode collapse: train, export, generate, explore.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_USER = 2
+
+
+def fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(EXIT_USER)
+
+
+def user_errors(fn):
+    """Turn CtrlgenError (and the OS errors users cause) into one line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except CtrlgenError as e:
+            fail(str(e))
+        except PermissionError as e:
+            fail(f"permission denied: {e.filename}; choose a path you can write")
+        except OSError as e:
+            if e.errno == 28:
+                fail("no space left on the device; free some space or write elsewhere")
+            fail(f"{e.strerror or e} ({e.filename}); check the path")
+        except KeyboardInterrupt:
+            typer.echo("Interrupted; nothing half-written was kept.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def main() -> None:  # the console script
+    app()
+
+
+# --------------------------------------------------------------------------- models
+def resolve_model(model: str | None) -> Path:
+    """A path, the name of a shipped model (``fashion-cgan``), or None for the default."""
+    from ctrlgen.models import DEFAULT, models_dir, shipped
+
+    if model is None:
+        path = models_dir() / DEFAULT
+        if not path.exists():
+            raise CtrlgenError(f"no default model at {path}; give a MODEL path (an .onnx file, checkpoint or run directory)")
+        return path
+    path = Path(model)
+    if path.exists():
+        return path
+    for cand in (models_dir() / model, models_dir() / f"{model}.onnx"):
+        if cand.exists():
+            return cand
+    names = ", ".join(p.stem for p in shipped()) or "none"
+    raise CtrlgenError(f"model {model!r} not found; give a path or a shipped model name ({names})")
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise CtrlgenError(f"--{what} {item!r} must look like NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def parse_codes(spec, cat: list[str], cont: list[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """--cat NAME=INT and --cont NAME=FLOAT, validated against the spec."""
+    import math
+
+    cats: dict[str, int] = {}
+    for name, raw in parse_assignments(cat, "cat").items():
+        c = spec.categorical[spec.categorical_index(name)]
+        try:
+            v = int(raw)
+        except ValueError:
+            raise CtrlgenError(f"--cat {name}={raw!r} is not an integer; use 0..{c.n - 1}") from None
+        if not 0 <= v < c.n:
+            raise CtrlgenError(f"--cat {name}={v} is out of range; use 0..{c.n - 1}")
+        cats[name] = v
+    conts: dict[str, float] = {}
+    for name, raw in parse_assignments(cont, "cont").items():
+        c = spec.continuous[spec.continuous_index(name)]
+        try:
+            v = float(raw)
+        except ValueError:
+            raise CtrlgenError(f"--cont {name}={raw!r} is not a number; use a value in [{c.low:g}, {c.high:g}]") from None
+        if not math.isfinite(v):
+            raise CtrlgenError(f"--cont {name}={raw} is not finite; use a value in [{c.low:g}, {c.high:g}]")
+        conts[name] = v
+    return cats, conts
+
+
+# --------------------------------------------------------------------------- train
+@app.command()
+@user_errors
+def train(
+    recipe: Annotated[str | None, typer.Argument(help="Recipe name (fashion-cgan, fashion-infogan, ring8, grid25, ...) or a TOML path.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="Override any field: key=value (lr_g=1e-4, net.g_width=128, techniques.ema.decay=0.99).")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/RECIPE-TIMESTAMP).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its newest checkpoint.")] = None,
+    steps: Annotated[int | None, typer.Option(help="G updates in total (overrides the recipe's steps/epochs).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data (image recipes).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (default: the Debian Fashion-MNIST).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
+    from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
+    from ctrlgen.train.trainer import Trainer
+
+    extra = list(set_)
+    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    if data is not None:
+        extra.append(f"data_dir={json.dumps(data)}")
+    extra.append(f"progress={'true' if progress else 'false'}")
+    if resume is not None:
+        if recipe is not None:
+            raise CtrlgenError("give either a RECIPE or --resume RUN_DIR, not both")
+        changes = {}
+        for item in extra:
+            keys, value = parse_override(item)
+            changes[".".join(keys)] = value
+        trainer = Trainer.resume(resume, changes)
+        typer.echo(f"Resuming {resume} at step {trainer.step} of {trainer.total_steps}")
+    else:
+        if recipe is None:
+            raise CtrlgenError("give a RECIPE (e.g. fashion-cgan) or --resume RUN_DIR")
+        d = apply_overrides(read_recipe(recipe), extra)
+        cfg = TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")
+        run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (run_dir / "config.json").exists():
+            raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+        trainer = Trainer(cfg, run_dir)
+        typer.echo(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()} -> {run_dir}")
+    status = trainer.run()
+    per_epoch = trainer.batches.per_epoch
+    line = f"{status} at step {trainer.step}/{trainer.total_steps}; {trainer.wall_time:.1f} s of training"
+    if per_epoch and trainer.step:
+        line += f", {trainer.wall_time / trainer.step * per_epoch / trainer.cfg.n_critic:.1f} s/epoch"
+    typer.echo(line)
+    typer.echo(f"Checkpoint: {trainer.run_dir / 'checkpoints'}; export with: ctrlgen export {trainer.run_dir} -o model.onnx")
+    if status == "interrupted":
+        typer.echo(f"Continue with: ctrlgen train --resume {trainer.run_dir}")
+
+
+# --------------------------------------------------------------------------- export
+@app.command()
+@user_errors
+def export(
+    source: Annotated[Path, typer.Argument(help="Run directory or checkpoint (.safetensors).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")] = Path("model.onnx"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+    ema: Annotated[bool, typer.Option(help="Export the EMA weights when the run has them.")] = True,
+    tol: Annotated[float, typer.Option(help="Largest allowed |ONNX Runtime - torch| difference.")] = 1e-4,
+) -> None:
+    """Export a generator to ONNX with its spec and model card; verify it against torch."""
+    from ctrlgen.export import export as do_export
+    from ctrlgen.files import check_output
+
+    check_output(output, force)
+    rep = do_export(source, output, prefer_ema=ema, tol=tol)
+    typer.echo(
+        f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); "
+        f"onnx.checker passed; max |onnxruntime - torch| = {rep.max_abs_diff:.2e} at batch 1 and 37"
+    )
+
+
+# --------------------------------------------------------------------------- generate
+class Format(str, Enum):
+    grid = "grid"
+    png_dir = "png-dir"
+    npz = "npz"
+
+
+@app.command()
+@user_errors
+def generate(
+    model: Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")] = None,
+    n: Annotated[int | None, typer.Option("--n", "-n", help="Number of samples (default 100; with --label all, split evenly over classes).")] = None,
+    label: Annotated[str | None, typer.Option(help="Class index or name for every sample, 'all' for a row per class, 'random' (default: all).")] = None,
+    cat: Annotated[list[str], typer.Option(help="Fix a categorical code: NAME=INT (repeatable).")] = [],  # noqa: B006
+    cont: Annotated[list[str], typer.Option(help="Fix a continuous code: NAME=FLOAT (repeatable).")] = [],  # noqa: B006
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical output.")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default samples.png, or the next free samples-N.png).")] = None,
+    format: Annotated[Format | None, typer.Option("--format", "-f", help="grid (one PNG), png-dir (a PNG per sample) or npz; default from the output's suffix.")] = None,
+    truncation: Annotated[float | None, typer.Option(help="Resample |z| above this (truncation trick).")] = None,
+    nrow: Annotated[int | None, typer.Option(help="Samples per grid row.")] = None,
+    scale: Annotated[int, typer.Option(help="Upscale factor of grid images.")] = 2,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+    batch: Annotated[int, typer.Option(help="Samples per model call.")] = 1024,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Generate samples from a model as a grid PNG, a folder of PNGs, or an npz archive."""
+    import numpy as np
+
+    from ctrlgen.files import check_output, free_name
+    from ctrlgen.runtime import Runtime
+    from ctrlgen.writers import infer_format, make_writer
+
+    if n is not None and n < 1:
+        raise CtrlgenError(f"--n must be at least 1, got {n}")
+    if n is not None and n > 100_000_000:
+        raise CtrlgenError(f"--n {n} is too large (max 100,000,000); split the job")
+    if batch < 1:
+        raise CtrlgenError(f"--batch must be at least 1, got {batch}")
+    if scale < 1 or scale > 16:
+        raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
+    path = resolve_model(model)
+    rt = Runtime.from_file(path, threads=threads, device=device)
+    spec = rt.spec
+    cats, conts = parse_codes(spec, cat, cont)
+    if output is None:
+        output = free_name(Path("samples.png")) if format in (None, Format.grid) else Path(f"samples{'.npz' if format == Format.npz else ''}")
+        output = free_name(output)
+    fmt = format.value if format is not None else infer_format(output)
+    check_output(output, force)
+    count = 100 if n is None else n
+    labels: Any = None
+    if spec.conditional:
+        choice = "all" if label is None else label
+        if choice == "all":
+            per = max(1, count // spec.n_classes)
+            if per * spec.n_classes != count:
+                typer.echo(f"Note: {per * spec.n_classes} samples ({per} per class), a row per class", err=True)
+            count = per * spec.n_classes
+            labels = np.repeat(np.arange(spec.n_classes), per)
+            nrow = nrow or per
+        elif choice != "random":
+            labels = spec.label_index(choice)
+    elif label not in (None, "random"):
+        raise CtrlgenError("this model is not class-conditional; drop --label")
+    means = None
+    if spec.output_kind == "points" and "mixture" in spec.extra:
+        from ctrlgen.data import mixture
+
+        means = mixture(spec.extra["mixture"]).means
+    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=scale, means=means)
+    t0 = time.perf_counter()
+    try:
+        from rich.progress import Progress
+
+        with Progress(transient=True, disable=count <= 10 * batch or not sys.stderr.isatty()) as bar:
+            task = bar.add_task("generate", total=count)
+            for samples, inputs in rt.stream(count, seed, chunk=batch, label=labels, cat=cats, cont=conts, truncation=truncation):
+                writer.add(samples, inputs)
+                bar.update(task, advance=len(samples))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    dt = time.perf_counter() - t0
+    typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
+
+
+# --------------------------------------------------------------------------- info
+@app.command()
+@user_errors
+def info(
+    model: Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print spec and card as JSON.")] = False,
+) -> None:
+    """Print a model's latent spec and model card."""
+    from ctrlgen.runtime import Runtime
+
+    path = resolve_model(model)
+    rt = Runtime.from_file(path)
+    if as_json:
+        typer.echo(json.dumps({"path": str(path), "spec": rt.spec.to_dict(), "card": rt.card}, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"{rt.name} — {path}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in rt.spec.describe():
+        t.add_row(k, v)
+    console.print(t)
+    card = rt.card
+    c = Table(title="model card", show_header=False, title_justify="left")
+    c.add_column(style="bold")
+    c.add_column()
+    for key in ("recipe", "loss", "techniques", "steps", "seed", "batch_size", "data", "device", "wall_time_s", "weights", "params", "export_parity_max_abs_diff", "exported"):
+        if key in card and card[key] is not None:
+            v = card[key]
+            c.add_row(key, v if isinstance(v, str) else json.dumps(v))
+    for k, v in (card.get("metrics") or {}).items():
+        c.add_row(f"metric {k}", json.dumps(v))
+    console.print(c)

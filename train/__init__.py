@@ -1,0 +1,1 @@
+"""ctrlgen.train: the trainer, losses, stabilization techniques and recipes."""

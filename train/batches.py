@@ -1,0 +1,61 @@
+"""Real batches as index gathers from one in-memory tensor (no per-item DataLoader).
+
+Batch number i is a pure function of (seed, i): image data walks a fresh
+permutation per epoch, seeded by (seed, epoch); the 2D mixtures draw batch i
+from a stream seeded by (seed, i).  Resuming therefore needs only the count of
+batches drawn, and every rank of a distributed run can compute its own shard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ctrlgen.data import ImageData, Mixture
+from ctrlgen.errors import CtrlgenError
+
+
+class ImageBatches:
+    """Fashion-MNIST or an image folder, held on the training device as uint8."""
+
+    def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device) -> None:
+        n = len(data.labels)
+        if n < batch_size:
+            raise CtrlgenError(f"the data has {n} images, fewer than batch_size={batch_size}; lower batch_size or add data")
+        self.x = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
+        self.y = torch.from_numpy(data.labels).to(device)
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._perm_epoch, self._perm = -1, None
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.n, generator=gen).to(self.x.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``index``: images as float in [-1, 1] and their labels."""
+        epoch, i = divmod(index, self.per_epoch)
+        idx = self.permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+        return self.x[idx].float().div_(127.5).sub_(1.0), self.y[idx]
+
+    def epoch(self, index: int) -> float:
+        return index / self.per_epoch
+
+
+class MixtureBatches:
+    """Samples of a 2D Gaussian mixture; the mode index is the label."""
+
+    def __init__(self, mixture: Mixture, batch_size: int, seed: int, device: torch.device) -> None:
+        self.mixture, self.batch_size, self.seed, self.device = mixture, batch_size, seed, device
+        self.per_epoch = 0
+
+    def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        x, k = self.mixture.sample(self.batch_size, rng)
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(k).to(self.device)
+
+    def epoch(self, index: int) -> float:
+        return 0.0

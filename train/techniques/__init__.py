@@ -1,0 +1,163 @@
+"""Stabilizers: small objects with a few hooks, selected by name.
+
+The training step never asks "is technique X on?".  It calls every active
+technique's hooks and sums what they return:
+
+* ``d_penalty(ctx)`` / ``g_penalty(ctx)``: extra loss terms (a dict name -> scalar, or None);
+* ``fake_for_d(fake, inputs)``: change the fake batch D sees (experience replay);
+* ``wrap_loss(loss)``: change the adversarial loss (label smoothing);
+* ``after_d_step(trainer)`` / ``after_g_step(trainer)``: act on weights (clipping, EMA);
+* ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact.
+
+A new technique is one new file in this folder with a class decorated by
+``@register``; its ``params`` are its settings, set from a recipe's
+``[techniques.NAME]`` table.  ``check(cfg)`` rejects combinations that make
+no sense at config time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ctrlgen.errors import CtrlgenError
+
+if TYPE_CHECKING:
+    from ctrlgen.train.config import TrainConfig
+    from ctrlgen.train.losses import GanLoss
+    from ctrlgen.train.trainer import Trainer
+
+    from ctrlgen.nets import DOut
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class StepContext:
+    """What a hook may look at during one D or G update."""
+
+    trainer: Trainer
+    real: Tensor | None  # a real batch (None in the G step unless a technique asked for it)
+    real_label: Tensor | None
+    inputs: dict[str, Tensor]  # the latent inputs the fake batch was made from
+    fake: Tensor
+    out_fake: DOut
+    out_real: DOut | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def discriminate(self, x: Tensor, label: Tensor | None) -> DOut:
+        return self.trainer.D(x, label)
+
+
+class Technique:
+    """Base class: every hook does nothing.  Subclasses override what they need."""
+
+    name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}  # defaults; the types of the defaults are enforced
+    doc: ClassVar[str] = ""
+    needs_real_in_g_step: ClassVar[bool] = False  # G step also runs D on a real batch (feature matching)
+
+    def __init__(self, **params: Any) -> None:
+        self.p = dict(self.params)
+        self.p.update(params)
+
+    @classmethod
+    def check(cls, cfg: TrainConfig, params: dict[str, Any]) -> None:
+        """Raise CtrlgenError if this technique makes no sense with ``cfg``."""
+
+    def setup(self, trainer: Trainer) -> None: ...
+
+    def wrap_loss(self, loss: GanLoss) -> GanLoss:
+        return loss
+
+    def fake_for_d(self, fake: Tensor, inputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        return fake, inputs
+
+    def d_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
+        return None
+
+    def g_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
+        return None
+
+    def d_for_g(self, trainer: Trainer, d_fn):
+        """The discriminator the G step differentiates through (unrolled GANs return a look-ahead copy)."""
+        return d_fn
+
+    def after_d_step(self, trainer: Trainer) -> None: ...
+
+    def after_g_step(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
+
+
+TECHNIQUES: dict[str, type[Technique]] = {}
+
+
+def register(cls: type[Technique]) -> type[Technique]:
+    if not cls.name or cls.name in TECHNIQUES:
+        raise ValueError(f"technique name {cls.name!r} is empty or taken")
+    TECHNIQUES[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _check_params(name: str, cls: type[Technique], params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise CtrlgenError(f"techniques.{name} must be a table of parameters, got {params!r}")
+    unknown = sorted(set(params) - set(cls.params))
+    if unknown:
+        valid = ", ".join(sorted(cls.params)) or "none"
+        raise CtrlgenError(f"techniques.{name}: unknown parameter(s) {unknown}; valid: {valid}")
+    for k, v in params.items():
+        if not _type_ok(v, cls.params[k]):
+            raise CtrlgenError(f"techniques.{name}.{k} must be {type(cls.params[k]).__name__}, got {v!r}")
+    return params
+
+
+def active_techniques(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """The techniques a config switches on (its own plus those its loss requires), with params."""
+    from ctrlgen.train.losses import get_loss
+
+    _load_all()
+    out = {name: dict(params) for name, params in cfg.techniques.items()}
+    for req in get_loss(cfg.loss).requires:
+        out.setdefault(req, {})
+    if cfg.infogan:
+        out.setdefault("mutual_information", {})
+    return out
+
+
+def check_techniques(cfg: TrainConfig) -> None:
+    _load_all()
+    for name, params in active_techniques(cfg).items():
+        if name not in TECHNIQUES:
+            raise CtrlgenError(f"technique {name!r} is unknown; use one of: {', '.join(sorted(TECHNIQUES))}")
+        cls = TECHNIQUES[name]
+        cls.check(cfg, _check_params(name, cls, params))
+
+
+def build_techniques(cfg: TrainConfig) -> list[Technique]:
+    """Instantiate in a fixed order (sorted by name) so runs are reproducible."""
+    check_techniques(cfg)
+    return [TECHNIQUES[n](**p) for n, p in sorted(active_techniques(cfg).items())]
