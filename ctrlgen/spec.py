@@ -65,6 +65,8 @@ class ContinuousCode:
 
     def __post_init__(self) -> None:
         _check_name("continuous code", self.name)
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise CtrlgenError(
                 f"continuous code {self.name!r} needs finite low < high, got [{self.low}, {self.high}]"

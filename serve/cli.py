@@ -62,6 +62,21 @@ def main() -> None:  # the console script
     app()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ctrlgen import __version__
+
+        typer.echo(f"ctrlgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Controllable generation without mode collapse: train, export, generate, explore."""
+
+
 # --------------------------------------------------------------------------- models
 def resolve_model(model: str | None) -> Path:
     """A path, the name of a shipped model (``fashion-cgan``), or None for the default."""

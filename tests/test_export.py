@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import needs_fashion
+
+from ctrlgen.checkpoint import load_generator
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.export import export, parity
+from ctrlgen.runtime import Runtime
+from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@needs_fashion
+@pytest.mark.parametrize("name, inputs", [("cgan", ["z", "label"]), ("infogan", ["z", "code_cat", "code_cont"]), ("ring8", ["z"])])
+def test_interface_metadata_and_dynamic_batch(tiny_models, name, inputs):
+    path = tiny_models[name]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: p.value for p in model.metadata_props}
+    spec = LatentSpec.from_json(meta[SPEC_KEY])
+    card = json.loads(meta[CARD_KEY])
+    assert card["steps"] == 8 and card["seed"] == 0 and "device" in card and "wall_time_s" in card
+    assert card["export_parity_max_abs_diff"] < 1e-4
+    sess = _session(path)
+    assert [i.name for i in sess.get_inputs()] == inputs
+    assert [o.name for o in sess.get_outputs()] == ["sample"]
+    types = {i.name: i.type for i in sess.get_inputs()}
+    assert types["z"] == "tensor(float)"
+    if "label" in types:
+        assert types["label"] == "tensor(int64)"
+    for batch in (1, 37, 300):
+        (out,) = sess.run(None, spec.sample(batch, seed=batch))
+        assert out.shape == (batch, *spec.output_shape) and out.dtype == np.float32
+    if spec.output_kind == "image":
+        assert out.min() >= -1 and out.max() <= 1
+
+
+@needs_fashion
+@pytest.mark.parametrize("name", ["cgan", "infogan"])
+def test_parity_against_torch_at_batch_1_and_37(tiny_runs, tiny_models, name):
+    g, spec, _ = load_generator(tiny_runs[name])
+    diff = parity(tiny_models[name].read_bytes(), g, spec, batches=(1, 37))
+    assert diff < 1e-4
+
+
+@needs_fashion
+def test_export_uses_ema_weights_when_the_run_has_them(tiny_runs, tmp_path):
+    g_ema, spec, ck = load_generator(tiny_runs["cgan"], prefer_ema=True)
+    g_raw, _, _ = load_generator(tiny_runs["cgan"], prefer_ema=False)
+    assert ck.meta["weights"] == "ema"
+    a, b = export(tiny_runs["cgan"], tmp_path / "ema.onnx"), export(tiny_runs["cgan"], tmp_path / "raw.onnx", prefer_ema=False)
+    assert a.weights == "ema" and b.weights == "G"
+    x = spec.sample(5, 0)
+    ema_out = Runtime.from_file(tmp_path / "ema.onnx")(**x)
+    raw_out = Runtime.from_file(tmp_path / "raw.onnx")(**x)
+    with torch.no_grad():
+        want = g_ema(**{k: torch.from_numpy(v) for k, v in x.items()}).numpy()
+    np.testing.assert_allclose(ema_out, want, atol=1e-4)
+    assert np.abs(ema_out - raw_out).max() > 1e-3
+
+
+def test_export_of_a_missing_run_is_one_line(tmp_path):
+    with pytest.raises(CtrlgenError, match="holds no checkpoint"):
+        export(tmp_path, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_runtime_refuses_onnx_without_ctrlgen_metadata(tiny_models, tmp_path):
+    model = onnx.load(str(tiny_models["ring8"]))
+    del model.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(model, str(bare))
+    with pytest.raises(CtrlgenError, match="no 'ctrlgen.spec' metadata"):
+        Runtime.from_file(bare)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CtrlgenError, match="not a loadable ONNX model"):
+        Runtime.from_file(junk)
+
+
+def test_onnx_and_checkpoint_runtimes_agree(tiny_runs, tiny_models):
+    onnx_rt = Runtime.from_file(tiny_models["ring8"])
+    torch_rt = Runtime.from_file(tiny_runs["ring8"])
+    a, _ = onnx_rt.generate(50, seed=3)
+    b, _ = torch_rt.generate(50, seed=3)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert onnx_rt.spec == torch_rt.spec
