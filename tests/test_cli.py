@@ -4,10 +4,11 @@ import sys
 import zipfile
 
 import numpy as np
-from conftest import needs_fashion
-from ctrlgen.serve.cli import app
 from PIL import Image
 from typer.testing import CliRunner
+
+from conftest import needs_fashion
+from ctrlgen.serve.cli import app
 
 runner = CliRunner()
 

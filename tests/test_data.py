@@ -2,9 +2,9 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import needs_fashion
 from PIL import Image
 
+from conftest import needs_fashion
 from ctrlgen.data import (
     FASHION_MNIST_LABELS,
     load_idx_split,

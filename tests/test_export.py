@@ -5,8 +5,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import needs_fashion
 
+from conftest import needs_fashion
 from ctrlgen.checkpoint import load_generator
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.export import export, parity

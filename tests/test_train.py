@@ -7,12 +7,12 @@ import time
 
 import pytest
 import torch
-from conftest import needs_fashion, tiny_config
-from ctrlgen.train.config import load_config, recipe_names
-from ctrlgen.train.trainer import Trainer
 
+from conftest import needs_fashion, tiny_config
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.config import load_config, recipe_names
+from ctrlgen.train.trainer import Trainer
 
 RECIPES = ["ring8", pytest.param("fashion-cgan", marks=needs_fashion), pytest.param("fashion-infogan", marks=needs_fashion)]
 

@@ -20,10 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from ctrlgen.train.batches import ImageBatches, MixtureBatches
-from ctrlgen.train.config import RUN_FIELDS, TrainConfig
-from ctrlgen.train.losses import d_probability, get_loss
-from ctrlgen.train.techniques import StepContext, Technique, build_techniques
 
 import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
@@ -33,6 +29,10 @@ from ctrlgen.files import write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
+from ctrlgen.train.batches import ImageBatches, MixtureBatches
+from ctrlgen.train.config import RUN_FIELDS, TrainConfig
+from ctrlgen.train.losses import d_probability, get_loss
+from ctrlgen.train.techniques import StepContext, Technique, build_techniques
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
 

@@ -27,11 +27,10 @@ import torch
 from ctrlgen.errors import CtrlgenError
 
 if TYPE_CHECKING:
+    from ctrlgen.nets import DOut
     from ctrlgen.train.config import TrainConfig
     from ctrlgen.train.losses import GanLoss
     from ctrlgen.train.trainer import Trainer
-
-    from ctrlgen.nets import DOut
 
 Tensor = torch.Tensor
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
+
 from ctrlgen.train.techniques import Technique, register
 
 

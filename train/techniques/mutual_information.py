@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from ctrlgen.train.techniques import StepContext, Technique, register
 
 from ctrlgen.spec import CODE_CAT, CODE_CONT
+from ctrlgen.train.techniques import StepContext, Technique, register
 
 
 def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_cont: float) -> dict[str, torch.Tensor]:

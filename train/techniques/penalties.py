@@ -10,9 +10,9 @@ Each needs per-sample gradients, so D must not use batch normalization with it.
 from __future__ import annotations
 
 import torch
-from ctrlgen.train.techniques import StepContext, Technique, register
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques import StepContext, Technique, register
 
 
 def input_gradient_norm(ctx: StepContext, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from ctrlgen.train.techniques import Technique, register
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques import Technique, register
 
 
 @register
