@@ -148,6 +148,11 @@ def sweep_factors(spec: LatentSpec) -> list[str]:
     return ([LABEL_FACTOR] if spec.conditional else []) + [c.name for c in spec.categorical] + [c.name for c in spec.continuous]
 
 
+def check_sweepable(spec: LatentSpec) -> None:
+    if spec.output_kind != "image":
+        raise CtrlgenError("sweeps need an image model; this one gives points: use generate or interpolate")
+
+
 def sweep_axis(spec: LatentSpec, factor: str, steps: int = 10) -> Axis:
     """The values of ``factor`` across a sweep: all classes, all categories, or ``steps`` values over a range."""
     have = ", ".join(sweep_factors(spec)) or "nothing (no label, no codes)"
@@ -214,8 +219,7 @@ def sweep(
 ) -> SweepResult:
     """A traversal grid: rows = samples 0..rows-1 of ``seed``, columns = the factor's values (``transpose`` swaps)."""
     spec = rt.spec
-    if spec.output_kind != "image":
-        raise CtrlgenError("sweeps need an image model; this one gives points: use generate or interpolate")
+    check_sweepable(spec)
     if not isinstance(rows, (int, np.integer)) or rows < 1:
         raise CtrlgenError(f"rows must be a positive integer, got {rows!r}")
     axis = sweep_axis(spec, factor, steps)
@@ -233,7 +237,8 @@ def sweep(
     if captions:
         from ctrlgen.captions import caption
 
-        title = f"{axis.name} across {'classes' if axis.kind == 'label' else 'its values'}; seed {seed}"
+        down, across = (axis.name, f"{rows} z") if transpose else (f"{rows} z", axis.name)
+        title = f"across: {across}; down: {down} (seed {seed})"
         titles = list(axis.titles)
         image = caption(image, col_titles=None if transpose else titles, row_titles=titles if transpose else None, title=title)
     return SweepResult(image, samples, inputs, axis, rows)

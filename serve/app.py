@@ -117,7 +117,7 @@ def build(ex: Explorer) -> gr.Blocks:
                         rows = gr.Slider(1, 16, value=4, step=1, label="rows (different z)")
                         captions = gr.Checkbox(True, label="captions")
                     sweep_btn = gr.Button("Sweep", variant="primary", elem_id="sweep")
-                    sweep_img = gr.Image(label="sweep", format="png", type="numpy", interactive=False, elem_id="sweep-image")
+                    sweep_img = gr.Image(label="sweep", show_label=False, format="png", type="numpy", interactive=False, elem_id="sweep-image")
                     sweep_png = gr.DownloadButton("PNG", size="sm")
                 with gr.Tab("Interpolate"):
                     with gr.Row():
@@ -237,12 +237,13 @@ def hidden_input(param: inspect.Parameter) -> Any:
 
 
 # --------------------------------------------------------------------------- serving
-def make_explorer(models: list[str | Path], limits: Limits | None = None, threads: int | None = None) -> Explorer:
-    """The shipped models plus ``models`` (paths or shipped names), nothing loaded yet."""
+def make_explorer(models: list[str | Path], limits: Limits | None = None, threads: int | None = None,
+                  with_shipped: bool = True) -> Explorer:
+    """The shipped models (unless ``with_shipped`` is False) plus ``models`` (paths or shipped names), nothing loaded yet."""
     from ctrlgen.models import shipped
     from ctrlgen.serve.cli import resolve_model
 
-    paths = [*shipped(), *(resolve_model(str(m)) for m in models)]
+    paths = [*(shipped() if with_shipped else []), *(resolve_model(str(m)) for m in models)]
     if not paths:
         raise CtrlgenError("no models to serve: give MODEL paths (.onnx, checkpoint or run directory) or ship one in models/")
     limits = limits or Limits()
