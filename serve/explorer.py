@@ -215,15 +215,16 @@ class Explorer:
     def sweep(self, model: str, factor: str, steps: Any = 8, rows: Any = 4, seed: Any = 0, label: Any = None,
               truncation: Any = None, cat: dict | None = None, cont: dict | None = None, captions: bool = True) -> tuple[np.ndarray, Path]:
         """A traversal grid: rows are different z, columns the values of ``factor`` (a code or "label")."""
-        from ctrlgen.explore import sweep, sweep_axis
+        from ctrlgen.explore import check_sweepable, sweep, sweep_axis
 
         rt = self.registry.get(model)
         spec = rt.spec
+        check_sweepable(spec)
         steps = as_int(steps, "steps", 2, self.limits.max_samples)
         rows = as_int(rows, "rows", 1, self.limits.max_samples)
         seed = as_int(seed, "seed", 0, 2**32 - 1)
         cols = len(sweep_axis(spec, str(factor), steps).values)
-        h, w = spec.output_shape[1:] if spec.output_kind == "image" else (1, 1)
+        h, w = spec.output_shape[1:]
         scale = fit_scale((rows * (h + 2) + 2, cols * (w + 2) + 2), self.limits.max_side)
         res = sweep(rt, str(factor), steps=steps, rows=rows, seed=seed, label=as_label(spec, label) if spec.conditional else None,
                     cat=cat, cont=cont, truncation=as_truncation(truncation), captions=bool(captions), scale=scale,
