@@ -64,3 +64,9 @@ def test_interpolate_points_and_errors(tiny_models, tmp_path):
     assert_one_line_error(run("interpolate", tiny_models["ring8"], "-o", tmp_path / "x.png", ok=False), "must end in .gif")
     assert_one_line_error(run("interpolate", tiny_models["ring8"], "--label", "1", "-o", tmp_path / "x.gif", ok=False), "not class-conditional")
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_ui_command_refuses_bad_arguments_before_serving(tmp_path):
+    assert_one_line_error(run("ui", tmp_path / "missing.onnx", ok=False), "not found")
+    assert_one_line_error(run("ui", "--port", 70000, ok=False), "--port must be in 1..65535")
+    assert_one_line_error(run("ui", "--max-samples", 0, ok=False), "max-samples must be a positive integer")

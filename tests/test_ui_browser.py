@@ -9,6 +9,8 @@ from conftest import needs_fashion
 pytestmark = [
     pytest.mark.browser,
     needs_fashion,
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),  # gradio's queue vs pandas 3, not ours
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: apt-get install chromium (scripts/install.sh --test does)"),
 ]
 
