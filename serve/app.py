@@ -22,6 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls to outsid
 
 import functools  # noqa: E402
 import inspect  # noqa: E402
+import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -250,25 +251,34 @@ def make_explorer(models: list[str | Path], limits: Limits | None = None, thread
     return Explorer(Registry(paths, threads=threads), limits, OutputStore(limits.max_files))
 
 
-def start(ex: Explorer, host: str = "127.0.0.1", port: int | None = None, block: bool = True):
-    """Serve ``ex`` on host:port (never a share link); returns (demo, url) when ``block`` is False."""
-    demo = build(ex)
+def start(ex: Explorer, host: str = "127.0.0.1", port: int | None = None) -> tuple[gr.Blocks, str]:
+    """Serve ``ex`` on host:port in the background (never a share link); returns (demo, url)."""
     from ctrlgen.models import models_dir
 
+    demo = build(ex)
     blocked = sorted({str(models_dir().resolve()), *(str(p) for p in ex.registry.paths.values())})
-    _, url, _ = demo.launch(
-        server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=not block,
-        show_error=False, theme=THEME, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
-        enable_monitoring=False, mcp_server=False, run_history=False, max_file_size="1mb",
-    )
+    try:
+        _, url, _ = demo.launch(
+            server_name=host, server_port=port, share=False, prevent_thread_lock=True, quiet=True,
+            show_error=False, theme=THEME, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
+            enable_monitoring=False, mcp_server=False, run_history=False, max_file_size="1mb",
+        )
+    except OSError as e:
+        raise CtrlgenError(f"cannot serve on {host}:{port} ({str(e).split('.')[0]}); choose another --port, or a --host of this machine") from None
     return demo, url
 
 
 def launch(models: list[str], host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None, threads: int | None = None) -> None:
-    """``ctrlgen ui``: blocks until Ctrl-C."""
+    """``ctrlgen ui``: serves until Ctrl-C."""
     ex = make_explorer(models, limits, threads)
-    print(f"Serving {', '.join(ex.registry.names)} on http://{host}:{port} (Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop cleans up like Ctrl-C
     try:
-        start(ex, host, port, block=True)
+        demo, url = start(ex, host, port)
+        print(f"Serving {', '.join(ex.registry.names)} on {url} (Ctrl-C stops)", flush=True)
+        demo.block_thread()
     finally:
         ex.store.cleanup()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

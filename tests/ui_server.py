@@ -19,7 +19,7 @@ def serving(models, limits=None) -> Iterator[tuple[object, str]]:
     from ctrlgen.serve.app import make_explorer, start
 
     ex = make_explorer(list(models), limits, with_shipped=False)
-    demo, url = start(ex, "127.0.0.1", free_port(), block=False)
+    demo, url = start(ex, "127.0.0.1", free_port())
     try:
         yield ex, url
     finally:
