@@ -56,7 +56,8 @@ def save_png(arr: np.ndarray, path: str | Path, scale: int = 1) -> None:
     write_bytes(path, png_bytes(arr, scale))
 
 
-def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 80, scale: int = 1) -> None:
+def gif_bytes(frames: list[np.ndarray], ms_per_frame: int = 80, scale: int = 1) -> bytes:
+    """An endlessly looping GIF of (H, W, C) uint8 frames."""
     from PIL import Image
 
     ims = [image_from_array(f) for f in frames]
@@ -65,7 +66,11 @@ def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 80,
     ims = [im.convert("P", palette=Image.Palette.ADAPTIVE) if im.mode == "RGB" else im for im in ims]
     buf = io.BytesIO()
     ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0)
-    write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 80, scale: int = 1) -> None:
+    write_bytes(path, gif_bytes(frames, ms_per_frame, scale))
 
 
 def points_image(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,26 +124,19 @@ class OnnxRuntime(Runtime):
     def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> None:
         import onnxruntime as ort
 
+        check_threads(threads)
         self.source = Path(path)
         try:
             data = self.source.read_bytes()
         except OSError as e:
             raise CtrlgenError(f"cannot read {self.source} ({e.strerror}); check the path") from None
+        ort.set_default_logger_severity(3)  # the CUDA fallback warning is ours to report, not ORT's
         so = ort.SessionOptions()
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
-        self.session = None
-        for providers in choose_providers(device):
-            try:
-                self.session = ort.InferenceSession(data, so, providers=providers)
-                break
-            except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-                last = e
-                if providers == ["CPUExecutionProvider"]:
-                    first = str(last).splitlines()[0][:100] if str(last) else type(last).__name__
-                    raise CtrlgenError(f"{self.source} is not a loadable ONNX model ({first}); re-export it with ctrlgen export") from None
+        self.session = open_session(ort, data, so, device, self.source)
         meta = self.session.get_modelmeta().custom_metadata_map
         if SPEC_KEY not in meta:
             have = ", ".join(sorted(meta)) or "none"
@@ -164,23 +158,57 @@ class OnnxRuntime(Runtime):
         return out
 
 
-def choose_providers(device: str) -> list[list[str]]:
-    """Provider lists to try in order: CUDA (when asked or auto and listed) then CPU.
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+DEVICES = ("auto", "cpu", "cuda")
 
-    ``onnxruntime-gpu`` lists CUDAExecutionProvider even where CUDA cannot load,
-    so a CUDA attempt that fails falls back to CPU rather than erroring.
+
+def check_threads(threads: int | None) -> None:
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise CtrlgenError(f"threads must be a positive integer, got {threads!r}; leave it unset to use all cores")
+
+
+def choose_providers(device: str, available: Sequence[str] | None = None) -> list[list[str]]:
+    """Provider lists to try in order: CUDA (asked for, or auto and listed) then CPU.
+
+    ``available`` defaults to what this onnxruntime build lists.
     """
-    import onnxruntime as ort
+    if available is None:
+        import onnxruntime as ort
 
-    if device not in ("auto", "cpu", "cuda"):
+        available = ort.get_available_providers()
+    if device not in DEVICES:
         raise CtrlgenError(f"device {device!r} is unknown; use auto, cpu or cuda")
-    tries = []
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        tries.append(["CUDAExecutionProvider", "CPUExecutionProvider"])
-    elif device == "cuda":
+    if device == "cuda" and CUDA not in available:
         raise CtrlgenError("device cuda asked for but this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu")
-    tries.append(["CPUExecutionProvider"])
-    return tries
+    tries = [[CUDA, CPU]] if device in ("auto", "cuda") and CUDA in available else []
+    return [*tries, [CPU]]
+
+
+def open_session(ort: Any, data: bytes, options: Any, device: str, source: Path) -> Any:
+    """An InferenceSession on the first provider list that really works.
+
+    ``onnxruntime-gpu`` lists CUDA even where CUDA or cuDNN cannot load; then
+    ORT either raises or silently runs on CPU.  With ``device="auto"`` both
+    end on CPU; with ``device="cuda"`` both are a one-line error.
+    """
+    problem = ""
+    for providers in choose_providers(device):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "CUDA is not in available provider names": handled below
+                session = ort.InferenceSession(data, options, providers=providers)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            if providers == [CPU]:
+                raise CtrlgenError(f"{source} is not a loadable ONNX model ({first}); re-export it with ctrlgen export") from None
+            problem = first  # try CPU next: it tells a broken file from a broken CUDA
+            continue
+        if CUDA in providers and CUDA not in session.get_providers():
+            problem = "onnxruntime fell back to CPU"
+        if device == "cuda" and CUDA not in session.get_providers():
+            break
+        return session
+    raise CtrlgenError(f"device cuda asked for but CUDA could not be used ({problem}); check the CUDA/cuDNN libraries or use --device cpu")
 
 
 class TorchRuntime(Runtime):
@@ -194,6 +222,11 @@ class TorchRuntime(Runtime):
         from ctrlgen.checkpoint import load_generator
         from ctrlgen.export import build_card
 
+        check_threads(threads)
+        if device not in DEVICES:
+            raise CtrlgenError(f"device {device!r} is unknown; use auto, cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise CtrlgenError("device cuda asked for but torch sees no CUDA device; use --device cpu")
         if threads:
             torch.set_num_threads(threads)
         self.source = Path(path)

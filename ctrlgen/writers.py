@@ -143,51 +143,78 @@ class PngDirWriter(Writer):
 
 
 class NpzWriter(Writer):
-    """``sample`` (float32, the model's raw output) and every input, streamed through .npy memmaps."""
+    """``sample`` (float32, the model's raw output) and every input, streamed to disk in chunks.
+
+    ``sample.npy`` is written straight into the (temporary) zip archive and the
+    small inputs go to plain ``.npy`` part files appended after it, all with
+    ordinary sequential writes: resident memory stays at about one chunk
+    whatever ``n`` is (memory maps would count every written page as resident).
+    """
 
     def __init__(self, path, spec, n) -> None:
         super().__init__(path, spec, n)
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".parts", dir=path.parent if str(path.parent) else "."))
-        shapes = {"sample": ((n, *spec.output_shape), np.float32)}
+        folder = path.parent if str(path.parent) else Path(".")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".parts", dir=folder))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.dtypes = {name: np.dtype(np.float32 if name in ("z", "code_cont") else np.int64) for name in spec.input_names}
+        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self.sample = self.zip.open(_zip_info("sample.npy"), "w", force_zip64=True)
+        _npy_header(self.sample, (n, *spec.output_shape), np.dtype(np.float32))
+        self.parts = {}
         for name, shape in spec.input_shapes(n).items():
-            shapes[name] = (shape, np.float32 if name in ("z", "code_cont") else np.int64)
-        self.arrays = {
-            name: np.lib.format.open_memmap(self.tmpdir / f"{name}.npy", mode="w+", dtype=dt, shape=shape)
-            for name, (shape, dt) in shapes.items()
-        }
+            self.parts[name] = open(self.tmpdir / f"{name}.npy", "wb")  # noqa: SIM115 - closed in close/abort
+            _npy_header(self.parts[name], shape, self.dtypes[name])
 
     def add(self, samples, inputs):
         m = len(samples)
-        self.arrays["sample"][self.count : self.count + m] = samples
-        for name, v in inputs.items():
-            self.arrays[name][self.count : self.count + m] = v
+        if self.count + m > self.n:
+            raise CtrlgenError(f"npz writer got more than the {self.n} samples it was opened for")
+        self.sample.write(np.ascontiguousarray(samples, np.float32).data)
+        for name, f in self.parts.items():
+            f.write(np.ascontiguousarray(inputs[name], self.dtypes[name]).data)
         self.count += m
 
     def close(self):
-        for arr in self.arrays.values():
-            arr.flush()
-        names = list(self.arrays)
-        self.arrays.clear()
-        target = self.path
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else ".")
-        os.close(fd)
+        if self.count != self.n:
+            self.abort()
+            raise CtrlgenError(f"npz writer got {self.count} samples but was opened for {self.n}; nothing was written")
         try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name in names:
-                    src = self.tmpdir / f"{name}.npy"
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-                    info.external_attr = 0o644 << 16
-                    with open(src, "rb") as fin, zf.open(info, "w", force_zip64=True) as fout:
-                        shutil.copyfileobj(fin, fout, 1 << 20)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.sample.close()
+            for name, f in self.parts.items():
+                f.close()
+                with open(self.tmpdir / f"{name}.npy", "rb") as fin, self.zip.open(_zip_info(f"{name}.npy"), "w", force_zip64=True) as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+            self.zip.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def abort(self):
-        self.arrays.clear()
+        for f in (self.sample, *self.parts.values()):
+            with contextlib.suppress(Exception):
+                f.close()
+        with contextlib.suppress(Exception):
+            self.zip.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _zip_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _npy_header(f, shape: tuple, dtype: np.dtype) -> None:
+    """The .npy header of a C-order array of ``shape``; the data follows in chunks."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(int(s) for s in shape)}
+    np.lib.format.write_array_header_1_0(f, header)
 
 
 def make_writer(fmt: str, path: Path, spec: LatentSpec, n: int, nrow: int | None = None, scale: int = 2, means=None) -> Writer:

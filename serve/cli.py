@@ -336,3 +336,10 @@ def info(
     for k, v in (card.get("metrics") or {}).items():
         c.add_row(f"metric {k}", json.dumps(v))
     console.print(c)
+
+
+# --------------------------------------------------------------------------- explore: sweep, interpolate, ui
+from ctrlgen.serve import explore_cli  # noqa: E402 - typer only; the commands import the heavy parts
+
+for _command in (explore_cli.sweep, explore_cli.interpolate, explore_cli.ui):
+    app.command()(user_errors(_command))

@@ -1,0 +1,367 @@
+"""Exploring a latent space: code sweeps, label grids and spherical walks.
+
+The CLI (``ctrlgen sweep``, ``ctrlgen interpolate``) and the web UI share
+these functions.  They build model inputs from a LatentSpec and lay the
+outputs out as pictures; the only model call is ``run`` (chunked).
+
+* A **sweep** keeps z fixed along each row and varies one factor along the
+  columns: the label (every class), a categorical code (every value) or a
+  continuous code (``steps`` values across its range).
+* A **walk** visits ``keys`` keyframes (z drawn from the seed, optionally a
+  label or code value per keyframe) and moves between them: z by spherical
+  interpolation (slerp), continuous codes linearly; labels and categorical
+  codes are discrete, so they switch halfway between two keyframes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.images import grid, points_image, to_uint8
+from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, LatentSpec, Z
+
+LABEL_FACTOR = "label"
+RUN_CHUNK = 1024
+
+
+# --------------------------------------------------------------------------- running
+def run(rt: Any, inputs: Mapping[str, np.ndarray], chunk: int = RUN_CHUNK, extrapolate: bool = False) -> np.ndarray:
+    """The model's outputs for ``inputs``, called ``chunk`` samples at a time."""
+    n = len(inputs[Z])
+    parts = [rt(extrapolate=extrapolate, **{k: v[i : i + chunk] for k, v in inputs.items()}) for i in range(0, n, chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, *rt.spec.output_shape), np.float32)
+
+
+def upscale(img: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of an (H, W, C) image."""
+    return img if scale <= 1 else np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+
+def mixture_means(spec: LatentSpec) -> np.ndarray | None:
+    """The true mode centres of a 2D toy model (drawn as crosses), else None."""
+    if spec.output_kind != "points" or "mixture" not in spec.extra:
+        return None
+    from ctrlgen.data import mixture
+
+    return mixture(spec.extra["mixture"]).means
+
+
+def picture(spec: LatentSpec, samples: np.ndarray, nrow: int | None = None, scale: int = 1, extent: float | None = None) -> np.ndarray:
+    """Samples as one (H, W, C) uint8 picture: an image grid, or a scatter plot for points."""
+    if spec.output_kind == "points":
+        return points_image(samples, mixture_means(spec), extent=extent)
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(samples))))
+    return upscale(grid(to_uint8(samples), nrow), scale)
+
+
+# --------------------------------------------------------------------------- code values
+_ASSIGNMENT = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*[;,]?\s*(?=[A-Za-z0-9_-]+\s*=|$)", re.S)
+
+
+def parse_codes(spec: LatentSpec, text: str | Sequence[str], lists: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``"c=3 u0=0.5"`` (or ``["c=3", "u0=0.5"]``) -> ({"c": 3}, {"u0": 0.5}), checked against the spec.
+
+    Code names say whether a value is categorical or continuous.  With
+    ``lists`` a value may be a comma list (keyframes of a walk: ``u0=-1,1``)
+    and every value comes back as a list.
+    """
+    joined = text if isinstance(text, str) else " ".join(text)
+    joined = joined.strip()
+    found = list(_ASSIGNMENT.finditer(joined))
+    if joined and (not found or "".join(m.group(0) for m in found).replace(" ", "") != joined.replace(" ", "")):
+        raise CtrlgenError(f"codes {joined!r} must look like NAME=VALUE (e.g. {example(spec)})")
+    cats: dict[str, Any] = {}
+    conts: dict[str, Any] = {}
+    for m in found:
+        name, raw = m.group(1), m.group(2).strip().strip(",")
+        items = [v.strip() for v in raw.split(",")] if lists else [raw]
+        if not raw or any(not v for v in items):
+            raise CtrlgenError(f"code {name} has no value; write {name}=VALUE")
+        if any(c.name == name for c in spec.categorical):
+            c = spec.categorical[spec.categorical_index(name)]
+            vals = [_int(v, f"categorical code {name}", c.n) for v in items]
+            cats[name] = vals if lists else vals[0]
+        elif any(c.name == name for c in spec.continuous):
+            c = spec.continuous[spec.continuous_index(name)]
+            vals = [_float(v, f"continuous code {name}", c.low, c.high) for v in items]
+            conts[name] = vals if lists else vals[0]
+        else:
+            have = ", ".join([c.name for c in spec.categorical] + [c.name for c in spec.continuous]) or "none"
+            raise CtrlgenError(f"code {name!r} is unknown; this model's codes are: {have}")
+    return cats, conts
+
+
+def example(spec: LatentSpec) -> str:
+    parts = [f"{c.name}=0" for c in spec.categorical[:1]] + [f"{c.name}={(c.low + c.high) / 2:g}" for c in spec.continuous[:1]]
+    return " ".join(parts) or "this model has no codes"
+
+
+def _int(raw: str, what: str, n: int) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise CtrlgenError(f"{what}={raw!r} is not an integer; use 0..{n - 1}") from None
+    if not 0 <= v < n:
+        raise CtrlgenError(f"{what}={v} is out of range; use 0..{n - 1}")
+    return v
+
+
+def _float(raw: str, what: str, low: float, high: float) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise CtrlgenError(f"{what}={raw!r} is not a number; use a value in [{low:g}, {high:g}]") from None
+    if not math.isfinite(v):
+        raise CtrlgenError(f"{what}={raw} is not finite; use a value in [{low:g}, {high:g}]")
+    return v
+
+
+def parse_labels(spec: LatentSpec, text: str | None) -> list[int] | None:
+    """``"0,Trouser"`` -> [0, 1]; empty or None -> None."""
+    if text is None or not str(text).strip():
+        return None
+    if not spec.conditional:
+        raise CtrlgenError("this model is not class-conditional; drop the label")
+    return [spec.label_index(v.strip()) for v in str(text).split(",") if v.strip()]
+
+
+# --------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True)
+class Axis:
+    """What varies along a sweep: the label, a categorical code or a continuous code."""
+
+    kind: str  # "label", "cat" or "cont"
+    name: str
+    values: tuple
+    titles: tuple[str, ...]
+
+
+def sweep_factors(spec: LatentSpec) -> list[str]:
+    """Everything a sweep can vary: "label" (conditional models) and every code name."""
+    return ([LABEL_FACTOR] if spec.conditional else []) + [c.name for c in spec.categorical] + [c.name for c in spec.continuous]
+
+
+def check_sweepable(spec: LatentSpec) -> None:
+    if spec.output_kind != "image":
+        raise CtrlgenError("sweeps need an image model; this one gives points: use generate or interpolate")
+
+
+def sweep_axis(spec: LatentSpec, factor: str, steps: int = 10) -> Axis:
+    """The values of ``factor`` across a sweep: all classes, all categories, or ``steps`` values over a range."""
+    have = ", ".join(sweep_factors(spec)) or "nothing (no label, no codes)"
+    if factor in (LABEL_FACTOR, "labels"):
+        if not spec.conditional:
+            raise CtrlgenError(f"this model is not class-conditional, so there are no labels to sweep; it can sweep: {have}")
+        return Axis("label", LABEL_FACTOR, tuple(range(spec.n_classes)), spec.labels)
+    for c in spec.categorical:
+        if c.name == factor:
+            return Axis("cat", c.name, tuple(range(c.n)), tuple(f"{c.name}={v}" for v in range(c.n)))
+    for c in spec.continuous:
+        if c.name == factor:
+            if not isinstance(steps, (int, np.integer)) or steps < 2:
+                raise CtrlgenError(f"steps must be an integer of at least 2, got {steps!r}")
+            vals = tuple(float(v) for v in np.linspace(c.low, c.high, int(steps), dtype=np.float64))
+            return Axis("cont", c.name, vals, tuple(f"{v:+.2f}" for v in vals))
+    raise CtrlgenError(f"{factor!r} is not something this model can sweep; it can sweep: {have}")
+
+
+def sweep_inputs(spec: LatentSpec, base: Mapping[str, np.ndarray], axis: Axis) -> dict[str, np.ndarray]:
+    """Row r (base sample r) times column c (axis value c), row-major."""
+    rows, cols = len(base[Z]), len(axis.values)
+    out = {k: np.repeat(np.asarray(v), cols, axis=0) for k, v in base.items()}
+    values = np.tile(np.asarray(axis.values), rows)
+    if axis.kind == "label":
+        out[LABEL] = values.astype(np.int64)
+    elif axis.kind == "cat":
+        out[CODE_CAT][:, spec.categorical_index(axis.name)] = values
+    else:
+        out[CODE_CONT][:, spec.continuous_index(axis.name)] = values
+    return out
+
+
+def sweep_order(rows: int, cols: int, transpose: bool) -> np.ndarray:
+    """Indices that lay out a row-major (rows x cols) sweep, or its transpose."""
+    idx = np.arange(rows * cols).reshape(rows, cols)
+    return (idx.T if transpose else idx).reshape(-1)
+
+
+@dataclass
+class SweepResult:
+    image: np.ndarray  # (H, W, C) uint8, captioned when asked
+    samples: np.ndarray  # (rows * cols, ...) the raw outputs, row-major
+    inputs: dict[str, np.ndarray]
+    axis: Axis
+    rows: int
+
+
+def sweep(
+    rt: Any,
+    factor: str,
+    *,
+    steps: int = 10,
+    rows: int = 8,
+    seed: int = 0,
+    label: int | str | None = None,
+    cat: Mapping[str, int] | None = None,
+    cont: Mapping[str, float] | None = None,
+    truncation: float | None = None,
+    captions: bool = True,
+    transpose: bool = False,
+    scale: int = 2,
+    max_cells: int | None = None,
+) -> SweepResult:
+    """A traversal grid: rows = samples 0..rows-1 of ``seed``, columns = the factor's values (``transpose`` swaps)."""
+    spec = rt.spec
+    check_sweepable(spec)
+    if not isinstance(rows, (int, np.integer)) or rows < 1:
+        raise CtrlgenError(f"rows must be a positive integer, got {rows!r}")
+    axis = sweep_axis(spec, factor, steps)
+    cells = rows * len(axis.values)
+    if max_cells is not None and cells > max_cells:
+        raise CtrlgenError(f"a sweep of {rows} x {len(axis.values)} = {cells} images is over the limit of {max_cells}; use fewer rows or steps")
+    if axis.kind == "label":
+        label = None
+    base = rt.inputs(rows, seed, label=label, cat=cat, cont=cont, truncation=truncation)
+    inputs = sweep_inputs(spec, base, axis)
+    samples = run(rt, inputs)
+    cols = len(axis.values)
+    order = sweep_order(rows, cols, transpose)
+    image = picture(spec, samples[order], nrow=rows if transpose else cols, scale=scale)
+    if captions:
+        from ctrlgen.captions import caption
+
+        down, across = (axis.name, f"{rows} z") if transpose else (f"{rows} z", axis.name)
+        title = f"across: {across}; down: {down} (seed {seed})"
+        titles = list(axis.titles)
+        image = caption(image, col_titles=None if transpose else titles, row_titles=titles if transpose else None, title=title)
+    return SweepResult(image, samples, inputs, axis, rows)
+
+
+# --------------------------------------------------------------------------- walks
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical interpolation from ``a`` (t=0) to ``b`` (t=1) along the last axis.
+
+    ``t`` broadcasts against ``a.shape[:-1]``.  Nearly parallel vectors fall
+    back to linear interpolation (the formula divides by sin of their angle).
+    """
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = np.asarray(t, np.float64)[..., None]
+    na = np.linalg.norm(a64, axis=-1, keepdims=True)
+    nb = np.linalg.norm(b64, axis=-1, keepdims=True)
+    cos = np.sum(a64 * b64, axis=-1, keepdims=True) / np.maximum(na * nb, 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    so = np.sin(omega)
+    small = so < 1e-6
+    safe = np.where(small, 1.0, so)
+    wa = np.where(small, 1.0 - t, np.sin((1.0 - t) * omega) / safe)
+    wb = np.where(small, t, np.sin(t * omega) / safe)
+    return (wa * a64 + wb * b64).astype(np.asarray(a).dtype if np.issubdtype(np.asarray(a).dtype, np.floating) else np.float32)
+
+
+def walk_positions(frames: int, keys: int, loop: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(segment, t) per frame: frame f lies a fraction t of the way from keyframe segment to segment+1.
+
+    A loop ends one step before the first keyframe, so a looping GIF has no repeated frame.
+    """
+    if not isinstance(frames, (int, np.integer)) or frames < 2:
+        raise CtrlgenError(f"frames must be an integer of at least 2, got {frames!r}")
+    if not isinstance(keys, (int, np.integer)) or keys < 1 or (keys < 2 and not loop):
+        raise CtrlgenError(f"keyframes must be at least {1 if loop else 2}, got {keys!r}")
+    segments = keys if loop else keys - 1
+    u = np.arange(frames) * segments / frames if loop else np.linspace(0.0, segments, frames)
+    seg = np.minimum(np.floor(u).astype(np.int64), segments - 1)
+    return seg, u - seg
+
+
+def walk_keyframes(
+    spec: LatentSpec,
+    base: Mapping[str, np.ndarray],
+    keys: int,
+    labels: Sequence[int] | None = None,
+    cats: Mapping[str, Sequence[int]] | None = None,
+    conts: Mapping[str, Sequence[float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Inputs of ``keys`` keyframes for each walk: base sample k*walks + w is keyframe k of walk w.
+
+    Only z differs between keyframes unless asked: each walk keeps the label
+    and codes of its first keyframe.  Per-keyframe values (``labels``,
+    ``cats``, ``conts``) cycle when shorter than ``keys``.
+    """
+    n = len(base[Z])
+    if n % keys:
+        raise CtrlgenError(f"{n} base samples do not split into {keys} keyframes")
+    walks = n // keys
+    out = {k: np.asarray(v).reshape(keys, walks, *np.asarray(v).shape[1:]).copy() for k, v in base.items()}
+    for name, x in out.items():
+        if name != Z:
+            x[1:] = x[0]
+    for k in range(keys):
+        if labels:
+            out[LABEL][k] = labels[k % len(labels)]
+        for name, vals in (cats or {}).items():
+            out[CODE_CAT][k, :, spec.categorical_index(name)] = vals[k % len(vals)]
+        for name, vals in (conts or {}).items():
+            out[CODE_CONT][k, :, spec.continuous_index(name)] = vals[k % len(vals)]
+    return out
+
+
+def walk_inputs(keyframes: Mapping[str, np.ndarray], frames: int, loop: bool = True) -> dict[str, np.ndarray]:
+    """Inputs of every frame (frame-major: frame f, walk w at f*walks + w) between the keyframes."""
+    keys = len(keyframes[Z])
+    seg, t = walk_positions(frames, keys, loop)
+    nxt = (seg + 1) % keys
+    out: dict[str, np.ndarray] = {}
+    for name, x in keyframes.items():
+        a, b = x[seg], x[nxt]  # (frames, walks, ...)
+        tt = t.reshape(-1, *([1] * (a.ndim - 1)))
+        if name == Z:
+            v = slerp(a, b, t[:, None])
+        elif name == CODE_CONT:
+            v = ((1 - tt) * a + tt * b).astype(np.float32)
+        else:
+            v = np.where(tt < 0.5, a, b)
+        out[name] = np.ascontiguousarray(v.reshape(frames * a.shape[1], *a.shape[2:]))
+    return out
+
+
+def walk(
+    rt: Any,
+    *,
+    frames: int = 48,
+    keys: int = 4,
+    walks: int = 1,
+    seed: int = 0,
+    labels: Sequence[int] | None = None,
+    cats: Mapping[str, Sequence[int]] | None = None,
+    conts: Mapping[str, Sequence[float]] | None = None,
+    truncation: float | None = None,
+    loop: bool = True,
+    scale: int = 2,
+    max_samples: int | None = None,
+) -> list[np.ndarray]:
+    """GIF frames of ``walks`` parallel walks through ``keys`` keyframes (a grid per frame, or a point cloud)."""
+    spec = rt.spec
+    if not isinstance(walks, (int, np.integer)) or walks < 1:
+        raise CtrlgenError(f"walks must be a positive integer, got {walks!r}")
+    lists = [list(labels or [])] + [list(v) for v in (cats or {}).values()] + [list(v) for v in (conts or {}).values()]
+    keys = max([keys, *(len(v) for v in lists)])
+    walk_positions(frames, keys, loop)  # checks frames and keys before any work
+    if max_samples is not None and frames * walks > max_samples:
+        raise CtrlgenError(f"{frames} frames x {walks} walks = {frames * walks} samples is over the limit of {max_samples}; use fewer")
+    base = rt.inputs(keys * walks, seed, truncation=truncation)
+    inputs = walk_inputs(walk_keyframes(spec, base, keys, labels, cats, conts), frames, loop)
+    samples = run(rt, inputs).reshape(frames, walks, *spec.output_shape)
+    extent = None
+    if spec.output_kind == "points":
+        ref = mixture_means(spec)
+        ref = samples.reshape(-1, samples.shape[-1]) if ref is None else ref
+        finite = np.abs(ref[np.isfinite(ref).all(1)])
+        extent = float(finite.max()) * 1.25 + 1e-3 if len(finite) else 1.0
+    return [picture(spec, s, scale=scale, extent=extent) for s in samples]

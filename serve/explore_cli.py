@@ -1,0 +1,144 @@
+"""The exploring commands: ``ctrlgen sweep``, ``ctrlgen interpolate`` and ``ctrlgen ui``.
+
+Registered on the app in ``cli.py``.  Heavy imports (onnxruntime, torch,
+gradio) happen inside the commands so ``ctrlgen --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctrlgen.errors import CtrlgenError
+
+MAX_CELLS = 10_000
+MAX_FRAMES = 2_000
+
+Model = Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")]
+Seed = Annotated[int, typer.Option(help="Random seed: row/walk i uses sample i of this seed.")]
+Truncation = Annotated[float | None, typer.Option(help="Resample |z| above this (truncation trick).")]
+Scale = Annotated[int, typer.Option(help="Upscale factor of the images (1..16).")]
+Force = Annotated[bool, typer.Option(help="Overwrite an existing output.")]
+Threads = Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+
+def _open(model: str | None, threads: int | None, device: str):
+    from ctrlgen.runtime import Runtime
+    from ctrlgen.serve.cli import resolve_model
+
+    return Runtime.from_file(resolve_model(model), threads=threads, device=device)
+
+
+def _check_scale(scale: int) -> None:
+    if not 1 <= scale <= 16:
+        raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
+
+
+def sweep(
+    model: Model = None,
+    code: Annotated[str | None, typer.Option(help="The code to traverse: a continuous code (--steps values across its range) or a categorical one (all values).")] = None,
+    labels: Annotated[bool, typer.Option("--labels", help="Sweep the class label: a label x z grid.")] = False,
+    cat: Annotated[str | None, typer.Option(help="Sweep a categorical code: a categorical x z grid.")] = None,
+    steps: Annotated[int, typer.Option(help="Values across a continuous code's range (columns).")] = 10,
+    rows: Annotated[int, typer.Option(help="Different z, one per row.")] = 8,
+    seed: Seed = 0,
+    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None,
+    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = [],  # noqa: B006
+    truncation: Truncation = None,
+    captions: Annotated[bool, typer.Option(help="Write the values above the columns and a title.")] = True,
+    transpose: Annotated[bool, typer.Option(help="Values down the rows, z across the columns.")] = False,
+    scale: Scale = 2,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("sweep.png"),
+    force: Force = False,
+    threads: Threads = None,
+    device: Device = "auto",
+) -> None:
+    """Traversal grid: rows are different z, columns the values of one code (or label) across its range."""
+    from ctrlgen.explore import parse_codes
+    from ctrlgen.explore import sweep as make_sweep
+    from ctrlgen.files import check_output
+    from ctrlgen.images import save_png
+
+    chosen = [x for x in (code, "label" if labels else None, cat) if x is not None]
+    if len(chosen) != 1:
+        raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
+    _check_scale(scale)
+    check_output(output, force)
+    rt = _open(model, threads, device)
+    if cat is not None and cat not in [c.name for c in rt.spec.categorical]:
+        have = ", ".join(c.name for c in rt.spec.categorical) or "none"
+        raise CtrlgenError(f"--cat {cat!r} is not a categorical code of this model; it has: {have}")
+    cats, conts = parse_codes(rt.spec, fix)
+    res = make_sweep(
+        rt, chosen[0], steps=steps, rows=rows, seed=seed, label=label, cat=cats, cont=conts,
+        truncation=truncation, captions=captions, transpose=transpose, scale=scale, max_cells=MAX_CELLS,
+    )
+    save_png(res.image, output)
+    cols = len(res.axis.values)
+    typer.echo(f"Wrote {output}: {rows} z x {cols} values of {res.axis.name} from {rt.name} ({res.image.shape[1]}x{res.image.shape[0]} px)")
+
+
+def interpolate(
+    model: Model = None,
+    frames: Annotated[int, typer.Option(help="Frames in the GIF.")] = 48,
+    keys: Annotated[int, typer.Option(help="Keyframes: z drawn from the seed, visited in turn.")] = 4,
+    walks: Annotated[int | None, typer.Option(help="Walks side by side (default 1 for images, 256 points for 2D models).")] = None,
+    seed: Seed = 0,
+    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None,
+    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = [],  # noqa: B006
+    truncation: Truncation = None,
+    loop: Annotated[bool, typer.Option(help="Return to the first keyframe so the GIF loops smoothly.")] = True,
+    ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = 80,
+    scale: Scale = 3,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The GIF to write.")] = Path("walk.gif"),
+    force: Force = False,
+    threads: Threads = None,
+    device: Device = "auto",
+) -> None:
+    """An animated GIF of a spherical walk through z (optionally between labels or code values)."""
+    from ctrlgen.explore import parse_codes, parse_labels, walk
+    from ctrlgen.files import check_output
+    from ctrlgen.images import save_gif
+
+    if not 2 <= frames <= MAX_FRAMES:
+        raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
+    if not 10 <= ms <= 10_000:
+        raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
+    _check_scale(scale)
+    if output.suffix.lower() != ".gif":
+        raise CtrlgenError(f"{output} must end in .gif")
+    check_output(output, force)
+    rt = _open(model, threads, device)
+    spec = rt.spec
+    if walks is None:
+        walks = 256 if spec.output_kind == "points" else 1
+    if walks < 1 or walks * frames > 1_000_000:
+        raise CtrlgenError(f"--walks must be at least 1 and walks x frames at most 1,000,000, got {walks} x {frames}")
+    cats, conts = parse_codes(spec, code, lists=True)
+    pics = walk(
+        rt, frames=frames, keys=keys, walks=walks, seed=seed, labels=parse_labels(spec, label),
+        cats=cats, conts=conts, truncation=truncation, loop=loop, scale=scale,
+    )
+    save_gif(pics, output, ms_per_frame=ms)
+    typer.echo(f"Wrote {output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
+
+
+def ui(
+    models: Annotated[list[str] | None, typer.Argument(help="Extra models to serve (.onnx, checkpoint or run directory), besides those in models/.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps the UI on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    concurrency: Annotated[int, typer.Option(help="Requests computed at the same time.")] = 2,
+    queue_size: Annotated[int, typer.Option(help="Requests allowed to wait; more are refused.")] = 64,
+    max_samples: Annotated[int, typer.Option(help="Largest batch one request may ask for.")] = 256,
+    threads: Threads = None,
+) -> None:
+    """The web UI: generate, sweep, interpolate and compare models in a browser (and over gradio_client)."""
+    from ctrlgen.serve.app import Limits, launch
+
+    if not 1 <= port <= 65535:
+        raise CtrlgenError(f"--port must be in 1..65535, got {port}")
+    limits = Limits(max_samples=max_samples, concurrency=concurrency, queue_size=queue_size)
+    launch(models or [], host=host, port=port, limits=limits, threads=threads)
