@@ -16,6 +16,20 @@ from pathlib import Path
 from ctrlgen.errors import CtrlgenError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Give a temporary file or folder the permissions a plain open() would have, then rename it
+    onto ``target`` (mkstemp/mkdtemp create them private, 0600/0700)."""
+    tmp = Path(tmp)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it atomically becomes ``path``.
@@ -36,7 +50,7 @@ def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterato
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import write_bytes
+from ctrlgen.files import publish, write_bytes
 from ctrlgen.images import grid, png_bytes, points_image, to_uint8
 from ctrlgen.spec import LatentSpec
 
@@ -94,7 +94,7 @@ class _TempDir:
         if self.target.exists():
             old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
             os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
+        publish(self.tmp, self.target)
         if old is not None:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
 
@@ -188,7 +188,7 @@ class NpzWriter(Writer):
                 with open(self.tmpdir / f"{name}.npy", "rb") as fin, self.zip.open(_zip_info(f"{name}.npy"), "w", force_zip64=True) as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
             self.zip.close()
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
         except BaseException:
             self.abort()
             raise

@@ -107,3 +107,17 @@ def test_help_is_fast_and_imports_nothing_heavy():
     code = "import sys, ctrlgen.serve.cli; print(sorted(m for m in ('torch', 'gradio', 'onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_outputs_get_ordinary_permissions(tiny_models, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        run("generate", tiny_models["ring8"], "--n", 10, "-o", tmp_path / "p.png")
+        run("generate", tiny_models["ring8"], "--n", 10, "-o", tmp_path / "p.npz")
+    finally:
+        os.umask(mask)
+    for name in ("p.png", "p.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
