@@ -180,13 +180,15 @@ def train(
         trainer = Trainer(cfg, run_dir)
         typer.echo(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()} -> {run_dir}")
     status = trainer.run()
+    if trainer.monitor.stop_reason:
+        status = f"stopped by the collapse detector ({trainer.monitor.stop_reason})"
     per_epoch = trainer.batches.per_epoch
     line = f"{status} at step {trainer.step}/{trainer.total_steps}; {trainer.wall_time:.1f} s of training"
     if per_epoch and trainer.step:
         line += f", {trainer.wall_time / trainer.step * per_epoch / trainer.cfg.n_critic:.1f} s/epoch"
     typer.echo(line)
     typer.echo(f"Checkpoint: {trainer.run_dir / 'checkpoints'}; export with: ctrlgen export {trainer.run_dir} -o model.onnx")
-    if status == "interrupted":
+    if status != "done":
         typer.echo(f"Continue with: ctrlgen train --resume {trainer.run_dir}")
 
 
@@ -199,17 +201,23 @@ def export(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
     ema: Annotated[bool, typer.Option(help="Export the EMA weights when the run has them.")] = True,
     tol: Annotated[float, typer.Option(help="Largest allowed |ONNX Runtime - torch| difference.")] = 1e-4,
+    q_head: Annotated[bool, typer.Option("--q-head", help="InfoGAN: add Q's prediction of the continuous codes as output q_code_cont.")] = False,
+    evaluate: Annotated[bool, typer.Option("--eval", help="Measure the model (ctrlgen eval) and record the metrics in its card and NAME.md.")] = False,
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
     check_output(output, force)
-    rep = do_export(source, output, prefer_ema=ema, tol=tol)
+    rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head)
     typer.echo(
         f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); "
         f"onnx.checker passed; max |onnxruntime - torch| = {rep.max_abs_diff:.2e} at batch 1 and 37"
     )
+    if evaluate:
+        from ctrlgen.serve.evaluate import record_evaluation
+
+        record_evaluation(output)
 
 
 # --------------------------------------------------------------------------- generate
@@ -336,3 +344,15 @@ def info(
     for k, v in (card.get("metrics") or {}).items():
         c.add_row(f"metric {k}", json.dumps(v))
     console.print(c)
+
+
+# --------------------------------------------------------------------------- measuring (serve/evaluate.py)
+def _register_measuring() -> None:
+    from ctrlgen.serve import evaluate
+
+    app.command("train-evaluator")(user_errors(evaluate.train_evaluator))
+    app.command("eval")(user_errors(evaluate.eval_model))
+    app.command("plot")(user_errors(evaluate.plot))
+
+
+_register_measuring()
