@@ -27,8 +27,8 @@ line, then by ``on_collapse``
   moments, step, data position), the sampling seed becomes
   ``seed + ROLLBACK_SEED_STRIDE · k`` for the k-th rollback, and both learning
   rates are multiplied by ``ROLLBACK_LR_SCALE``.  Periodic checkpoints from the
-  collapsed stretch are renamed ``collapsed-step-*.safetensors`` (kept, but
-  never resumed from).  After ``MAX_ROLLBACKS`` rollbacks, or with no healthy
+  collapsed stretch move to ``checkpoints/collapsed/`` (kept, but never
+  resumed from).  After ``MAX_ROLLBACKS`` rollbacks, or with no healthy
   state yet, it stops / warns instead.
 
 The history lives in ``metrics.jsonl`` itself (rollback lines drop the
@@ -58,7 +58,7 @@ ROLLBACK_SEED_STRIDE = 1_000_003
 MAX_ROLLBACKS = 3
 MONITOR_SEED_OFFSET = 15_485_863
 CHUNK = 1000
-HEALTHY, BEST = "healthy.safetensors", "best.safetensors"
+HEALTHY, BEST, COLLAPSED = "healthy.safetensors", "best.safetensors", "collapsed"
 
 
 def _auto_best(cfg: TrainConfig) -> str:
@@ -265,7 +265,8 @@ class Monitor:
                 group["lr"] *= ROLLBACK_LR_SCALE
         for p in ckpt_io.list_checkpoints(trainer.run_dir):
             if int(p.stem.split("-")[1]) > trainer.step:
-                p.rename(p.with_name("collapsed-" + p.name))
+                (p.parent / COLLAPSED).mkdir(exist_ok=True)
+                p.replace(p.parent / COLLAPSED / p.name)
         lr_g, lr_d = trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]
         trainer.log({"event": "rollback", "step": trainer.step, "from_step": from_step, "seed": seed, "lr_g": lr_g, "lr_d": lr_d})
         print(f"Rolled back: {why}; restored step {trainer.step}, seed {seed}, lr_g {lr_g:g}, lr_d {lr_d:g}",

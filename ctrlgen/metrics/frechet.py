@@ -9,6 +9,8 @@ samples asked for class c and real samples of class c, averaged over classes.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -22,12 +24,18 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.cov(x, rowvar=False)
 
 
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():  # a singular product warns; the ε fallback handles it
+        warnings.simplefilter("ignore")
+        return linalg.sqrtm(a)
+
+
 def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = _sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         off = np.eye(len(s1)) * EPS
-        covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
+        covmean = _sqrtm((s1 + off) @ (s2 + off))
     covmean = np.real(covmean)
     return float(max(0.0, diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)))
 
