@@ -54,6 +54,8 @@ class Evaluator:
             raise CtrlgenError(f"cannot read the evaluator {path} ({e.strerror}); {hint}") from None
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        # Idle ORT workers spin by default and starve the BLAS threads of the metrics that follow.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             so.intra_op_num_threads = threads
         try:

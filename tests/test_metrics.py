@@ -7,7 +7,7 @@ from ctrlgen.data import mixture
 from ctrlgen.metrics import METRICS, Pair, SampleSet, applicable, compute
 from ctrlgen.metrics.classes import kl_divergence
 from ctrlgen.metrics.diversity import mean_pairwise_distance
-from ctrlgen.metrics.frechet import frechet_distance
+from ctrlgen.metrics.frechet import frechet_distance, trace_sqrt_product
 from ctrlgen.metrics.infogan import purity_score, r_squared
 from ctrlgen.metrics.manifold import knn_sq_radii, prdc
 
@@ -32,6 +32,19 @@ def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
     assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
     # Singular covariances (a collapsed set) stay finite.
     assert np.isfinite(frechet_distance(mu1, np.zeros((3, 3)), mu2, s2))
+
+
+def test_trace_of_the_matrix_square_root_equals_scipy_sqrtm():
+    from scipy import linalg
+
+    rng = np.random.default_rng(0)
+    for dim, rank in ((5, 5), (40, 40), (40, 12)):  # full rank and singular
+        a, b = rng.standard_normal((dim, rank)), rng.standard_normal((dim, dim))
+        s1, s2 = a @ a.T, b @ b.T
+        want = np.trace(np.real(linalg.sqrtm(s1 @ s2)))
+        assert trace_sqrt_product(s1, s2) == pytest.approx(want, rel=1e-6)
+        mu = rng.standard_normal(dim)
+        assert frechet_distance(mu, s1, mu, s1) == pytest.approx(0.0, abs=1e-6 * np.trace(s1))
 
 
 def test_real_vs_real_gives_a_small_fd_and_precision_recall_near_one():

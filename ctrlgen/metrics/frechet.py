@@ -1,22 +1,20 @@
 """Fréchet distance between Gaussians fitted to evaluator features (METRICS.md, images).
 
-FD = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½), the matrix square root by
-``scipy.linalg.sqrtm``; when the product is near singular, ε·I is added to
-both covariances (as pytorch-fid does) and the tiny imaginary part that
-rounding leaves is dropped.  *Intra-class FD*: the FD between generated
-samples asked for class c and real samples of class c, averaged over classes.
+FD = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½).  The trace of the matrix square
+root is computed as tr((Σ₁^½ Σ₂ Σ₁^½)^½) = Σ √λᵢ, the eigenvalues of a
+symmetric PSD matrix (``scipy.linalg.eigh`` / ``eigvalsh``): the same number
+as ``sqrtm(Σ₁Σ₂)``'s trace, exact for singular covariances, and ~100x faster
+than scipy's general ``sqrtm`` at 128 dimensions.  Round-off negatives are
+clipped to 0.  *Intra-class FD*: the FD between generated samples asked for
+class c and real samples of class c, averaged over classes.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 from scipy import linalg
 
 from ctrlgen.metrics.registry import Pair, SampleSet, is_conditional, is_images, metric
-
-EPS = 1e-6
 
 
 def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,20 +22,21 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.cov(x, rowvar=False)
 
 
-def _sqrtm(a: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():  # a singular product warns; the ε fallback handles it
-        warnings.simplefilter("ignore")
-        return linalg.sqrtm(a)
+def psd_sqrt(s: np.ndarray) -> np.ndarray:
+    w, v = linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
+def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, sqrt_s1: np.ndarray | None = None) -> float:
+    """tr((Σ₁Σ₂)^½) for symmetric PSD Σ₁, Σ₂ (``sqrt_s1``: Σ₁^½ when already known)."""
+    r = psd_sqrt(s1) if sqrt_s1 is None else sqrt_s1
+    m = r @ s2 @ r
+    return float(np.sqrt(np.clip(linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, sqrt_s1: np.ndarray | None = None) -> float:
     diff = mu1 - mu2
-    covmean = _sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        off = np.eye(len(s1)) * EPS
-        covmean = _sqrtm((s1 + off) @ (s2 + off))
-    covmean = np.real(covmean)
-    return float(max(0.0, diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)))
+    return float(max(0.0, diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2, sqrt_s1)))
 
 
 def set_gaussian(s: SampleSet, key: str = "all", mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +46,18 @@ def set_gaussian(s: SampleSet, key: str = "all", mask: np.ndarray | None = None)
     return s.memo[k]
 
 
+def set_fd(real: SampleSet, gen: SampleSet, key: str = "all", real_mask=None, gen_mask=None) -> float:
+    """FD with the real side's Gaussian and covariance root cached on the real set (reused across metrics)."""
+    mu_r, s_r = set_gaussian(real, key, real_mask)
+    if f"sqrt:{key}" not in real.memo:
+        real.memo[f"sqrt:{key}"] = psd_sqrt(s_r)
+    return frechet_distance(mu_r, s_r, *set_gaussian(gen, key, gen_mask), sqrt_s1=real.memo[f"sqrt:{key}"])
+
+
 @metric("fd", applies=is_images, higher_is_better=False, cheap=True,
         doc="Frechet distance of evaluator features, generated vs real test images")
 def fd(pair: Pair) -> float:
-    return frechet_distance(*set_gaussian(pair.gen), *set_gaussian(pair.real))
+    return set_fd(pair.real, pair.gen)
 
 
 @metric("intra_fd", applies=is_conditional, higher_is_better=False,
@@ -62,5 +69,5 @@ def intra_fd(pair: Pair) -> float:
         gm, rm = g.labels == c, r.labels == c
         if gm.sum() < 2 or rm.sum() < 2:
             continue
-        out.append(frechet_distance(*set_gaussian(g, f"class{c}", gm), *set_gaussian(r, f"class{c}", rm)))
+        out.append(set_fd(r, g, f"class{c}", rm, gm))
     return float(np.mean(out)) if out else float("nan")

@@ -56,8 +56,12 @@ def knn_sq_radii(x: np.ndarray, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
     return out
 
 
+def radii_key(ks: tuple[int, ...]) -> str:
+    return f"knn:{ks}"
+
+
 def set_radii(s: SampleSet, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
-    key = f"knn:{ks}"
+    key = radii_key(ks)
     if key not in s.memo:
         s.memo[key] = knn_sq_radii(s.features, ks)
     return s.memo[key]
