@@ -148,17 +148,21 @@ def train(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (default: the Debian Fashion-MNIST).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    monitor_every: Annotated[int | None, typer.Option(help="Steps between monitor checks (cheap metrics, collapse detector); 0 = off.")] = None,
+    on_collapse: Annotated[str | None, typer.Option(help="When the detector fires: warn, rollback (last healthy state, new seed, halved lrs) or stop.")] = None,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.trainer import Trainer
 
     extra = list(set_)
-    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device)):
+    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
         if value is not None:
             extra.append(f"{key}={value}")
     if data is not None:
         extra.append(f"data_dir={json.dumps(data)}")
+    if on_collapse is not None:
+        extra.append(f"on_collapse={json.dumps(on_collapse)}")
     extra.append(f"progress={'true' if progress else 'false'}")
     if resume is not None:
         if recipe is not None:

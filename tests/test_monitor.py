@@ -175,3 +175,21 @@ def test_bad_monitoring_settings_fail_at_config_time():
     with pytest.raises(CtrlgenError, match="monitor_every must be >= 0"):
         load_config("ring8", ["monitor_every=-1"])
     assert np.isfinite(load_config("ring8", ["best_metric=modes"]).monitor_samples)
+
+
+def test_train_flags_set_monitoring(tmp_path):
+    from typer.testing import CliRunner
+
+    from ctrlgen.serve.cli import app
+
+    runner = CliRunner()
+    args = ["train", "ring8", "--steps", "4", "--no-progress", "--set", "net.g_width=8", "--set", "net.d_width=8"]
+    ok = runner.invoke(app, [*args, "-o", str(tmp_path / "a"), "--monitor-every", "2", "--on-collapse", "stop"])
+    assert ok.exit_code == 0, ok.output
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["monitor_every"] == 2 and cfg["on_collapse"] == "stop"
+    assert [r["step"] for r in events(tmp_path / "a", "monitor")] == [2, 4]
+    bad = runner.invoke(app, [*args, "-o", str(tmp_path / "b"), "--on-collapse", "panic"])
+    lines = bad.output.strip().splitlines()
+    assert bad.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "on_collapse 'panic' is unknown; use one of warn, rollback, stop" in lines[0]
