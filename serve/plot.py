@@ -3,9 +3,8 @@
 ``plot_run`` reads ``metrics.jsonl``: training records (losses, D accuracy)
 and the monitor's records (``"event": "monitor"``), one panel per quantity,
 with dashed vertical lines where the collapse detector fired and dotted ones
-where it rolled back.  After a rollback the step counter goes back; each
-stretch between rollbacks is drawn as its own line so the curves stay
-readable.  matplotlib (Agg backend) is imported here only.
+where it rolled back to.  After a rollback the step counter goes back; each
+stretch between rollbacks is drawn as its own line, the abandoned ones faded.  matplotlib (Agg backend) is imported here only.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
 
 LOSS_KEYS = ("d_adv", "g_adv")
-SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake"}
+SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake", "healthy"}
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -57,7 +56,10 @@ def _series(records: list[dict], key: str, monitor: bool) -> tuple[np.ndarray, n
 
 
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise CtrlgenError("ctrlgen plot needs matplotlib; install it with: pip install 'ctrlgen[ui]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -77,20 +79,21 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
         panels.append(("other loss terms", extra, False))
     if any("d_acc" in r for r in train):
         panels.append(("D accuracy", ["d_acc"], False))
-    for key in sorted({k for r in monitor for k in r if k not in SKIP and isinstance(r[k], (int, float))}):
+    for key in sorted({k for r in monitor for k in r if k not in SKIP and k != "d_acc" and isinstance(r[k], (int, float))}):
         panels.append((f"monitor: {key}", [key], True))
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 2.6 * rows), squeeze=False)
     collapses = [r["step"] for r in records if r.get("event") == "collapse"]
     rollbacks = [r["step"] for r in records if r.get("event") == "rollback"]
+    segments = _segments(records)
     for ax, (title, keys, is_monitor) in zip(axes.flat, panels, strict=False):
-        for key in keys:
-            for i, seg in enumerate(_segments(records)):
+        for j, key in enumerate(keys):
+            for i, seg in enumerate(segments):
                 x, y = _series(seg, key, is_monitor)
-                if len(x):
-                    ax.plot(x, y, marker="o" if is_monitor else None, ms=3, lw=1, label=key if i == 0 else None,
-                            alpha=1.0 if i == len(_segments(records)) - 1 else 0.45)
+                if len(x):  # one colour per quantity; stretches abandoned by a rollback are faded
+                    ax.plot(x, y, color=f"C{j}", marker="o" if is_monitor else None, ms=3, lw=1,
+                            label=key if i == len(segments) - 1 else None, alpha=1.0 if i == len(segments) - 1 else 0.35)
         for s in collapses:
             ax.axvline(s, color="red", ls="--", lw=0.8)
         for s in rollbacks:

@@ -48,10 +48,10 @@ def test_the_card_accuracy_is_what_the_file_scores_on_the_test_set(evaluator):
 def test_training_is_deterministic_for_a_seed(tmp_path):
     from ctrlgen.train.evaluator import EvaluatorConfig, train, weights_sha256
 
-    cfg = EvaluatorConfig(epochs=1, train_limit=384, batch_size=64)
+    cfg = EvaluatorConfig(epochs=1, train_limit=384, test_limit=500, batch_size=64)
     a, rep = train(cfg, log=lambda *_: None)
     b, _ = train(cfg, log=lambda *_: None)
-    c, _ = train(EvaluatorConfig(epochs=1, train_limit=384, batch_size=64, seed=1), log=lambda *_: None)
+    c, _ = train(EvaluatorConfig(epochs=1, train_limit=384, test_limit=500, batch_size=64, seed=1), log=lambda *_: None)
     assert weights_sha256(a) == weights_sha256(b) != weights_sha256(c)
     assert 0.0 <= rep["test_accuracy"] <= 1.0 and rep["train_images"] == 384
 

@@ -55,6 +55,7 @@ class EvaluatorConfig:
     features: int = 128
     seed: int = 0
     train_limit: int = 0  # use only the first N training images (0 = all; tests use a few)
+    test_limit: int = 0  # score only the first N test images (0 = all, as for the shipped file)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "features"):
@@ -110,6 +111,9 @@ def train(cfg: EvaluatorConfig, data_dir: str | None = None, log=print) -> tuple
     """Train on the Fashion-MNIST training split; return the net and a report (test accuracy, time)."""
     train_data = load_idx_split(data_dir, "train")
     test_data = load_idx_split(data_dir, "test")
+    if cfg.test_limit:
+        test_data = ImageData(test_data.images[: cfg.test_limit], test_data.labels[: cfg.test_limit],
+                              test_data.class_names, test_data.source)
     if train_data.images.shape[1:] != (1, 28, 28):
         raise CtrlgenError(f"the evaluator reads 1x28x28 images; {train_data.source} holds {train_data.images.shape[1:]}")
     images, labels = train_data.images, train_data.labels
