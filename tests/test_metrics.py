@@ -127,6 +127,9 @@ def test_purity_is_one_for_any_permutation_of_a_perfect_assignment():
         codes = perm[pred]  # code value perm[c] always means class c
         assert purity_score(codes, pred, K, K) == 1.0
     assert purity_score(rng.integers(0, K, 5000), pred, K, K) < 0.2  # unrelated codes
+    # One-to-one: two code values that both make class 0 cannot both be matched to it.
+    codes, pred3 = np.repeat([0, 1, 2], 100), np.repeat([0, 0, 2], 100)
+    assert purity_score(codes, pred3, 3, 3) == pytest.approx(2 / 3)
     # 70% of samples follow the assignment, 30% are noise.
     codes = np.where(rng.random(5000) < 0.7, np.roll(np.arange(K), 1)[pred], rng.integers(0, K, 5000))
     assert purity_score(codes, pred, K, K) == pytest.approx(0.73, abs=0.03)
