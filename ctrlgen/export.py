@@ -89,7 +89,7 @@ def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None 
     return card
 
 
-def _torch_export(module: nn.Module, spec: LatentSpec, path: Path) -> None:
+def _torch_export(module: nn.Module, spec: LatentSpec, path: Path, outputs: tuple[str, ...] = ("sample",)) -> None:
     # The exporter warns about torchvision ops it cannot register; ctrlgen uses none.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     example = tuple(torch.from_numpy(v) for v in spec.sample(4, seed=0).values())
@@ -102,7 +102,7 @@ def _torch_export(module: nn.Module, spec: LatentSpec, path: Path) -> None:
             example,
             str(path),
             input_names=list(spec.input_names),
-            output_names=["sample"],
+            output_names=list(outputs),
             dynamic_shapes=dynamic,
             external_data=False,
             dynamo=True,
@@ -137,8 +137,12 @@ def export(
     prefer_ema: bool = True,
     tol: float = DEFAULT_TOL,
     card_extra: dict[str, Any] | None = None,
+    q_head: bool = False,
 ) -> ExportReport:
-    """Export a run directory or checkpoint to ``out``; verify; write atomically."""
+    """Export a run directory or checkpoint to ``out``; verify; write atomically.
+
+    ``q_head`` adds InfoGAN's Q prediction of the continuous codes as a second
+    output (``ctrlgen.qhead``), so consistency can be measured from the file."""
     import onnx
 
     from ctrlgen.checkpoint import load_generator
@@ -146,10 +150,16 @@ def export(
     g, spec, ck = load_generator(source, prefer_ema=prefer_ema)
     g = g.float().eval()
     module = OnnxInterface(g, spec).eval()
+    q = _q_head(ck) if q_head else None
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         try:
-            _torch_export(module, spec, tmp_path)
+            if q is None:
+                _torch_export(module, spec, tmp_path)
+            else:
+                from ctrlgen.qhead import Q_OUTPUT, WithQ
+
+                _torch_export(WithQ(module, q).eval(), spec, tmp_path, ("sample", Q_OUTPUT))
         except Exception as e:  # noqa: BLE001 - the exporter raises many types
             raise CtrlgenError(f"torch.onnx.export failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
         model = onnx.load(str(tmp_path))
@@ -167,6 +177,11 @@ def export(
     data = model.SerializeToString()
     diff = parity(data, g, spec)
     card["export_parity_max_abs_diff"] = diff
+    if q is not None:
+        from ctrlgen.qhead import q_parity
+
+        card["q_head_parity_max_abs_diff"] = q_parity(data, q, module, spec)
+        diff = max(diff, card["q_head_parity_max_abs_diff"])
     if diff > tol:
         raise CtrlgenError(f"ONNX Runtime differs from torch by {diff:.3g} (> tolerance {tol:g}); the model was not written")
     # Record the parity in the card, then write once, atomically.
@@ -177,6 +192,15 @@ def export(
     write_bytes(out, data)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return ExportReport(Path(out), diff, len(data), opset, card["weights"], card)
+
+
+def _q_head(ck):
+    from ctrlgen.qhead import q_from_checkpoint
+
+    q = q_from_checkpoint(ck)
+    if q is None:
+        raise CtrlgenError("--q-head needs an InfoGAN model with continuous codes; this model has none, drop --q-head")
+    return q
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -148,17 +148,21 @@ def train(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (default: the Debian Fashion-MNIST).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    monitor_every: Annotated[int | None, typer.Option(help="Steps between monitor checks (cheap metrics, collapse detector); 0 = off.")] = None,
+    on_collapse: Annotated[str | None, typer.Option(help="When the detector fires: warn, rollback (last healthy state, new seed, halved lrs) or stop.")] = None,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.trainer import Trainer
 
     extra = list(set_)
-    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device)):
+    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
         if value is not None:
             extra.append(f"{key}={value}")
     if data is not None:
         extra.append(f"data_dir={json.dumps(data)}")
+    if on_collapse is not None:
+        extra.append(f"on_collapse={json.dumps(on_collapse)}")
     extra.append(f"progress={'true' if progress else 'false'}")
     if resume is not None:
         if recipe is not None:
@@ -180,13 +184,15 @@ def train(
         trainer = Trainer(cfg, run_dir)
         typer.echo(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()} -> {run_dir}")
     status = trainer.run()
+    if trainer.monitor.stop_reason:
+        status = f"stopped by the collapse detector ({trainer.monitor.stop_reason})"
     per_epoch = trainer.batches.per_epoch
     line = f"{status} at step {trainer.step}/{trainer.total_steps}; {trainer.wall_time:.1f} s of training"
     if per_epoch and trainer.step:
         line += f", {trainer.wall_time / trainer.step * per_epoch / trainer.cfg.n_critic:.1f} s/epoch"
     typer.echo(line)
     typer.echo(f"Checkpoint: {trainer.run_dir / 'checkpoints'}; export with: ctrlgen export {trainer.run_dir} -o model.onnx")
-    if status == "interrupted":
+    if status != "done":
         typer.echo(f"Continue with: ctrlgen train --resume {trainer.run_dir}")
 
 
@@ -199,17 +205,23 @@ def export(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
     ema: Annotated[bool, typer.Option(help="Export the EMA weights when the run has them.")] = True,
     tol: Annotated[float, typer.Option(help="Largest allowed |ONNX Runtime - torch| difference.")] = 1e-4,
+    q_head: Annotated[bool, typer.Option("--q-head", help="InfoGAN: add Q's prediction of the continuous codes as output q_code_cont.")] = False,
+    evaluate: Annotated[bool, typer.Option("--eval", help="Measure the model (ctrlgen eval) and record the metrics in its card and NAME.md.")] = False,
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
     check_output(output, force)
-    rep = do_export(source, output, prefer_ema=ema, tol=tol)
+    rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head)
     typer.echo(
         f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); "
         f"onnx.checker passed; max |onnxruntime - torch| = {rep.max_abs_diff:.2e} at batch 1 and 37"
     )
+    if evaluate:
+        from ctrlgen.serve.evaluate import record_evaluation
+
+        record_evaluation(output)
 
 
 # --------------------------------------------------------------------------- generate
@@ -338,8 +350,16 @@ def info(
     console.print(c)
 
 
-# --------------------------------------------------------------------------- explore: sweep, interpolate, ui
-from ctrlgen.serve import explore_cli  # noqa: E402 - typer only; the commands import the heavy parts
+# --------------------------------------------------------------------------- commands kept in their own modules
+# (those modules import only typer at the top; each command imports its heavy parts itself)
+from ctrlgen.serve import evaluate, explore_cli  # noqa: E402
 
-for _command in (explore_cli.sweep, explore_cli.interpolate, explore_cli.ui):
-    app.command()(user_errors(_command))
+for _name, _command in (
+    ("sweep", explore_cli.sweep),
+    ("interpolate", explore_cli.interpolate),
+    ("ui", explore_cli.ui),
+    ("eval", evaluate.eval_model),
+    ("plot", evaluate.plot),
+    ("train-evaluator", evaluate.train_evaluator),
+):
+    app.command(_name)(user_errors(_command))

@@ -66,3 +66,12 @@ def tiny_models(tiny_runs, tmp_path_factory) -> dict[str, Path]:
         out[name] = root / f"{name}.onnx"
         export(run, out[name])
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_feature_cache(tmp_path_factory):
+    """Cached real-data features (ctrlgen.reference) go to a session folder, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CTRLGEN_CACHE", str(tmp_path_factory.mktemp("ctrlgen-cache")))
+    yield
+    mp.undo()

@@ -28,7 +28,8 @@ from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 DEVICES = ("auto", "cpu", "cuda")
 AMPS = ("auto", "off", "bf16", "fp16")
-RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress"}
+RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
+              "monitor_every", "monitor_samples", "best_metric", "on_collapse"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -72,6 +73,11 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoints (also at the end and on Ctrl-C)
     keep_checkpoints: int = 3  # newest periodic checkpoints kept
     progress: bool = True  # show a progress bar
+    # ---- monitoring (ctrlgen.train.monitor): cheap metrics, best checkpoint, collapse detector
+    monitor_every: int = 500  # steps between checks (0 = off)
+    monitor_samples: int = 2000  # samples per check
+    best_metric: str = "auto"  # keeps checkpoints/best.safetensors: a cheap metric name, auto (fd / reverse_kl) or none
+    on_collapse: str = "warn"  # warn | rollback (restore the last healthy state, new seed, halved lrs) | stop
 
     def __post_init__(self) -> None:
         if self.data not in DATASETS:
@@ -86,7 +92,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("steps", "sample_every", "continuous"):
+        for name in ("steps", "sample_every", "continuous", "monitor_every"):
             if getattr(self, name) < 0:
                 raise CtrlgenError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d", "epochs"):
@@ -106,9 +112,12 @@ class TrainConfig:
             raise CtrlgenError(f"data={self.data} makes images; set net.family = \"conv\"")
         if self.infogan and self.net.pack > 1:
             raise CtrlgenError("InfoGAN's Q head reads one sample at a time; packing (net.pack > 1) makes no sense with it")
-        # Names of losses and techniques are checked where their registries live.
+        # Names of losses, techniques and monitored metrics are checked where their registries live.
         from ctrlgen.train.losses import get_loss
+        from ctrlgen.train.monitor import check_monitoring
         from ctrlgen.train.techniques import check_techniques
+
+        check_monitoring(self)
 
         get_loss(self.loss)
         check_techniques(self)

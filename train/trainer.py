@@ -32,6 +32,7 @@ from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.losses import d_probability, get_loss
+from ctrlgen.train.monitor import Monitor
 from ctrlgen.train.techniques import StepContext, Technique, build_techniques
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
@@ -88,6 +89,7 @@ class Trainer:
         self._needs_real_g = any(t.needs_real_in_g_step for t in self.techniques)
         self.total_steps = self._total_steps()
         self._stop_requested = False
+        self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
 
     # ------------------------------------------------------------------ setup helpers
     def _amp_dtype(self) -> torch.dtype | None:
@@ -384,6 +386,7 @@ class Trainer:
                         self.save_samples()
                     if self.step % cfg.checkpoint_every == 0 and self.step < until:
                         self.save_checkpoint()
+                    self.monitor.after_step(self)
                     if self._stop_requested:
                         status = "interrupted"
                         break

@@ -1,0 +1,117 @@
+"""Metrics measured at export, recorded in a model's card.
+
+``record(onnx_path, report)`` writes the evaluation into the ``ctrlgen.card``
+metadata of an exported generator (``card["metrics"]``: value and real-data
+reference per metric; ``card["evaluation"]``: sample count, seed, evaluator
+hash and accuracy, date) and rewrites the file atomically; nothing else in
+the file changes.  ``markdown(card, spec)`` renders the card for people
+(``models/NAME.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.files import write_bytes, write_text
+from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+
+
+def record(path: str | os.PathLike, report) -> dict[str, Any]:
+    """Put ``report``'s metrics into the card of the ONNX file at ``path``; return the new card."""
+    import onnx
+
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise CtrlgenError(f"{path} is not an .onnx file; cards live in exported models (ctrlgen export RUN -o m.onnx --eval)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise CtrlgenError(f"{path} is not a readable ONNX file ({type(e).__name__}); re-export it") from None
+    props = {p.key: p for p in model.metadata_props}
+    if CARD_KEY not in props:
+        raise CtrlgenError(f"{path} has no '{CARD_KEY}' metadata; export it with ctrlgen export first")
+    card = json.loads(props[CARD_KEY].value)
+    d = report.as_dict()
+    card["metrics"] = d["metrics"]
+    card["evaluation"] = {
+        "n": d["n"],
+        "seed": d["seed"],
+        "evaluator": d["evaluator"],
+        "command": f"ctrlgen eval {path.name} --n {d['n']} --seed {d['seed']}",
+        "measured": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notes": d["notes"],
+    }
+    props[CARD_KEY].value = json.dumps(card, sort_keys=True)
+    write_bytes(path, model.SerializeToString())
+    return card
+
+
+def spec_of(path: str | os.PathLike) -> LatentSpec:
+    from ctrlgen.export import read_metadata
+
+    return LatentSpec.from_json(read_metadata(path)[SPEC_KEY])
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
+    name = card.get("name", "model")
+    lines = [f"# {name}", ""]
+    rows = [
+        ("recipe", card.get("recipe")),
+        ("reproduce", f"`ctrlgen train {card.get('recipe')} --seed {card.get('seed')}`" if card.get("recipe") not in (None, "custom") else None),
+        ("loss", card.get("loss")),
+        ("techniques", json.dumps(card.get("techniques")) if card.get("techniques") else "none"),
+        ("steps", card.get("steps")),
+        ("seed", card.get("seed")),
+        ("batch size", card.get("batch_size")),
+        ("data", json.dumps(card.get("data")) if card.get("data") else None),
+        ("device", card.get("device")),
+        ("wall time", f"{card['wall_time_s']:.0f} s" if isinstance(card.get("wall_time_s"), (int, float)) else None),
+        ("weights", card.get("weights")),
+        ("parameters", json.dumps(card.get("params")) if card.get("params") else None),
+        ("exported", card.get("exported")),
+    ]
+    lines += ["| field | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
+    lines += ["", "## Latent spec", "", "| input | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in spec.describe()]
+    metrics = card.get("metrics") or {}
+    ev = card.get("evaluation") or {}
+    if metrics:
+        lines += ["", "## Metrics measured at export", ""]
+        if ev:
+            lines.append(f"`{ev.get('command')}` ({ev.get('n')} samples, measured {ev.get('measured')}).")
+            if ev.get("evaluator"):
+                e = ev["evaluator"]
+                lines.append(f"Evaluator `{Path(e['path']).name}` (sha256 `{e['sha256'][:12]}…`, test accuracy "
+                             f"{100 * e['test_accuracy']:.2f}%); real reference: {e['reference']}.")
+            lines.append("")
+        lines += ["| metric | value | real data | better |", "|---|---|---|---|"]
+        for k, m in metrics.items():
+            if isinstance(m, dict):
+                better = "higher" if m.get("higher_is_better") else "lower"
+                lines.append(f"| {k} | {_fmt(m.get('value'))} | {_fmt(m.get('real'))} | {better} |")
+        for note in ev.get("notes") or []:
+            lines.append(f"\nNote: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(onnx_path: str | os.PathLike, card: dict[str, Any]) -> Path:
+    out = Path(onnx_path).with_suffix(".md")
+    write_text(out, markdown(card, spec_of(onnx_path)))
+    return out

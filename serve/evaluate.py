@@ -1,0 +1,134 @@
+"""Bodies of the measuring commands: ``train-evaluator``, ``eval`` and ``plot``.
+
+``serve/cli.py`` registers them with a few lines each; heavy imports happen
+inside the functions so ``ctrlgen --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctrlgen.errors import CtrlgenError
+
+
+def train_evaluator(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The .onnx file to write (default: models/fashion-mnist-evaluator.onnx).")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the 60,000 training images.")] = 15,
+    seed: Annotated[int, typer.Option(help="Random seed (initialization, data order, augmentation).")] = 0,
+    data: Annotated[str | None, typer.Option(help="Folder of Fashion-MNIST IDX files (default: the Debian package's).")] = None,
+    limit: Annotated[int, typer.Option(help="Train on the first N images only (0 = all); for quick checks.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+) -> None:
+    """Train the Fashion-MNIST evaluation classifier and export it with its card (NAME.md beside it)."""
+    from ctrlgen.evaluator import default_path
+    from ctrlgen.files import check_output
+    from ctrlgen.train.evaluator import EvaluatorConfig, export, train
+
+    out = output or default_path()
+    check_output(out, force)
+    cfg = EvaluatorConfig(epochs=epochs, seed=seed, train_limit=limit)
+    net, report = train(cfg, data, log=typer.echo)
+    card = export(net, report, out, out.with_suffix(".md"))
+    typer.echo(f"Wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.md')}; "
+               f"test accuracy {100 * card['test_accuracy']:.2f}%")
+
+
+def _fmt(value: float | None, name: str) -> str:
+    import math
+
+    if value is None:
+        return "–"
+    if not math.isfinite(value):
+        return "inf" if value > 0 else str(value)
+    if name in ("classes_covered", "modes"):
+        return f"{value:.0f}"
+    if name == "high_quality":
+        return f"{value:.1f}%"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.4f}"
+
+
+def print_report(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{report.model} — {report.n} samples, seed {report.seed}", title_justify="left")
+    for col, kw in (("metric", {"style": "bold"}), ("value", {"justify": "right"}), ("real data", {"justify": "right"}),
+                    ("better", {}), ("meaning", {})):
+        t.add_column(col, **kw)
+    for r in report.rows:
+        t.add_row(r.name, _fmt(r.value, r.name), _fmt(r.reference, r.name), "higher" if r.higher_is_better else "lower", r.doc)
+    console = Console(width=160)
+    console.print(t)
+    if report.evaluator:
+        e = report.evaluator
+        console.print(f"evaluator: {e['path']} (test accuracy {100 * e['test_accuracy']:.2f}%); real data: {e['reference']}")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+
+
+def eval_model(
+    model: Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")] = None,
+    n: Annotated[int | None, typer.Option("--n", "-n", help="Samples to draw (default 10,000 for images, 2,500 for 2D mixtures).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the samples.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    write_card: Annotated[bool, typer.Option("--write-card", help="Record the metrics in the .onnx file's card and write NAME.md beside it.")] = False,
+    evaluator: Annotated[Path | None, typer.Option(help="Evaluator ONNX (default: models/fashion-mnist-evaluator.onnx).")] = None,
+    data: Annotated[str | None, typer.Option(help="Folder of Fashion-MNIST IDX files for the real reference (default: the Debian package's).")] = None,
+) -> None:
+    """Measure collapse and control: every metric that applies, beside its real-data reference value."""
+    from ctrlgen.evaluation import evaluate
+    from ctrlgen.serve.cli import resolve_model
+
+    path = resolve_model(model)
+    if write_card and path.suffix != ".onnx":
+        raise CtrlgenError(f"--write-card needs an .onnx file, {path} is not one; export it first (ctrlgen export RUN -o m.onnx --eval)")
+    report = evaluate(path, n=n, seed=seed, evaluator_path=evaluator, data_dir=data)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        print_report(report)
+    if write_card:
+        _write_card(path, report, quiet=as_json)
+
+
+def _write_card(path: Path, report, quiet: bool = False) -> None:
+    from ctrlgen.card import record, write_markdown
+
+    card = record(path, report)
+    md = write_markdown(path, card)
+    if not quiet:
+        typer.echo(f"Recorded {len(report.rows)} metrics in the card of {path}; wrote {md}")
+
+
+def record_evaluation(path: Path, n: int | None = None, seed: int = 0) -> None:
+    """``ctrlgen export --eval``: measure the exported file and record the metrics in its card."""
+    from ctrlgen.evaluation import evaluate
+
+    report = evaluate(path, n=n, seed=seed)
+    print_report(report)
+    _write_card(path, report)
+
+
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by ctrlgen train.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The PNG of curves (default RUN_DIR/plot.png).")] = None,
+    gif: Annotated[Path | None, typer.Option(help="The GIF of fixed-z samples (default RUN_DIR/samples.gif).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite outputs given with -o/--gif (the defaults in RUN_DIR are always regenerated).")] = False,
+) -> None:
+    """Plot losses and monitored metrics over steps (PNG) and the fixed-z sample grids over training (GIF)."""
+    from ctrlgen.files import check_output
+    from ctrlgen.serve.plot import plot_run, samples_gif
+
+    for path in (output, gif):
+        if path is not None:
+            check_output(path, force)
+    png = plot_run(run_dir, output or run_dir / "plot.png")
+    frames = samples_gif(run_dir, gif or run_dir / "samples.gif")
+    typer.echo(f"Wrote {png}" + (f" and {gif or run_dir / 'samples.gif'} ({frames} frames)" if frames else " (no sample grids for a GIF)"))
