@@ -38,8 +38,9 @@ class ReplayBuffer:
             self.data = {k: v.new_zeros((self.size, *v.shape[1:])) for k, v in rows.items()}
         fresh = min(n, self.size - self.filled)  # append while there is room ...
         slots = torch.arange(self.filled, self.filled + fresh, device=gen.device)
-        if n > fresh:  # ... then overwrite random slots
-            slots = torch.cat([slots, torch.randint(0, self.size, (n - fresh,), generator=gen, device=gen.device)])
+        if n > fresh:  # ... then overwrite distinct random old slots (repeated indices would race)
+            old = torch.randperm(self.filled, generator=gen, device=gen.device)[: n - fresh]
+            slots = torch.cat([slots, old])
         for k, v in rows.items():
             self.data[k][slots] = v.detach().to(self.data[k].dtype)
         self.filled += fresh
