@@ -202,9 +202,9 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features = in_features + kernels
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        m = (h @ self.T).view(-1, self.kernels, self.dim)  # (B, kernels, dim)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # (B, B, kernels)
-        o = torch.exp(-l1).sum(1) - 1.0  # exclude self-similarity exp(0) = 1
+        m = (h @ self.T).view(-1, self.kernels, self.dim).transpose(0, 1)  # (kernels, B, dim)
+        l1 = torch.cdist(m, m, p=1)  # (kernels, B, B), without a (B, B, kernels, dim) intermediate
+        o = torch.exp(-l1).sum(2).t() - 1.0  # (B, kernels); exclude self-similarity exp(0) = 1
         return torch.cat([h, o], 1)
 
 
