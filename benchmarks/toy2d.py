@@ -35,39 +35,51 @@ import numpy as np
 EVAL_SAMPLES = 2500
 EVAL_SEED = 10_000  # generator samples for seed s are spec.sample(2500, seed=EVAL_SEED + s)
 
-# The plain GAN every technique row starts from: the shipped recipe's data and network,
-# the non-saturating loss, Adam(1e-3, betas 0.5/0.999), batch 256, no technique.
-PLAIN = ["loss=nonsaturating", "lr_g=1e-3", "lr_d=1e-3", "batch_size=256", "n_critic=1"]
-STEPS = {"ring8": 4000, "grid25": 8000}
+# The plain GAN every technique row starts from: the non-saturating loss, Adam(1e-3, betas 0.5/0.999),
+# z in R^2, MLPs of depth 3, no technique.  ring8 uses small nets and batches so that every technique
+# and loss gets its 10 seeds within the time budget; grid25 uses the recipe's 128-unit nets.
+PLAIN = {
+    "ring8": ["net.g_width=64", "net.d_width=64", "batch_size=128", "steps=2500"],
+    "grid25": ["net.g_width=128", "net.d_width=128", "batch_size=256", "steps=6000"],
+}
+PLAIN_COMMON = ["loss=nonsaturating", "lr_g=1e-3", "lr_d=1e-3", "beta1=0.5", "beta2=0.999", "n_critic=1", "noise_dim=2", "net.depth=3"]
+RING, GRID, BOTH = ("ring8",), ("grid25",), ("ring8", "grid25")
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
     overrides: tuple[str, ...]  # --set style, applied to the plain GAN (or to the recipe when from_recipe)
-    datasets: tuple[str, ...] = ("ring8", "grid25")
-    from_recipe: bool = False  # the shipped recipe as it is (its techniques included)
+    datasets: tuple[str, ...] = BOTH
+    from_recipe: bool = False  # the shipped recipe as it is (its techniques, steps and batch included)
     cost: float = 1.0  # rough time per run relative to the plain GAN (only orders the work: longest first)
 
 
 ROWS = [
     Row("GAN", ()),
-    Row("GAN, minimax loss", ("loss=minimax",), ("ring8",)),
-    Row("+ packing m=4 (PacGAN4)", ("techniques.packing.m=4",)),
-    Row("+ minibatch discrimination", ("techniques.minibatch_discrimination={}",), ("ring8",)),
-    Row("+ minibatch stddev", ("techniques.minibatch_stddev={}",), ("ring8",)),
-    Row("+ unrolled k=5", ("techniques.unrolled.steps=5",), ("ring8",)),
-    Row("+ experience replay", ("techniques.experience_replay={}",), ("ring8",)),
-    Row("+ feature matching (added)", ("techniques.feature_matching={}",), ("ring8",)),
-    Row("+ label smoothing 0.9", ("techniques.label_smoothing={}",), ("ring8",)),
-    Row("+ historical averaging", ("techniques.historical_averaging={}",), ("ring8",)),
-    Row("+ virtual batch norm", ("techniques.virtual_batchnorm={}",), ("ring8",)),
-    Row("+ spectral norm", ("techniques.spectral_norm={}",), ("ring8",)),
-    Row("+ n_critic 2, TTUR lr_d 2e-3", ("n_critic=2", "lr_d=2e-3"), ("ring8",)),
-    Row("WGAN-GP (n_critic 5)", ("loss=wgan-gp", "n_critic=5"), ("ring8",)),
-    Row("+ EMA", ("techniques.ema={}",)),
-    Row("+ R1", ("techniques.r1={}",)),
-    Row("shipped recipe", (), from_recipe=True),
+    Row("minimax loss (saturating G)", ("loss=minimax",), RING),
+    Row("LSGAN", ("loss=lsgan",), RING),
+    Row("hinge loss", ("loss=hinge",), RING),
+    Row("WGAN, clip 0.01, n_critic 5", ("loss=wgan", "n_critic=5"), RING, cost=3.5),
+    Row("WGAN-GP, n_critic 5", ("loss=wgan-gp", "n_critic=5"), RING, cost=4.5),
+    Row("DRAGAN", ("loss=dragan",), RING, cost=1.5),
+    Row("+ n_critic 2", ("n_critic=2",), RING, cost=1.6),
+    Row("+ TTUR lr_d 3e-3, lr_g 1e-3", ("lr_d=3e-3",), RING),
+    Row("+ packing m=4 (PacGAN4)", ("techniques.packing.m=4",), BOTH),
+    Row("+ minibatch discrimination 8x4", ("techniques.minibatch_discrimination.kernels=8", "techniques.minibatch_discrimination.dim=4"), RING, cost=3),
+    Row("+ minibatch stddev", ("techniques.minibatch_stddev={}",), RING),
+    Row("+ unrolled k=5, first-order", ("techniques.unrolled.steps=5", "techniques.unrolled.second_order=false"), RING, cost=5),
+    Row("+ experience replay", ("techniques.experience_replay={}",), RING),
+    Row("+ feature matching (added)", ("techniques.feature_matching={}",), RING, cost=1.3),
+    Row("+ label smoothing 0.9", ("techniques.label_smoothing={}",), RING),
+    Row("+ historical averaging", ("techniques.historical_averaging={}",), RING, cost=1.2),
+    Row("+ virtual batch norm", ("techniques.virtual_batchnorm={}",), RING, cost=1.4),
+    Row("+ spectral norm", ("techniques.spectral_norm={}",), RING, cost=1.3),
+    Row("+ EMA", ("techniques.ema={}",), RING),
+    Row("+ R1 γ=0.01", ("techniques.r1.gamma=0.01",), RING, cost=1.4),
+    Row("+ R1 γ=0.01 + EMA", ("techniques.r1.gamma=0.01", "techniques.ema={}"), RING, cost=1.4),
+    Row("+ R1 γ=0.1 + EMA", ("techniques.r1.gamma=0.1", "techniques.ema={}"), GRID, cost=1.4),
+    Row("shipped recipe", (), BOTH, from_recipe=True, cost=4),
 ]
 
 # Published anchors (METRICS.md): (modes, % high quality, reverse KL); None where a paper gives none.
@@ -94,7 +106,7 @@ def build_config(dataset: str, row: Row, seed: int, steps: int | None = None):
     d = read_recipe(dataset)
     if not row.from_recipe:
         d.pop("techniques", None)
-        d = apply_overrides(d, [*PLAIN, f"steps={STEPS[dataset]}"])
+        d = apply_overrides(d, [*PLAIN_COMMON, *PLAIN[dataset]])
     run = [f"seed={seed}", "progress=false", "sample_every=0", "device=cpu", *([f"steps={steps}"] if steps else [])]
     d = apply_overrides(d, [*row.overrides, *run])
     return TrainConfig.from_dict(d, where=f"toy2d row {row.name!r}")
@@ -159,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPUs)")
     p.add_argument("--datasets", nargs="+", default=["ring8", "grid25"], choices=["ring8", "grid25"])
     p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows (names as printed)")
-    p.add_argument("--steps", type=int, help=f"G steps for every row (default: ring8 {STEPS['ring8']}, grid25 {STEPS['grid25']}, the recipe's own for the shipped recipe)")
+    p.add_argument("--steps", type=int, help="G steps for every row (default: each row's own; see PLAIN and the recipes)")
     p.add_argument("--out", type=Path, help="also write the tables, the command and the wall time to this markdown file")
     args = p.parse_args(argv)
     rows = [r for r in ROWS if not args.only or r.name in args.only]
@@ -171,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[dict]]] = {ds: {} for ds in args.datasets}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         # The longest runs first so the workers finish together.
-        order = sorted(tasks, key=lambda t: -t[1].cost * STEPS[t[0]])
+        order = sorted(tasks, key=lambda t: -t[1].cost * (3 if t[0] == "grid25" else 1))
         futures = {pool.submit(run_one, *t): t for t in order}
         for fut, (ds, row, seed, _) in futures.items():
             r = fut.result()

@@ -16,7 +16,7 @@ def test_every_row_builds_a_valid_config(dataset):
             cfg = toy2d.build_config(dataset, row, seed=3, steps=10)
             assert cfg.data == dataset and cfg.seed == 3 and cfg.steps == 10
             if not row.from_recipe:
-                assert cfg.lr_g == 1e-3 and cfg.loss in ("nonsaturating", "minimax", "wgan-gp")
+                assert cfg.lr_g == 1e-3 and cfg.beta1 == 0.5 and cfg.noise_dim == 2
 
 
 def test_the_plain_row_has_no_technique_and_the_recipe_row_has_the_recipes():
@@ -30,4 +30,4 @@ def test_a_short_run_is_scored_and_tabulated():
     r = toy2d.run_one("ring8", toy2d.ROWS[0], seed=0, steps=3)
     assert r["n_modes"] == 8 and 0 <= r["modes"] <= 8 and 0.0 <= r["hq"] <= 100.0
     text = toy2d.table("ring8", {"GAN": [r, dict(r, modes=8)]})
-    assert "| GAN |" in text and "*PacGAN Table 1: PacGAN4* | – | *7.8*" in text and "| 3 × 256 |" in text and "/2 |" in text
+    assert "| GAN |" in text and "*PacGAN Table 1: PacGAN4* | – | *7.8*" in text and "| 3 × 128 |" in text and "/2 |" in text
