@@ -298,3 +298,14 @@ def test_packing_makes_d_judge_m_samples_at_once():
     assert d(x).logit.shape == (2,)
     assert torch.allclose(d(x).logit[0], d(torch.cat([x[:4], torch.zeros(4, 2)])).logit[0])  # pack 0 is samples 0-3
     assert np.isfinite(d(x).logit.detach().numpy()).all() and Z == "z"
+
+
+def test_vbn_buffers_match_the_weights_after_each_g_step(tmp_path):
+    t = Trainer(tiny_config("ring8", "techniques.virtual_batchnorm.ref_size=8"), tmp_path)
+    t.train_step()
+    vbn = next(m for m in t.G.modules() if isinstance(m, VirtualBatchNorm))
+    stored = vbn.ref_mean.clone()
+    g = copy.deepcopy(t.G).train()  # recompute the reference statistics with the current weights
+    g(**{k: v[:0] for k, v in ((n, getattr(g, f"vbn_ref_{n}")) for n in g.ref_names)})
+    fresh = next(m for m in g.modules() if isinstance(m, VirtualBatchNorm)).ref_mean
+    assert torch.equal(stored, fresh)

@@ -19,6 +19,8 @@ different values is an error.
 
 from __future__ import annotations
 
+import torch
+
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.techniques import Technique, register
 
@@ -91,3 +93,10 @@ class VirtualBatchNorm(Technique):
     @classmethod
     def net_fields(cls, params):
         return {"g_vbn": params.get("ref_size", cls.params["ref_size"])}
+
+    @torch.no_grad()
+    def after_g_step(self, trainer) -> None:
+        """Refresh the reference statistics with G's new weights (a pass of the reference batch alone),
+        so the buffers a checkpoint or an export holds match its weights."""
+        g = trainer.G
+        g(**{name: getattr(g, f"vbn_ref_{name}")[:0] for name in g.ref_names})
