@@ -26,6 +26,7 @@ from torch import nn
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import LatentSpec
+from ctrlgen.vbn import VirtualBatchNorm
 
 D_NORMS = ("none", "batch", "layer", "spectral")
 
@@ -43,6 +44,7 @@ class NetConfig:
     label_embed: int = 0  # G's label embedding size (0 = n_classes, i.e. one-hot-sized)
     d_norm: str = "none"  # normalization inside D: none | batch | layer | spectral
     g_batchnorm: bool = True  # BatchNorm in G's hidden layers (conv family)
+    g_vbn: int = 0  # virtual batch norm in G: size of its fixed reference batch (0 = off; replaces BatchNorm)
     pack: int = 1  # PacGAN: D judges this many samples jointly
     minibatch: str = "none"  # D feature augmentation: none | discrimination | stddev
     mbd_kernels: int = 32  # minibatch discrimination: B (number of kernels)
@@ -59,8 +61,10 @@ class NetConfig:
         for name in ("g_width", "d_width", "depth", "pack", "mbd_kernels", "mbd_dim", "q_hidden", "d_fc"):
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.g_fc < 0 or self.label_embed < 0:
-            raise CtrlgenError("g_fc and label_embed must be >= 0")
+        if self.g_fc < 0 or self.label_embed < 0 or self.g_vbn < 0:
+            raise CtrlgenError("g_fc, label_embed and g_vbn must be >= 0")
+        if self.g_vbn and self.family == "conv" and not self.g_batchnorm:
+            raise CtrlgenError("virtual batch norm replaces G's BatchNorm, which g_batchnorm=false turns off; set g_batchnorm=true or g_vbn=0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,12 +133,19 @@ class Generator(nn.Module):
         super().__init__()
         self.spec, self.cfg = spec, cfg
         self.input = LatentInput(spec, cfg.label_embed)
+        if cfg.g_vbn:
+            # The reference batch of virtual batch norm: latent inputs drawn once, here, from the
+            # global torch RNG (seeded by the run), kept as buffers so checkpoints carry them.
+            ref = spec.sample(cfg.g_vbn, seed=int(torch.randint(0, 2**31 - 1, ()).item()))
+            self.ref_names = tuple(ref)
+            for name, value in ref.items():
+                self.register_buffer(f"vbn_ref_{name}", torch.from_numpy(value))
         if cfg.family == "mlp":
             if spec.output_kind != "points":
                 raise CtrlgenError("the mlp family makes points; use family=conv for images")
             layers, width = [], self.input.dim
             for _ in range(cfg.depth):
-                layers += [nn.Linear(width, cfg.g_width), nn.ReLU()]
+                layers += [nn.Linear(width, cfg.g_width), *([VirtualBatchNorm(cfg.g_width, cfg.g_vbn)] if cfg.g_vbn else []), nn.ReLU()]
                 width = cfg.g_width
             layers.append(nn.Linear(width, spec.output_shape[0]))
             self.body = nn.Sequential(*layers)
@@ -146,6 +157,8 @@ class Generator(nn.Module):
         c0 = cfg.g_width * 2 ** (k - 1)
         norm1d = (lambda n: nn.BatchNorm1d(n)) if cfg.g_batchnorm else (lambda n: nn.Identity())
         norm2d = (lambda n: nn.BatchNorm2d(n)) if cfg.g_batchnorm else (lambda n: nn.Identity())
+        if cfg.g_vbn:
+            norm1d = norm2d = lambda n: VirtualBatchNorm(n, cfg.g_vbn)  # noqa: E731
         layers: list[nn.Module] = []
         width = self.input.dim
         if cfg.g_fc:
@@ -161,7 +174,11 @@ class Generator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z, label=None, code_cat=None, code_cont=None) -> torch.Tensor:
-        return self.body(self.input(z, label, code_cat, code_cont))
+        h = self.input(z, label, code_cat, code_cont)
+        if self.cfg.g_vbn and self.training:  # VBN: the reference batch runs in front, then is dropped
+            ref = self.input(**{name: getattr(self, f"vbn_ref_{name}") for name in self.ref_names})
+            return self.body(torch.cat([ref, h]))[self.cfg.g_vbn :]
+        return self.body(h)
 
 
 # =========================================================================== D
@@ -185,9 +202,9 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features = in_features + kernels
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        m = (h @ self.T).view(-1, self.kernels, self.dim)  # (B, kernels, dim)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # (B, B, kernels)
-        o = torch.exp(-l1).sum(1) - 1.0  # exclude self-similarity exp(0) = 1
+        m = (h @ self.T).view(-1, self.kernels, self.dim).transpose(0, 1)  # (kernels, B, dim)
+        l1 = torch.cdist(m, m, p=1)  # (kernels, B, B), without a (B, B, kernels, dim) intermediate
+        o = torch.exp(-l1).sum(2).t() - 1.0  # (B, kernels); exclude self-similarity exp(0) = 1
         return torch.cat([h, o], 1)
 
 
@@ -310,10 +327,12 @@ def recalibrate_batchnorm(g: Generator, batches: list[dict[str, torch.Tensor]]) 
     """Recompute G's BatchNorm running statistics as the exact average over ``batches``.
 
     Needed for an EMA generator, whose averaged weights do not match the
-    running statistics copied from the live G.  Leaves G in eval mode.
+    running statistics copied from the live G.  Virtual batch norm's reference
+    statistics are refreshed the same way (a training-mode pass recomputes
+    them from the reference batch).  Leaves G in eval mode.
     """
     bns = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
+    if not bns and not g.cfg.g_vbn:
         g.eval()
         return
     saved = [(m.momentum) for m in bns]

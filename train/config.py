@@ -80,6 +80,10 @@ class TrainConfig:
     on_collapse: str = "warn"  # warn | rollback (restore the last healthy state, new seed, halved lrs) | stop
 
     def __post_init__(self) -> None:
+        from ctrlgen.train.techniques import resolve_net
+
+        # Techniques that are network options (packing, spectral_norm, ...) set net.* fields.
+        object.__setattr__(self, "net", resolve_net(self))
         if self.data not in DATASETS:
             raise CtrlgenError(f"data {self.data!r} is unknown; use one of {', '.join(DATASETS)}")
         if self.device not in DEVICES:

@@ -182,7 +182,7 @@ class Trainer:
                 fake = self.G(**inputs)
                 out_f = d_fn(fake, inputs.get(LABEL))
             terms = {"g_adv": self.loss.g(out_f.logit.float())}
-            ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f)
+            ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, d=d_fn)
             for t in self._g_pen:
                 terms.update(t.g_penalty(ctx) or {})
             total = sum(terms.values())

@@ -7,7 +7,12 @@ technique's hooks and sums what they return:
 * ``fake_for_d(fake, inputs)``: change the fake batch D sees (experience replay);
 * ``wrap_loss(loss)``: change the adversarial loss (label smoothing);
 * ``after_d_step(trainer)`` / ``after_g_step(trainer)``: act on weights (clipping, EMA);
-* ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact.
+* ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact;
+* ``d_for_g(trainer, d)``: the discriminator G's update differentiates through (unrolled GANs);
+* ``net_fields(params)``: for techniques that *are* a network option (packing, minibatch
+  discrimination, spectral norm, virtual batch norm), the ``net.*`` fields they set.  Those
+  are resolved into the config's NetConfig when it is built, so checkpoints and exports
+  rebuild the same networks; a clash with a ``net.*`` value set by hand is an error.
 
 A new technique is one new file in this folder with a class decorated by
 ``@register``; its ``params`` are its settings, set from a recipe's
@@ -17,8 +22,10 @@ no sense at config time.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,9 +54,10 @@ class StepContext:
     out_fake: DOut
     out_real: DOut | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    d: Callable[..., DOut] | None = None  # the D this update uses (G's look-ahead D when unrolled)
 
     def discriminate(self, x: Tensor, label: Tensor | None) -> DOut:
-        return self.trainer.D(x, label)
+        return (self.d or self.trainer.D)(x, label)
 
 
 class Technique:
@@ -67,6 +75,11 @@ class Technique:
     @classmethod
     def check(cls, cfg: TrainConfig, params: dict[str, Any]) -> None:
         """Raise CtrlgenError if this technique makes no sense with ``cfg``."""
+
+    @classmethod
+    def net_fields(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``net.*`` fields this technique sets, from the parameters given in the config."""
+        return {}
 
     def setup(self, trainer: Trainer) -> None: ...
 
@@ -145,6 +158,27 @@ def active_techniques(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
     if cfg.infogan:
         out.setdefault("mutual_information", {})
     return out
+
+
+def resolve_net(cfg: TrainConfig):
+    """cfg.net with the fields that network-option techniques set (see ``net_fields``)."""
+    from ctrlgen.nets import NetConfig
+
+    _load_all()
+    default, chosen = NetConfig(), {}
+    for name, params in sorted(cfg.techniques.items()):
+        cls = TECHNIQUES.get(name)
+        if cls is None:
+            continue  # reported with the list of valid names by check_techniques
+        for key, value in cls.net_fields(_check_params(name, cls, params)).items():
+            if key in chosen and chosen[key][1] != value:
+                other = chosen[key][0]
+                raise CtrlgenError(f"techniques {other} and {name} both set net.{key} ({chosen[key][1]!r} vs {value!r}); use one of them")
+            current = getattr(cfg.net, key)
+            if current != getattr(default, key) and current != value:
+                raise CtrlgenError(f"techniques.{name} sets net.{key}={value!r} but the config sets net.{key}={current!r}; remove one of them")
+            chosen[key] = (name, value)
+    return dataclasses.replace(cfg.net, **{k: v for k, (_, v) in chosen.items()}) if chosen else cfg.net
 
 
 def check_techniques(cfg: TrainConfig) -> None:

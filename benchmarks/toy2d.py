@@ -1,0 +1,212 @@
+"""The 2D mode-collapse benchmark: ring8 and grid25 under the PacGAN / VEEGAN protocol.
+
+Each configuration is trained from scratch for every seed with ctrlgen's own
+Trainer (the same code path as ``ctrlgen train``, so the table measures the
+toolkit, not a re-implementation), then scored on 2,500 samples of its
+sampling generator (the EMA one when the configuration has EMA) with
+``ctrlgen.metrics.mixture`` (METRICS.md): modes captured, % high quality,
+reverse KL, as mean ± standard error over seeds, plus how many seeds caught
+every mode.  The published rows of PacGAN Table 1 and VEEGAN Table 1 are
+printed beside ours.
+
+    python benchmarks/toy2d.py                       # the full table (10 seeds)
+    python benchmarks/toy2d.py --seeds 3 --only GAN "shipped recipe"   # a quick look
+    python benchmarks/toy2d.py --out docs/results/toy2d.md             # also write the results page
+
+Seeds run in parallel worker processes (``--jobs``, one torch thread each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EVAL_SAMPLES = 2500
+EVAL_SEED = 10_000  # generator samples for seed s are spec.sample(2500, seed=EVAL_SEED + s)
+
+# The plain GAN every technique row starts from: the non-saturating loss, Adam(1e-3, betas 0.5/0.999),
+# z in R^2, MLPs of depth 3, no technique.  ring8 uses small nets and batches so that every technique
+# and loss gets its 10 seeds within the time budget; grid25 uses the recipe's 128-unit nets.
+PLAIN = {
+    "ring8": ["net.g_width=64", "net.d_width=64", "batch_size=128", "steps=2500"],
+    "grid25": ["net.g_width=128", "net.d_width=128", "batch_size=256", "steps=6000"],
+}
+PLAIN_COMMON = ["loss=nonsaturating", "lr_g=1e-3", "lr_d=1e-3", "beta1=0.5", "beta2=0.999", "n_critic=1", "noise_dim=2", "net.depth=3"]
+RING, GRID, BOTH = ("ring8",), ("grid25",), ("ring8", "grid25")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    overrides: tuple[str, ...]  # --set style, applied to the plain GAN (or to the recipe when from_recipe)
+    datasets: tuple[str, ...] = BOTH
+    from_recipe: bool = False  # the shipped recipe as it is (its techniques, steps and batch included)
+    cost: float = 1.0  # rough time per run relative to the plain GAN (only orders the work: longest first)
+
+
+ROWS = [
+    Row("GAN", ()),
+    Row("minimax loss (saturating G)", ("loss=minimax",), RING),
+    Row("LSGAN", ("loss=lsgan",), RING),
+    Row("hinge loss", ("loss=hinge",), RING),
+    Row("WGAN, clip 0.01, n_critic 5", ("loss=wgan", "n_critic=5"), RING, cost=3.5),
+    Row("WGAN-GP, n_critic 5", ("loss=wgan-gp", "n_critic=5"), RING, cost=4.5),
+    Row("DRAGAN", ("loss=dragan",), RING, cost=1.5),
+    Row("+ n_critic 2", ("n_critic=2",), RING, cost=1.6),
+    Row("+ TTUR lr_d 3e-3, lr_g 1e-3", ("lr_d=3e-3",), RING),
+    Row("+ packing m=4 (PacGAN4)", ("techniques.packing.m=4",), BOTH),
+    Row("+ minibatch discrimination 8x4", ("techniques.minibatch_discrimination.kernels=8", "techniques.minibatch_discrimination.dim=4"), RING, cost=3),
+    Row("+ minibatch stddev", ("techniques.minibatch_stddev={}",), RING),
+    Row("+ unrolled k=5, first-order", ("techniques.unrolled.steps=5", "techniques.unrolled.second_order=false"), RING, cost=5),
+    Row("+ experience replay", ("techniques.experience_replay={}",), RING),
+    Row("+ feature matching (added)", ("techniques.feature_matching={}",), RING, cost=1.3),
+    Row("+ label smoothing 0.9", ("techniques.label_smoothing={}",), RING),
+    Row("+ historical averaging", ("techniques.historical_averaging={}",), RING, cost=1.2),
+    Row("+ virtual batch norm", ("techniques.virtual_batchnorm={}",), RING, cost=1.4),
+    Row("+ spectral norm", ("techniques.spectral_norm={}",), RING, cost=1.3),
+    Row("+ EMA", ("techniques.ema={}",), RING),
+    Row("+ R1 γ=0.01", ("techniques.r1.gamma=0.01",), RING, cost=1.4),
+    Row("+ R1 γ=0.01 + EMA", ("techniques.r1.gamma=0.01", "techniques.ema={}"), RING, cost=1.4),
+    Row("+ R1 γ=0.1 + EMA", ("techniques.r1.gamma=0.1", "techniques.ema={}"), GRID, cost=1.4),
+    Row("shipped recipe", (), BOTH, from_recipe=True, cost=4),
+]
+
+# Published anchors (METRICS.md): (modes, % high quality, reverse KL); None where a paper gives none.
+PUBLISHED = {
+    "ring8": [
+        ("PacGAN Table 1: GAN", 6.3, 98.2, 0.45),
+        ("PacGAN Table 1: PacGAN4", 7.8, 95.9, 0.07),
+        ("VEEGAN Table 1: Unrolled GAN", 7.6, 35.6, None),
+        ("VEEGAN Table 1: VEEGAN", 8.0, 52.9, None),
+    ],
+    "grid25": [
+        ("PacGAN Table 1: GAN", 17.3, 94.8, 0.70),
+        ("PacGAN Table 1: PacGAN4", 24.8, 93.6, 0.04),
+        ("VEEGAN Table 1: Unrolled GAN", 23.6, 16.0, None),
+        ("VEEGAN Table 1: VEEGAN", 24.6, 40.0, None),
+    ],
+}
+
+
+def build_config(dataset: str, row: Row, seed: int, steps: int | None = None):
+    """The row's TrainConfig; ``steps`` None = the row's own (the recipe's for the shipped recipe row)."""
+    from ctrlgen.train.config import TrainConfig, apply_overrides, read_recipe
+
+    d = read_recipe(dataset)
+    if not row.from_recipe:
+        d.pop("techniques", None)
+        d = apply_overrides(d, [*PLAIN_COMMON, *PLAIN[dataset]])
+    run = [f"seed={seed}", "progress=false", "sample_every=0", "device=cpu", *([f"steps={steps}"] if steps else [])]
+    d = apply_overrides(d, [*row.overrides, *run])
+    return TrainConfig.from_dict(d, where=f"toy2d row {row.name!r}")
+
+
+def run_one(dataset: str, row: Row, seed: int, steps: int | None = None) -> dict:
+    """Train one configuration for one seed and score it (runs in a worker process)."""
+    import torch
+
+    torch.set_num_threads(1)  # tiny MLPs: one thread per worker is fastest
+    from ctrlgen.metrics.mixture import score
+    from ctrlgen.train.trainer import Trainer
+
+    t0 = time.perf_counter()
+    cfg = build_config(dataset, row, seed, steps)
+    trainer = Trainer(cfg, tempfile.gettempdir())  # nothing is written: train_step only
+    while trainer.step < cfg.steps:
+        trainer.train_step()
+    g = trainer.sampling_generator().eval()
+    inputs = trainer.spec.sample(EVAL_SAMPLES, seed=EVAL_SEED + seed)
+    with torch.no_grad():
+        x = g(**{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()
+    s = score(x, trainer.mixture.means, trainer.mixture.std)
+    return {
+        "modes": s.modes, "n_modes": s.n_modes, "hq": s.high_quality, "kl": s.reverse_kl,
+        "seconds": time.perf_counter() - t0, "steps": cfg.steps, "batch": cfg.batch_size,
+    }
+
+
+def mean_se(values: list[float]) -> str:
+    v = np.asarray(values, float)
+    if not np.isfinite(v).all():
+        return "inf"
+    se = v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+    return f"{v.mean():.3g} ± {se:.2g}" if v.mean() < 1 else f"{v.mean():.1f} ± {se:.1f}"
+
+
+def table(dataset: str, results: dict[str, list[dict]]) -> str:
+    n_modes = next(iter(results.values()))[0]["n_modes"]
+    n_seeds = max(len(rs) for rs in results.values())
+    lines = [
+        f"### {dataset} ({n_modes} modes), {n_seeds} seeds, mean ± standard error over seeds",
+        "",
+        f"| configuration | G steps × batch | modes (of {n_modes}) | seeds with all modes | high quality % | reverse KL | s / run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rs in results.items():
+        full = sum(r["modes"] == n_modes for r in rs)
+        secs = np.mean([r["seconds"] for r in rs])
+        lines.append(
+            f"| {name} | {rs[0]['steps']} × {rs[0]['batch']} | {mean_se([r['modes'] for r in rs])} | {full}/{len(rs)} "
+            f"| {mean_se([r['hq'] for r in rs])} | {mean_se([r['kl'] for r in rs])} | {secs:.0f} |"
+        )
+    for name, modes, hq, kl in PUBLISHED[dataset]:
+        lines.append(f"| *{name}* | – | *{modes}* | – | *{hq}* | *{'–' if kl is None else kl}* | – |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPUs)")
+    p.add_argument("--datasets", nargs="+", default=["ring8", "grid25"], choices=["ring8", "grid25"])
+    p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows (names as printed)")
+    p.add_argument("--steps", type=int, help="G steps for every row (default: each row's own; see PLAIN and the recipes)")
+    p.add_argument("--out", type=Path, help="also write the tables, the command and the wall time to this markdown file")
+    args = p.parse_args(argv)
+    rows = [r for r in ROWS if not args.only or r.name in args.only]
+    if args.only and len(rows) != len(args.only):
+        known = ", ".join(repr(r.name) for r in ROWS)
+        p.error(f"unknown row(s) in --only; rows are: {known}")
+    tasks = [(ds, r, s, args.steps) for ds in args.datasets for r in rows if ds in r.datasets for s in range(args.seeds)]
+    t0 = time.perf_counter()
+    results: dict[str, dict[str, list[dict]]] = {ds: {} for ds in args.datasets}
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        # The longest runs first so the workers finish together.
+        order = sorted(tasks, key=lambda t: -t[1].cost * (3 if t[0] == "grid25" else 1))
+        futures = {pool.submit(run_one, *t): t for t in order}
+        for fut, (ds, row, seed, _) in futures.items():
+            r = fut.result()
+            results[ds].setdefault(row.name, []).append(r)
+            print(f"  {ds:6s} {row.name:32s} seed {seed}: {r['modes']}/{r['n_modes']} modes, {r['hq']:.1f}% HQ, "
+                  f"rev KL {r['kl']:.4f} ({r['seconds']:.0f}s)", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - t0
+    order_names = [r.name for r in rows]
+    tables = [table(ds, {n: results[ds][n] for n in order_names if n in results[ds]}) for ds in args.datasets if results[ds]]
+    import torch
+
+    footer = (
+        f"{len(tasks)} runs in {wall / 60:.1f} min wall time with {args.jobs} worker processes "
+        f"(cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__})."
+    )
+    text = "\n\n".join(tables) + "\n\n" + footer
+    print(text)
+    if args.out:
+        command = "python benchmarks/toy2d.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(f"# 2D mode-collapse benchmark\n\nPrinted by\n\n```bash\n{command.strip()}\n```\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Every technique in a few real training steps (conv Fashion-MNIST, with labels and with InfoGAN's Q head),
+the combinations rejected at config time, and exact resume with the stateful ones."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import needs_fashion, tiny_config
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.config import load_config
+from ctrlgen.train.trainer import Trainer
+
+# name -> (overrides that switch it on, overrides of the baseline it is compared with)
+CASES = {
+    "feature_matching": (["techniques.feature_matching.weight=1.0"], []),
+    "feature_matching_as_g_loss": (["techniques.feature_matching.replace=true"], []),
+    "label_smoothing": (["techniques.label_smoothing.real_target=0.9"], []),
+    "virtual_batchnorm": (["techniques.virtual_batchnorm.ref_size=8"], []),
+    "historical_averaging": (["techniques.historical_averaging.weight=0.01"], []),
+    "experience_replay": (["techniques.experience_replay.size=64", "techniques.experience_replay.ratio=0.5"], []),
+    "unrolled": (["techniques.unrolled.steps=2"], []),
+    "packing": (["techniques.packing.m=2"], []),
+    "minibatch_discrimination": (["techniques.minibatch_discrimination.kernels=8"], []),
+    "minibatch_stddev": (["techniques.minibatch_stddev={}"], []),
+    "spectral_norm": (["net.d_norm=none", "techniques.spectral_norm={}"], ["net.d_norm=none"]),
+    "r1": (["net.d_norm=none", "techniques.r1.gamma=1.0"], ["net.d_norm=none"]),
+    "ema": (["techniques.ema.decay=0.9", "techniques.ema.warmup=false"], []),
+    "n_critic": (["n_critic=2"], []),
+    "ttur": (["lr_d=4e-4", "lr_g=1e-4"], []),
+    "loss_minimax": (["loss=minimax"], []),
+    "loss_lsgan": (["loss=lsgan"], []),
+    "loss_hinge": (["loss=hinge"], []),
+    "loss_wgan": (["loss=wgan", "net.d_norm=none"], ["net.d_norm=none"]),
+    "loss_wgan_gp": (["loss=wgan-gp", "net.d_norm=none"], ["net.d_norm=none"]),
+    "loss_dragan": (["loss=dragan", "net.d_norm=none"], ["net.d_norm=none"]),
+}
+NOT_WITH_INFOGAN = {"packing"}  # rejected at config time (tested below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _load_fashion_once():
+    """Every Trainer here reads the same Fashion-MNIST arrays; read them once."""
+    import ctrlgen.train.trainer as trainer_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer_module, "load_images", functools.lru_cache(maxsize=2)(trainer_module.load_images))
+        yield
+
+
+def _state(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in t.state_tensors().items() if not k.startswith("rng.")}
+
+
+def _weights(t: Trainer) -> dict[str, torch.Tensor]:
+    """G, D, EMA and technique state as they are (state_tensors would recalibrate the EMA's BatchNorm: slow)."""
+    out = {f"G.{k}": v for k, v in t.G.state_dict().items()}
+    out.update({f"D.{k}": v for k, v in t.D.state_dict().items()})
+    if t.g_ema is not None:
+        out.update({f"ema.{k}": v for k, v in t.g_ema.state_dict().items()})
+    for tech in t.techniques:
+        out.update({f"tech.{tech.name}.{k}": v for k, v in tech.state_dict().items()})
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _baseline(recipe: str, overrides: tuple[str, ...], steps: int) -> dict[str, torch.Tensor]:
+    t = Trainer(tiny_config(recipe, *overrides), "unused")
+    for _ in range(steps):
+        t.train_step()
+    return _weights(t)
+
+
+def _smoke(recipe: str, case: str, steps: int = 2):
+    on, base = CASES[case]
+    t = Trainer(tiny_config(recipe, *on), "unused")
+    for _ in range(steps):
+        stats = t.train_step()
+        assert stats and all(math.isfinite(float(v)) for v in stats.values()), stats
+    mine, plain = _weights(t), _baseline(recipe, tuple(base), steps)
+    changed = mine.keys() != plain.keys() or any(not torch.equal(mine[k], plain[k]) for k in mine)
+    assert changed, f"{case} left training exactly as it was"
+    return t, stats
+
+
+@needs_fashion
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_technique_trains_a_conditional_conv_gan(case):
+    t, stats = _smoke("fashion-cgan", case)
+    assert t.spec.conditional
+
+
+@needs_fashion
+@pytest.mark.parametrize("case", sorted(set(CASES) - NOT_WITH_INFOGAN))
+def test_each_technique_trains_infogan_with_its_q_head(case):
+    t, stats = _smoke("fashion-infogan", case)
+    assert "info_cat" in stats and "info_cont" in stats
+
+
+def test_penalties_and_feature_matching_show_up_in_the_logged_terms(tmp_path):
+    t = Trainer(tiny_config("ring8", "techniques.feature_matching.weight=2.0", "techniques.historical_averaging.players=d", "techniques.r1.gamma=1.0"), tmp_path)
+    t.train_step()
+    stats = t.train_step()
+    assert {"feature_matching", "d_hist_avg", "r1"} <= set(stats) and "g_hist_avg" not in stats
+    assert float(stats["feature_matching"]) > 0 and float(stats["d_hist_avg"]) > 0
+
+
+def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
+    t = Trainer(tiny_config("ring8", "n_critic=3", "lr_d=4e-4", "lr_g=1e-4"), tmp_path)
+    drawn = t.batches_drawn
+    t.train_step()
+    t.train_step()
+    assert t.batches_drawn - drawn == 6  # three D updates, each on a fresh real batch, per G update
+    assert {int(s["step"]) for s in t.opt_d.state.values()} == {6}
+    assert {int(s["step"]) for s in t.opt_g.state.values()} == {2}
+    assert t.opt_d.param_groups[0]["lr"] == 4e-4 and t.opt_g.param_groups[0]["lr"] == 1e-4
+
+
+# ------------------------------------------------------------------ combinations rejected at config time
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "message"),
+    [
+        ("ring8", ["loss=wgan-gp", "techniques.label_smoothing.real_target=0.9"], "critic with no targets.*use it with minimax"),
+        ("ring8", ["loss=wgan", "techniques.unrolled.steps=2"], "unrolling makes no sense with weight_clip"),
+        ("ring8", ["techniques.spectral_norm={}", "net.d_norm=batch"], "sets net.d_norm='spectral' but the config sets net.d_norm='batch'"),
+        ("ring8", ["techniques.minibatch_discrimination={}", "techniques.minibatch_stddev={}"], "both set net.minibatch.*use one of them"),
+        ("ring8", ["techniques.spectral_norm={}", "loss=wgan"], "weight_clip and spectral normalization"),
+        ("ring8", ["techniques.r1.gamma=1.0", "net.d_norm=batch"], "per-sample gradients"),
+        ("fashion-infogan", ["techniques.packing.m=2"], "Q head reads one sample at a time"),
+        ("fashion-cgan", ["techniques.virtual_batchnorm={}", "net.g_batchnorm=false"], "replaces G's BatchNorm"),
+        ("ring8", ["techniques.historical_averaging.players=all"], "players must be one of both, g, d"),
+        ("ring8", ["techniques.experience_replay.ratio=1.5"], "ratio must be in"),
+        ("ring8", ["techniques.experience_replay.size=8"], "size must be >= batch_size"),
+        ("ring8", ["techniques.packing.m=1"], "m must be >= 2"),
+        ("ring8", ["techniques.unrolled.k=3"], "unknown parameter.*valid: second_order, steps"),
+        ("ring8", ["techniques.feature_matching.replace=1"], "replace must be bool"),
+        ("ring8", ["techniques.label_smoothing.real_target=0.2"], "real_target must be in"),
+        ("ring8", ["techniques.packing.m=4", "batch_size=66"], "multiple of net.pack=4"),
+        ("ring8", ["techniques.unroled.steps=3"], "unknown; use one of:.*unrolled"),
+    ],
+)
+def test_combinations_that_make_no_sense_are_rejected_with_the_reason(recipe, overrides, message):
+    with pytest.raises(CtrlgenError, match=message):
+        load_config(recipe, overrides)
+
+
+def test_a_network_option_set_both_ways_agrees():
+    cfg = load_config("ring8", ["techniques.packing.m=4", "net.pack=4"])
+    assert cfg.net.pack == 4
+    again = cfg.replace(seed=1)  # the saved config rebuilds the same networks
+    assert again.net == cfg.net and again.techniques == cfg.techniques
+
+
+# ------------------------------------------------------------------ exact resume with stateful techniques
+STATEFUL = {
+    "ring8": [
+        "techniques.experience_replay.size=128", "techniques.historical_averaging.weight=0.01",
+        "techniques.unrolled.steps=2", "techniques.virtual_batchnorm.ref_size=8", "techniques.ema.decay=0.9",
+        "techniques.feature_matching.weight=0.5", "techniques.label_smoothing.real_target=0.9",
+    ],
+    "fashion-cgan": [
+        "techniques.experience_replay.size=32", "techniques.historical_averaging.weight=0.01",
+        "techniques.virtual_batchnorm.ref_size=8", "techniques.unrolled.steps=1",
+    ],
+}
+
+
+@pytest.mark.parametrize("recipe", ["ring8", pytest.param("fashion-cgan", marks=needs_fashion)])
+def test_stop_and_resume_is_exact_with_stateful_techniques(tmp_path, recipe):
+    steps = 8 if recipe == "ring8" else 6
+    whole = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[recipe]), tmp_path / "whole")
+    whole.run()
+    part = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[recipe]), tmp_path / "part")
+    part.run(until=steps // 2 + 1)
+    resumed = Trainer.resume(tmp_path / "part")
+    assert resumed.step == steps // 2 + 1
+    resumed.run()
+    a, b = _state(whole), _state(resumed)
+    assert any(k.startswith("tech.experience_replay.") for k in a)
+    assert any(k.startswith("tech.historical_averaging.") for k in a)
+    assert any("vbn_ref_z" in k for k in a)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ------------------------------------------------------------------ VBN in the exported model
+def test_vbn_export_uses_fixed_reference_statistics(tmp_path):
+    import onnxruntime as ort
+
+    from ctrlgen.export import export
+
+    t = Trainer(tiny_config("ring8", "steps=3", "sample_every=0", "techniques.virtual_batchnorm.ref_size=16"), tmp_path / "run")
+    t.run()
+    report = export(tmp_path / "run", tmp_path / "vbn.onnx")
+    assert report.max_abs_diff < 1e-4
+    sess = ort.InferenceSession(str(tmp_path / "vbn.onnx"), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(0).standard_normal((9, 2)).astype(np.float32)
+    batch = sess.run(["sample"], {"z": z})[0]
+    alone = np.concatenate([sess.run(["sample"], {"z": z[i : i + 1]})[0] for i in range(9)])
+    np.testing.assert_allclose(batch, alone, atol=1e-6)  # a sample does not depend on its batch
+    assert report.card["techniques"]["virtual_batchnorm"] == {"ref_size": 16}

@@ -1,0 +1,89 @@
+"""Experience replay for D (Shrivastava et al. 2017; Pfau & Vinyals 2016).
+
+A buffer of ``size`` past generated samples, with the latent inputs that made
+them (labels and InfoGAN codes stay paired with their samples).  Each D step,
+the first ``ratio`` of the fake batch is replaced by samples drawn uniformly
+from the buffer (when it holds any), and the fresh fakes they displaced are
+written into it: appended while it fills, then over random slots.  D is thus
+reminded of modes G has left, and G cannot escape by hopping between them.
+The buffer is checkpointed, so resume is exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques import Technique, register
+
+
+class ReplayBuffer:
+    """Fixed-size store of samples and their latent inputs; random reads and random overwrites."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: dict[str, torch.Tensor] = {}  # "sample" and each latent input name
+        self.filled = 0
+
+    def draw(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, self.filled, (n,), generator=gen, device=gen.device)
+        return {k: v[idx] for k, v in self.data.items()}
+
+    @torch.no_grad()
+    def write(self, rows: dict[str, torch.Tensor], gen: torch.Generator) -> None:
+        n = next(iter(rows.values())).shape[0]
+        if not self.data:
+            self.data = {k: v.new_zeros((self.size, *v.shape[1:])) for k, v in rows.items()}
+        fresh = min(n, self.size - self.filled)  # append while there is room ...
+        slots = torch.arange(self.filled, self.filled + fresh, device=gen.device)
+        if n > fresh:  # ... then overwrite distinct random old slots (repeated indices would race)
+            old = torch.randperm(self.filled, generator=gen, device=gen.device)[: n - fresh]
+            slots = torch.cat([slots, old])
+        for k, v in rows.items():
+            self.data[k][slots] = v.detach().to(self.data[k].dtype)
+        self.filled += fresh
+
+
+@register
+class ExperienceReplay(Technique):
+    name = "experience_replay"
+    doc = "A buffer of past fakes (and their latent inputs) mixed into D's fake batches."
+    params = {"size": 4096, "ratio": 0.5}
+
+    @classmethod
+    def check(cls, cfg, params):
+        ratio = params.get("ratio", cls.params["ratio"])
+        if not 0.0 < ratio < 1.0:
+            raise CtrlgenError(f"techniques.experience_replay.ratio must be in (0, 1) (the share of D's fakes that are replayed), got {ratio}")
+        if params.get("size", cls.params["size"]) < cfg.batch_size:
+            raise CtrlgenError(f"techniques.experience_replay.size must be >= batch_size ({cfg.batch_size})")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.buffer = ReplayBuffer(self.p["size"])
+
+    def setup(self, trainer) -> None:
+        self.rng = trainer.rng  # the run's generator: checkpointed, so replay draws resume exactly
+
+    def fake_for_d(self, fake, inputs):
+        rows = {"sample": fake, **inputs}
+        n_old = math.ceil(self.p["ratio"] * fake.shape[0])
+        mixed = dict(rows)
+        if self.buffer.filled:
+            old = self.buffer.draw(n_old, self.rng)
+            mixed = {k: torch.cat([old[k].to(v.dtype), v[n_old:]]) for k, v in rows.items()}
+        self.buffer.write({k: v[:n_old] for k, v in rows.items()}, self.rng)  # fresh fakes D did not see
+        fake = mixed.pop("sample")
+        return fake, mixed
+
+    def state_dict(self):
+        if not self.buffer.data:
+            return {}
+        return {"filled": torch.tensor(self.buffer.filled), **{f"data.{k}": v for k, v in self.buffer.data.items()}}
+
+    def load_state_dict(self, state):
+        if "filled" in state:
+            self.buffer.filled = int(state["filled"])
+            self.buffer.data = {k[5:]: v.to(self.rng.device).clone() for k, v in state.items() if k.startswith("data.")}

@@ -1,0 +1,52 @@
+"""Feature matching (Salimans et al. 2016): G matches the mean of D's features on real data.
+
+    L_FM = weight · ‖E_x f(x) − E_z f(G(z))‖²₂
+
+with f D's last hidden layer (``DOut.features``, the layer InfoGAN's Q head
+also reads).  With ``replace = true`` it *is* G's loss (the paper's form: the
+adversarial G term is dropped); otherwise it is added to it.  The real
+features come from the same D the G step uses (a look-ahead D under
+unrolling) and carry no gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques import StepContext, Technique, register
+
+
+def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """‖mean(real) − mean(fake)‖² over the batch (real side detached)."""
+    diff = real_features.detach().float().mean(0) - fake_features.float().mean(0)
+    return (diff * diff).sum()
+
+
+def _no_adversarial_term(fake_logits: torch.Tensor) -> torch.Tensor:
+    return fake_logits.sum() * 0.0
+
+
+@register
+class FeatureMatching(Technique):
+    name = "feature_matching"
+    doc = "G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden layer, added to or replacing its loss."
+    params = {"weight": 1.0, "replace": False}
+    needs_real_in_g_step = True
+
+    @classmethod
+    def check(cls, cfg, params):
+        if params.get("weight", 1.0) <= 0:
+            raise CtrlgenError("techniques.feature_matching.weight must be > 0")
+
+    def wrap_loss(self, loss):
+        if not self.p["replace"]:
+            return loss
+        return dataclasses.replace(loss, g=_no_adversarial_term)
+
+    def g_penalty(self, ctx: StepContext):
+        with torch.no_grad():
+            real_features = ctx.discriminate(ctx.real, ctx.real_label).features
+        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features)}
