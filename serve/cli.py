@@ -16,10 +16,45 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ctrlgen.errors import CtrlgenError
 
+
+def _click_exceptions() -> tuple[type, tuple]:
+    """click's exception types (typer >= 0.20 vendors click as typer._click)."""
+    try:
+        from typer._click import exceptions as ex
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as ex
+    return ex.ClickException, (getattr(ex, "NoArgsIsHelpError", ()),)
+
+
+class OneLineGroup(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one line too, not click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        click_error, help_only = _click_exceptions()
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except help_only as e:  # `ctrlgen` alone prints the help
+            e.show()
+            sys.exit(e.exit_code)
+        except click_error as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "ctrlgen"
+            message = " ".join(e.format_message().split()).rstrip(".")
+            typer.echo(f"Error: {message}{' See' if message.endswith('?') else '; see'} '{where} --help'", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineGroup,
     name="ctrlgen",
     help="Controllable generation without mode collapse: train, export, generate, explore.",
     no_args_is_help=True,

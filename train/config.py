@@ -193,6 +193,10 @@ def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise CtrlgenError(f"{where}: {key} must be a table, got {value!r}")
+        inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        for k, v in value.items():
+            if typing.get_origin(inner) is dict and not isinstance(v, dict):
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {v!r}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 
@@ -262,7 +266,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for k in keys[:-1]:
             nxt = node.setdefault(k, {})
             if not isinstance(nxt, dict):
-                raise CtrlgenError(f"override {item!r}: {k} is not a table")
+                raise CtrlgenError(f"override {item!r}: {k} is a value, not a table; set it as {k}=VALUE")
             node = nxt
         node[keys[-1]] = value
     return d

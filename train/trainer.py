@@ -408,7 +408,7 @@ class Trainer:
         try:
             d = json.loads(cfg_path.read_text())
         except json.JSONDecodeError:
-            raise CtrlgenError(f"{cfg_path} is damaged; the run cannot be resumed from it") from None
+            raise CtrlgenError(f"{cfg_path} is damaged; restore it from a copy (every checkpoint's header holds the config too) or start a new run") from None
         changes = dict(overrides or {})
         bad = sorted(set(changes) - RUN_FIELDS)
         if bad:
@@ -417,9 +417,10 @@ class Trainer:
         cfg = TrainConfig.from_dict(d, where=str(cfg_path))
         trainer = cls(cfg, run_dir)
         found = ckpt_io.newest(run_dir)
-        if found is None:
-            raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from; start a new run")
-        trainer.load_checkpoint(ckpt_io.load(found))
+        if found is None and ckpt_io.list_checkpoints(run_dir):
+            raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from (all are damaged); start a new run")
+        if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
+            trainer.load_checkpoint(ckpt_io.load(found))
         trainer.truncate_metrics()
         return trainer
 
