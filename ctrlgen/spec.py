@@ -161,7 +161,7 @@ class LatentSpec:
                 return lowered.index(value.lower())
             raise CtrlgenError(f"label {value!r} is unknown; use 0..{self.n_classes - 1} or one of: {', '.join(self.labels)}")
         try:
-            idx = operator.index(value) if not isinstance(value, str) else int(value)
+            idx = int(value.strip()) if isinstance(value, str) else operator.index(value)
         except TypeError:
             raise CtrlgenError(f"label {value!r} is not an index or a class name; use 0..{self.n_classes - 1} or a class name") from None
         if not 0 <= idx < self.n_classes:

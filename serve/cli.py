@@ -194,10 +194,8 @@ def train(
     for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
         if value is not None:
             extra.append(f"{key}={value}")
-    if data is not None:
-        extra.append(f"data_dir={json.dumps(data)}")
-    if on_collapse is not None:
-        extra.append(f"on_collapse={json.dumps(on_collapse)}")
+    # Strings from options go in as values, not through TOML (a folder name may hold any character).
+    direct = {k: v for k, v in (("data_dir", data), ("on_collapse", on_collapse)) if v is not None}
     extra.append(f"progress={'true' if progress else 'false'}")
     if resume is not None:
         if recipe is not None:
@@ -206,12 +204,13 @@ def train(
         for item in extra:
             keys, value = parse_override(item)
             changes[".".join(keys)] = value
+        changes.update(direct)
         trainer = Trainer.resume(resume, changes)
         typer.echo(f"Resuming {resume} at step {trainer.step} of {trainer.total_steps}")
     else:
         if recipe is None:
             raise CtrlgenError("give a RECIPE (e.g. fashion-cgan) or --resume RUN_DIR")
-        d = apply_overrides(read_recipe(recipe), extra)
+        d = {**apply_overrides(read_recipe(recipe), extra), **direct}
         cfg = TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "config.json").exists():

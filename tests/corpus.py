@@ -254,7 +254,7 @@ CASES = [
     Case("set-not-table", "--set under a value that is not a table", lambda e: ["train", "ring8", "--set", "lr_g.x=1"], "lr_g is a value, not a table", "set it as lr_g=VALUE"),
     Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "steps must be >= 0", ">= 0"),
     # ---- data
-    Case("data-missing", "--data that does not exist", lambda e: e.train(data=str(e.tmp / "nope")), "does not exist", "pass --data"),
+    Case("data-missing", "--data that does not exist", lambda e: e.train(data=str(e.tmp / "nope 😀")), "nope 😀 does not exist", "pass --data"),
     Case("idx-magic", "IDX files with a wrong magic number", lambda e: e.train(data=idx_folder(e, magic=b"\x12\x34\x08\x03")),
          "bad magic number", "point --data at Fashion-MNIST IDX files"),
     Case("idx-counts", "IDX images and labels of different counts", lambda e: e.train(data=idx_folder(e, 5, 4)),
