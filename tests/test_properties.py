@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import needs_fashion
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import SPEC_FORMAT, CategoricalCode, ContinuousCode, LatentSpec
 
@@ -204,3 +205,27 @@ def toml_string(s: str) -> str:
 def test_set_overrides_round_trip(lr, width, seed, folder):
     cfg = build([f"lr_g={lr!r}", f"net.g_width={width}", f"seed={seed}", f"data_dir={toml_string(folder)}", "progress=false"])
     assert (cfg.lr_g, cfg.net.g_width, cfg.seed, cfg.data_dir, cfg.progress) == (lr, width, seed, folder, False)
+
+
+# --------------------------------------------------------------------------- the same through the real command
+@needs_fashion
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(label=st.none() | st.text(max_size=6) | st.integers(-3, 12).map(str),
+       cat=st.lists(st.text(max_size=6) | st.integers(-2, 12).map(lambda v: f"c={v}"), max_size=2),
+       cont=st.lists(st.text(max_size=6) | st.floats().map(lambda v: f"u0={v!r}"), max_size=2))
+def test_generate_with_any_values_succeeds_or_says_one_line(tiny_models, tmp_path, label, cat, cont):
+    from typer.testing import CliRunner
+
+    from ctrlgen.serve.cli import app
+
+    model = tiny_models["cgan" if label is not None else "infogan"]
+    out = tmp_path / f"o{len(list(tmp_path.iterdir()))}.npz"
+    args = ["generate", str(model), "-n", "2", "-o", str(out)]
+    args += ["--label", label] if label is not None else [a for c in cat for a in ("--cat", c)] + [a for c in cont for a in ("--cont", c)]
+    result = CliRunner().invoke(app, args)
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    if result.exit_code == 0:
+        assert out.is_file() and lines[-1].startswith("Wrote 2 samples")
+    else:
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+        assert not out.exists() and (result.exception is None or isinstance(result.exception, SystemExit)), result.exception
