@@ -29,7 +29,7 @@ DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 DEVICES = ("auto", "cpu", "cuda")
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
-              "monitor_every", "monitor_samples", "best_metric", "on_collapse"}
+              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -78,6 +78,7 @@ class TrainConfig:
     monitor_samples: int = 2000  # samples per check
     best_metric: str = "auto"  # keeps checkpoints/best.safetensors: a cheap metric name, auto (fd / reverse_kl) or none
     on_collapse: str = "warn"  # warn | rollback (restore the last healthy state, new seed, halved lrs) | stop
+    nonfinite_limit: int = 5  # NaN/inf steps undone (train/nonfinite.py) before training stops
 
     def __post_init__(self) -> None:
         if self.data not in DATASETS:
@@ -88,7 +89,7 @@ class TrainConfig:
             raise CtrlgenError(f"amp {self.amp!r} is unknown; use one of {', '.join(AMPS)}")
         if self.data == "image-folder" and not self.data_dir:
             raise CtrlgenError("data=image-folder needs data_dir (a folder with one subfolder per class)")
-        positive = ("noise_dim", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size")
+        positive = ("noise_dim", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size", "nonfinite_limit")
         for name in positive:
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -33,6 +33,7 @@ from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.losses import d_probability, get_loss
 from ctrlgen.train.monitor import Monitor
+from ctrlgen.train.nonfinite import NonfiniteGuard
 from ctrlgen.train.techniques import StepContext, Technique, build_techniques
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
@@ -90,6 +91,7 @@ class Trainer:
         self.total_steps = self._total_steps()
         self._stop_requested = False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
+        self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
 
     # ------------------------------------------------------------------ setup helpers
     def _amp_dtype(self) -> torch.dtype | None:
@@ -362,9 +364,14 @@ class Trainer:
             with _progress(cfg.progress, self.step, until) as bar:
                 while self.step < until:
                     t0 = time.perf_counter()
-                    for k, v in self.train_step().items():
-                        acc[k].append(v)
+                    stats = self.guard.train_step(self)
                     self.wall_time += time.perf_counter() - t0
+                    if stats is None:  # a NaN/inf step, undone: back at the last good state, nothing to log
+                        acc.clear()
+                        window_start, window_steps = time.perf_counter(), 0
+                        continue
+                    for k, v in stats.items():
+                        acc[k].append(v)
                     window_steps += 1
                     if self.step % cfg.log_every == 0 or self.step == until:
                         dt = (time.perf_counter() - window_start) / window_steps
