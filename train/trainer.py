@@ -25,7 +25,7 @@ import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.data import load_images, mixture
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import write_text
+from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
@@ -429,6 +429,7 @@ class Trainer:
         if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
             trainer.load_checkpoint(ckpt_io.load(found))
         trainer.truncate_metrics()
+        remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
         return trainer
 
 
