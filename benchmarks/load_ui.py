@@ -55,25 +55,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_requests(n: int, over: int, max_samples: int, seed: int = 0) -> list[Request]:
-    """A shuffled mix; ``over`` of them ask for more than the limit."""
+def make_requests(n: int, over: int, max_samples: int, seed: int = 0, image: str = "fashion-cgan", points: str = "ring8") -> list[Request]:
+    """A shuffled mix; ``over`` of them ask for more than the limit.  ``image`` is a Fashion-MNIST cGAN."""
     rng = random.Random(seed)
     labels = ["T-shirt/top", "Trouser", "Sneaker", "Bag", "all", "random"]
     valid: list[Request] = []
     for i in range(n - over):
         r = rng.random()
         if r < 0.55:
-            count = rng.choice([16, 64, 100, max_samples])
-            valid.append(Request(f"generate fashion-cgan ({'n ≤ ' + str(max_samples)})",
-                                 dict(model="fashion-cgan", n=count, seed=i, label=rng.choice(labels), api_name="/generate")))
+            count = rng.choice(sorted({c for c in (16, 64, 100) if c < max_samples} | {max_samples}))
+            valid.append(Request(f"generate {image} (n ≤ {max_samples})",
+                                 dict(model=image, n=count, seed=i, label=rng.choice(labels), api_name="/generate")))
         elif r < 0.75:
-            valid.append(Request("generate ring8 (2,000 points)", dict(model="ring8", n=2000, seed=i, api_name="/generate")))
+            valid.append(Request(f"generate {points} (2,000 points)", dict(model=points, n=2000, seed=i, api_name="/generate")))
         else:
-            valid.append(Request("sweep fashion-cgan (label x 4 z)", dict(model="fashion-cgan", factor="label", rows=4, seed=i, api_name="/sweep")))
+            valid.append(Request(f"sweep {image} (label x 4 z)", dict(model=image, factor="label", rows=4, seed=i, api_name="/sweep")))
     refused = [
-        Request("over the limit (refused)", dict(model="fashion-cgan", n=1000, seed=i, api_name="/generate"), f"samples = 1000 is over the limit of {max_samples}")
+        Request("over the limit (refused)", dict(model=image, n=1000, seed=i, api_name="/generate"), f"samples = 1000 is over the limit of {max_samples}")
         if i % 2 == 0 else
-        Request("over the limit (refused)", dict(model="fashion-cgan", factor="label", rows=64, seed=i, api_name="/sweep"), f"over the limit of {max_samples}")
+        Request("over the limit (refused)", dict(model=image, factor="label", rows=64, seed=i, api_name="/sweep"), f"over the limit of {max_samples}")
         for i in range(over)
     ]
     reqs = valid + refused
