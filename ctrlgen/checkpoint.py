@@ -57,7 +57,8 @@ def load(path: str | Path) -> Checkpoint:
     if path.is_dir():
         found = newest(path)
         if found is None:
-            raise CtrlgenError(f"{path} holds no checkpoint (checkpoints/step-*.safetensors); give a run directory or a checkpoint file")
+            what = "no loadable checkpoint (checkpoints/step-*.safetensors are all damaged)" if list_checkpoints(path) else "no checkpoint (checkpoints/step-*.safetensors)"
+            raise CtrlgenError(f"{path} holds {what}; give a run directory or a checkpoint file")
         path = found
     if not path.is_file():
         raise CtrlgenError(f"checkpoint {path} does not exist; give a run directory or a .safetensors checkpoint")

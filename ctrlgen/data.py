@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     need = int(np.prod(dims)) * dtype.itemsize
     if len(raw) - header != need:
         raise CtrlgenError(
-            f"{path} holds {len(raw) - header} data bytes but its header says {need}; the file is truncated or damaged"
+            f"{path} holds {len(raw) - header} data bytes but its header says {need}; the file is truncated or damaged: download or copy it again"
         )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -134,10 +135,14 @@ def load_image_folder(folder: str | os.PathLike, size: int, channels: int) -> Im
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
             try:
-                with Image.open(f) as im:
-                    im = ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS)
-                    arr = np.asarray(im, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, ValueError) as e:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)  # a warning would be a second line
+                    with Image.open(f) as im:
+                        im = ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS)
+                        arr = np.asarray(im, dtype=np.uint8)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise CtrlgenError(f"{f} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}; a decompression bomb?); remove or shrink it") from None
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
                 raise CtrlgenError(f"{f} cannot be read as an image ({type(e).__name__}); remove or replace it") from None
             images.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
             labels.append(k)

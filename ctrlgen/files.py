@@ -91,3 +91,18 @@ def free_name(path: str | os.PathLike) -> Path:
         if not cand.exists():
             return cand
         i += 1
+
+
+def remove_stale_temps(folder: str | os.PathLike, depth: int = 1) -> list[Path]:
+    """Delete the temporary files ``atomic_writer`` leaves when a process is killed mid-write
+    (``.NAME.*.tmp``) in ``folder`` and its subfolders down to ``depth``.  Only for a folder
+    no other process is writing to (a run being resumed)."""
+    folder, gone = Path(folder), []
+    for p in folder.iterdir() if folder.is_dir() else ():
+        if p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+        elif p.is_dir() and depth > 0 and not p.name.startswith("."):
+            gone += remove_stale_temps(p, depth - 1)
+    return gone

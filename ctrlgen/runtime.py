@@ -77,7 +77,7 @@ class Runtime:
         if label is not None:
             if not spec.conditional:
                 raise CtrlgenError("this model is not class-conditional; drop --label")
-            if isinstance(label, (str, int, np.integer)):
+            if isinstance(label, str) or np.ndim(label) == 0:
                 x[LABEL] = np.full(n, spec.label_index(label), np.int64)
             else:
                 x[LABEL] = np.asarray([spec.label_index(v) for v in np.asarray(label).tolist()], np.int64)
@@ -105,10 +105,12 @@ class Runtime:
         """Yield (samples, inputs) chunks; memory stays bounded by the chunk whatever n is.
 
         A ``label`` given as a sequence of length n is sliced per chunk."""
-        if n < 0:
-            raise CtrlgenError(f"sample count must be >= 0, got {n}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise CtrlgenError(f"sample count must be an integer >= 0, got {n!r}")
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise CtrlgenError(f"chunk must be a positive integer, got {chunk!r}")
         label = kw.pop("label", None)
-        per_sample = label is not None and not isinstance(label, (str, int, np.integer))
+        per_sample = label is not None and not isinstance(label, str) and np.ndim(label) > 0
         if per_sample and len(label) != n:
             raise CtrlgenError(f"{len(label)} labels given for {n} samples; give one label or one per sample")
         for start in range(0, n, chunk):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,8 @@ BLOCK = 1024
 """Inputs are drawn in blocks of this many samples, each block from its own
 seeded stream, so sample i depends only on (seed, i): the same seed gives the
 same samples whatever the batch size, chunking or total count."""
+
+_INDEX = re.compile(r"-?[0-9]+")  # a label given as an index (ASCII digits only: int() also takes '²' and '٣')
 
 # Keys of the ONNX metadata_props that make a model self-describing.
 SPEC_KEY, CARD_KEY = "ctrlgen.spec", "ctrlgen.card"
@@ -87,7 +91,10 @@ class LatentSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)  # free-form, e.g. data normalization
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "output_shape", tuple(int(s) for s in self.output_shape))
+        try:
+            object.__setattr__(self, "output_shape", tuple(operator.index(s) for s in self.output_shape))
+        except TypeError:
+            raise CtrlgenError(f"output shape must be a list of integers, got {self.output_shape!r}") from None
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "categorical", tuple(self.categorical))
         object.__setattr__(self, "continuous", tuple(self.continuous))
@@ -148,12 +155,15 @@ class LatentSpec:
         """A label given as an index or a class name (case-insensitive)."""
         if not self.conditional:
             raise CtrlgenError("this model is not class-conditional; drop the label")
-        if isinstance(value, str) and not value.lstrip("-").isdigit():
+        if isinstance(value, str) and not _INDEX.fullmatch(value.strip()):
             lowered = [n.lower() for n in self.labels]
             if value.lower() in lowered:
                 return lowered.index(value.lower())
             raise CtrlgenError(f"label {value!r} is unknown; use 0..{self.n_classes - 1} or one of: {', '.join(self.labels)}")
-        idx = int(value)
+        try:
+            idx = int(value.strip()) if isinstance(value, str) else operator.index(value)
+        except TypeError:
+            raise CtrlgenError(f"label {value!r} is not an index or a class name; use 0..{self.n_classes - 1} or a class name") from None
         if not 0 <= idx < self.n_classes:
             raise CtrlgenError(f"label {idx} is out of range; use 0..{self.n_classes - 1} or a class name")
         return idx
@@ -333,15 +343,17 @@ class LatentSpec:
                 ),
                 extra=dict(d.get("extra", {})),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise CtrlgenError(f"spec is malformed ({type(e).__name__}: {e}); re-export the model") from None
+        except CtrlgenError as e:
+            raise CtrlgenError(f"spec is invalid ({e}); re-export the model") from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> LatentSpec:
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CtrlgenError(f"spec is not valid JSON ({e}); re-export the model") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise CtrlgenError(f"spec is not valid JSON ({type(e).__name__}: {str(e)[:80]}); re-export the model") from None
         return cls.from_dict(d)
 
     def describe(self) -> list[tuple[str, str]]:

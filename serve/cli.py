@@ -16,10 +16,45 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ctrlgen.errors import CtrlgenError
 
+
+def _click_exceptions() -> tuple[type, tuple]:
+    """click's exception types (typer >= 0.20 vendors click as typer._click)."""
+    try:
+        from typer._click import exceptions as ex
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as ex
+    return ex.ClickException, (getattr(ex, "NoArgsIsHelpError", ()),)
+
+
+class OneLineGroup(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one line too, not click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        click_error, help_only = _click_exceptions()
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except help_only as e:  # `ctrlgen` alone prints the help
+            e.show()
+            sys.exit(e.exit_code)
+        except click_error as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "ctrlgen"
+            message = " ".join(e.format_message().split()).rstrip(".")
+            typer.echo(f"Error: {message}{' See' if message.endswith('?') else '; see'} '{where} --help'", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineGroup,
     name="ctrlgen",
     help="Controllable generation without mode collapse: train, export, generate, explore.",
     no_args_is_help=True,
@@ -159,10 +194,8 @@ def train(
     for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
         if value is not None:
             extra.append(f"{key}={value}")
-    if data is not None:
-        extra.append(f"data_dir={json.dumps(data)}")
-    if on_collapse is not None:
-        extra.append(f"on_collapse={json.dumps(on_collapse)}")
+    # Strings from options go in as values, not through TOML (a folder name may hold any character).
+    direct = {k: v for k, v in (("data_dir", data), ("on_collapse", on_collapse)) if v is not None}
     extra.append(f"progress={'true' if progress else 'false'}")
     if resume is not None:
         if recipe is not None:
@@ -171,12 +204,13 @@ def train(
         for item in extra:
             keys, value = parse_override(item)
             changes[".".join(keys)] = value
+        changes.update(direct)
         trainer = Trainer.resume(resume, changes)
         typer.echo(f"Resuming {resume} at step {trainer.step} of {trainer.total_steps}")
     else:
         if recipe is None:
             raise CtrlgenError("give a RECIPE (e.g. fashion-cgan) or --resume RUN_DIR")
-        d = apply_overrides(read_recipe(recipe), extra)
+        d = {**apply_overrides(read_recipe(recipe), extra), **direct}
         cfg = TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "config.json").exists():

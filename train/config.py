@@ -29,7 +29,7 @@ DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 DEVICES = ("auto", "cpu", "cuda")
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
-              "monitor_every", "monitor_samples", "best_metric", "on_collapse"}
+              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -78,6 +78,7 @@ class TrainConfig:
     monitor_samples: int = 2000  # samples per check
     best_metric: str = "auto"  # keeps checkpoints/best.safetensors: a cheap metric name, auto (fd / reverse_kl) or none
     on_collapse: str = "warn"  # warn | rollback (restore the last healthy state, new seed, halved lrs) | stop
+    nonfinite_limit: int = 5  # NaN/inf steps undone (train/nonfinite.py) before training stops
 
     def __post_init__(self) -> None:
         from ctrlgen.train.techniques import resolve_net
@@ -92,7 +93,7 @@ class TrainConfig:
             raise CtrlgenError(f"amp {self.amp!r} is unknown; use one of {', '.join(AMPS)}")
         if self.data == "image-folder" and not self.data_dir:
             raise CtrlgenError("data=image-folder needs data_dir (a folder with one subfolder per class)")
-        positive = ("noise_dim", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size")
+        positive = ("noise_dim", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size", "nonfinite_limit")
         for name in positive:
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -197,6 +198,10 @@ def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise CtrlgenError(f"{where}: {key} must be a table, got {value!r}")
+        inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        for k, v in value.items():
+            if typing.get_origin(inner) is dict and not isinstance(v, dict):
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {v!r}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 
@@ -266,7 +271,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for k in keys[:-1]:
             nxt = node.setdefault(k, {})
             if not isinstance(nxt, dict):
-                raise CtrlgenError(f"override {item!r}: {k} is not a table")
+                raise CtrlgenError(f"override {item!r}: {k} is a value, not a table; set it as {k}=VALUE")
             node = nxt
         node[keys[-1]] = value
     return d

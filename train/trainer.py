@@ -25,7 +25,7 @@ import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.data import load_images, mixture
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import write_text
+from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
@@ -33,6 +33,7 @@ from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.losses import d_probability, get_loss
 from ctrlgen.train.monitor import Monitor
+from ctrlgen.train.nonfinite import NonfiniteGuard
 from ctrlgen.train.techniques import StepContext, Technique, build_techniques
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
@@ -90,6 +91,7 @@ class Trainer:
         self.total_steps = self._total_steps()
         self._stop_requested = False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
+        self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
 
     # ------------------------------------------------------------------ setup helpers
     def _amp_dtype(self) -> torch.dtype | None:
@@ -362,9 +364,14 @@ class Trainer:
             with _progress(cfg.progress, self.step, until) as bar:
                 while self.step < until:
                     t0 = time.perf_counter()
-                    for k, v in self.train_step().items():
-                        acc[k].append(v)
+                    stats = self.guard.train_step(self)
                     self.wall_time += time.perf_counter() - t0
+                    if stats is None:  # a NaN/inf step, undone: back at the last good state, nothing to log
+                        acc.clear()
+                        window_start, window_steps = time.perf_counter(), 0
+                        continue
+                    for k, v in stats.items():
+                        acc[k].append(v)
                     window_steps += 1
                     if self.step % cfg.log_every == 0 or self.step == until:
                         dt = (time.perf_counter() - window_start) / window_steps
@@ -408,7 +415,7 @@ class Trainer:
         try:
             d = json.loads(cfg_path.read_text())
         except json.JSONDecodeError:
-            raise CtrlgenError(f"{cfg_path} is damaged; the run cannot be resumed from it") from None
+            raise CtrlgenError(f"{cfg_path} is damaged; restore it from a copy (every checkpoint's header holds the config too) or start a new run") from None
         changes = dict(overrides or {})
         bad = sorted(set(changes) - RUN_FIELDS)
         if bad:
@@ -417,10 +424,12 @@ class Trainer:
         cfg = TrainConfig.from_dict(d, where=str(cfg_path))
         trainer = cls(cfg, run_dir)
         found = ckpt_io.newest(run_dir)
-        if found is None:
-            raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from; start a new run")
-        trainer.load_checkpoint(ckpt_io.load(found))
+        if found is None and ckpt_io.list_checkpoints(run_dir):
+            raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from (all are damaged); start a new run")
+        if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
+            trainer.load_checkpoint(ckpt_io.load(found))
         trainer.truncate_metrics()
+        remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
         return trainer
 
 

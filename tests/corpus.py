@@ -1,0 +1,310 @@
+"""The bad-input corpus: every kind of bad input the CLI can meet, with the line it must answer.
+
+Each ``Case`` builds its bad files in a scratch folder and returns the
+``ctrlgen`` arguments; ``tests/test_bad_input.py`` runs every case through the
+real CLI and checks a non-zero exit, exactly one line naming ``problem`` and
+``fix``, no traceback, and every file that existed before left byte-identical
+(nothing new either: no half-written output).  The README's Troubleshooting
+table is printed from this list with the messages of a real run:
+
+    .venv/bin/python tests/corpus.py        # needs the tiny models the tests train; see main()
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+TINY = ["--set", "net.g_width=8", "--set", "net.d_width=8", "--set", "net.d_fc=32", "--set", "batch_size=16"]
+
+
+@dataclass
+class Env:
+    """Where a case builds its inputs: a scratch folder (also the working directory) and the tiny models."""
+
+    tmp: Path
+    models: dict[str, Path]  # "cgan", "infogan", "ring8" -> .onnx
+    runs: dict[str, Path]  # "ring8" (and "cgan", "infogan") -> run directory
+
+    def file(self, name: str, data: bytes) -> str:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return str(path)
+
+    def train(self, *args: str, data: str | None = None) -> list[str]:
+        out = ["train", "fashion-cgan", "--steps", "1", "--no-progress", "-o", str(self.tmp / "run"), *TINY]
+        return out + (["--data", data] if data else []) + list(args)
+
+
+@dataclass
+class Case:
+    id: str
+    what: str  # the bad input, for people
+    build: Callable[[Env], list[str]]  # writes its files, returns the CLI arguments
+    problem: str  # a fragment of the line that names the problem
+    fix: str  # a fragment of the same line that names the fix
+    fashion: bool = False  # needs the Fashion-MNIST models or data
+    patch: dict = field(default_factory=dict)  # (module, attribute) -> value while the case runs in-process
+
+
+# --------------------------------------------------------------------------- builders
+def onnx_with(env: Env, name: str, spec: str | None = None, card: str | None = None, inputs: list[str] | None = None) -> str:
+    """A copy of the tiny ring8 model with its metadata (or graph inputs) changed."""
+    import onnx
+
+    m = onnx.load(str(env.models["ring8"]))
+    props = {p.key: p.value for p in m.metadata_props}
+    props.update({k: v for k, v in (("ctrlgen.spec", spec), ("ctrlgen.card", card)) if v is not None})
+    del m.metadata_props[:]
+    for k, v in props.items():
+        m.metadata_props.add(key=k, value=v)
+    if inputs is not None:  # rename the graph's inputs (and their uses), keep the spec
+        for old, new in zip([i.name for i in m.graph.input], inputs, strict=False):
+            m.graph.input[[i.name for i in m.graph.input].index(old)].name = new
+            for node in m.graph.node:
+                node.input[:] = [new if x == old else x for x in node.input]
+    return env.file(name, m.SerializeToString())
+
+
+def spec_of(env: Env, **changes) -> str:
+    import onnx
+
+    m = onnx.load(str(env.models["ring8"]))
+    d = json.loads({p.key: p.value for p in m.metadata_props}["ctrlgen.spec"])
+    d.update(changes)
+    return json.dumps(d)
+
+
+def plain_onnx(env: Env, name: str) -> str:
+    """A valid ONNX model that ctrlgen did not write: an Identity, no metadata."""
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 2]) for n in ("z", "sample")]
+    graph = helper.make_graph([helper.make_node("Identity", ["z"], ["sample"])], "plain", [io[0]], [io[1]])
+    return env.file(name, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+
+
+def checkpoint(env: Env) -> bytes:
+    return sorted((env.runs["ring8"] / "checkpoints").glob("step-*.safetensors"))[-1].read_bytes()
+
+
+def foreign_safetensors(env: Env, name: str) -> str:
+    import torch
+    from safetensors.torch import save
+
+    return env.file(name, save({"w": torch.zeros(3)}))
+
+
+def idx(arr: np.ndarray, kind: int = 0x08) -> bytes:
+    return bytes([0, 0, kind, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.astype(np.uint8).tobytes()
+
+
+def idx_folder(env: Env, n_images: int = 4, n_labels: int = 4, magic: bytes | None = None, cut: int = 0, side: int = 28) -> str:
+    images = idx(np.zeros((n_images, side, side)))
+    if magic is not None:
+        images = magic + images[4:]
+    env.file("idx/train-images-idx3-ubyte", images[: len(images) - cut])
+    env.file("idx/train-labels-idx1-ubyte", idx(np.arange(n_labels) % 2))
+    return str(env.tmp / "idx")
+
+
+def image_folder(env: Env, extra: tuple[str, bytes] | None = None, images: bool = True) -> str:
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (env.tmp / "imgs" / cls).mkdir(parents=True, exist_ok=True)
+        if images:
+            Image.new("L", (40, 40), 128).save(env.tmp / "imgs" / cls / "a.png")
+    if extra is not None:
+        env.file(f"imgs/cat/{extra[0]}", extra[1])
+    return str(env.tmp / "imgs")
+
+
+def recipe(env: Env, text: str) -> list[str]:
+    net = "" if "[net]" in text else '[net]\nfamily = "mlp"\n'
+    path = env.file("bad.toml", f'data = "ring8"\nconditional = false\n{text}{net}'.encode())
+    return ["train", path, "--steps", "1", "--no-progress", "-o", str(env.tmp / "run")]
+
+
+def existing(env: Env, name: str) -> str:
+    return env.file(name, b"precious bytes")
+
+
+def rnd(n: int) -> bytes:
+    return np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def gen(env: Env, model: str, *args: str, out: str = "out.png") -> list[str]:
+    return ["generate", str(env.models[model]), "-o", str(env.tmp / out), *args]
+
+
+# --------------------------------------------------------------------------- the corpus
+CASES = [
+    # ---- model files
+    Case("onnx-random", "an .onnx file of random bytes", lambda e: ["generate", e.file("m.onnx", rnd(3000)), "-o", "o.png"],
+         "is not a loadable ONNX model", "re-export it"),
+    Case("onnx-truncated", "a truncated .onnx file", lambda e: ["generate", e.file("m.onnx", e.models["ring8"].read_bytes()[:5000])],
+         "is not a loadable ONNX model", "re-export it"),
+    Case("onnx-empty", "an empty .onnx file", lambda e: ["info", e.file("m.onnx", b"")], "is not a loadable ONNX model", "re-export it"),
+    Case("onnx-plain", "a valid ONNX model without ctrlgen metadata", lambda e: ["generate", plain_onnx(e, "m.onnx")],
+         "has no 'ctrlgen.spec' metadata", "export it with ctrlgen export"),
+    Case("spec-future", "a spec with a format version from the future", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, format=99))],
+         "spec format 99 is newer than", "upgrade ctrlgen"),
+    Case("spec-not-json", "a spec that is not JSON", lambda e: ["info", onnx_with(e, "m.onnx", "{nope")], "spec is not valid JSON", "re-export"),
+    Case("spec-malformed", "a spec with a wrong field type", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, noise_dim="8"))],
+         "noise_dim must be a positive integer", "re-export"),
+    Case("spec-infinite", "a spec with an infinite output size", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, output={"kind": "points", "shape": [1e999]}))],
+         "output shape must be a list of integers", "re-export"),
+    Case("card-damaged", "a damaged model card", lambda e: ["info", onnx_with(e, "m.onnx", card="{")], "damaged 'ctrlgen.card'", "re-export"),
+    Case("graph-vs-spec", "graph inputs that do not match the spec", lambda e: ["info", onnx_with(e, "m.onnx", inputs=["noise"])],
+         "do not match its spec", "re-export it"),
+    Case("model-missing", "a model path that does not exist", lambda e: ["generate", "nosuch.onnx"], "not found", "give a path or a shipped model name"),
+    Case("model-empty-dir", "a folder that is not a run", lambda e: ["generate", str((e.tmp / "d").mkdir() or e.tmp / "d")],
+         "holds no checkpoint", "give a run directory or a checkpoint file"),
+    Case("pickle", "a pickle renamed .safetensors", lambda e: ["generate", e.file("m.safetensors", b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.")],
+         "is not a readable checkpoint", "use an earlier one"),
+    # ---- checkpoints and runs
+    Case("ckpt-random", "a checkpoint of random bytes", lambda e: ["generate", e.file("c.safetensors", rnd(5000))],
+         "is not a readable checkpoint", "use an earlier one"),
+    Case("ckpt-truncated", "a truncated checkpoint", lambda e: ["export", e.file("c.safetensors", checkpoint(e)[:-100]), "-o", "m.onnx"],
+         "is not a readable checkpoint", "use an earlier one"),
+    Case("ckpt-foreign", "a safetensors file ctrlgen did not write", lambda e: ["info", foreign_safetensors(e, "c.safetensors")],
+         "is not a ctrlgen checkpoint", "give one written by ctrlgen train"),
+    Case("run-all-damaged", "a run whose checkpoints are all damaged",
+         lambda e: ["generate", str(Path(e.file("r/checkpoints/step-00000004.safetensors", checkpoint(e)[:300])).parents[1])],
+         "no loadable checkpoint", "give a run directory or a checkpoint file"),
+    Case("resume-not-a-run", "--resume of a folder that is not a run", lambda e: ["train", "--resume", str(e.tmp)],
+         "is not a run directory", "give the folder ctrlgen train wrote"),
+    Case("resume-damaged-config", "--resume of a run with a damaged config.json", lambda e: ["train", "--resume", str(Path(e.file("r/config.json", b"{")).parent)],
+         "config.json is damaged", "checkpoint"),
+    Case("resume-no-checkpoint", "--resume of a run whose checkpoints are all damaged",
+         lambda e: ["train", "--resume", resumable_without_checkpoint(e)], "no loadable checkpoint", "start a new run"),
+    # ---- labels and codes
+    Case("label-high", "a label out of range", lambda e: gen(e, "cgan", "--label", "10"), "label 10 is out of range", "use 0..9", True),
+    Case("label-negative", "a negative label", lambda e: gen(e, "cgan", "--label", "-1"), "label -1 is out of range", "use 0..9", True),
+    Case("label-name", "an unknown class name", lambda e: gen(e, "cgan", "--label", "Hat"), "label 'Hat' is unknown", "use 0..9 or one of", True),
+    Case("label-odd", "a label that only looks like a number", lambda e: gen(e, "cgan", "--label=--3"), "label '--3' is unknown", "use 0..9", True),
+    Case("label-digit", "a label in non-ASCII digits", lambda e: gen(e, "cgan", "--label", "²"), "label '²' is unknown", "use 0..9", True),
+    Case("label-unconditional", "a label for an unconditional model", lambda e: gen(e, "ring8", "--label", "3"),
+         "not class-conditional", "drop --label"),
+    Case("cat-high", "a categorical value out of range", lambda e: gen(e, "infogan", "--cat", "c=10"), "--cat c=10 is out of range", "use 0..9", True),
+    Case("cat-text", "a categorical value that is not an integer", lambda e: gen(e, "infogan", "--cat", "c=x"), "is not an integer", "use 0..9", True),
+    Case("cat-unknown", "an unknown code name", lambda e: gen(e, "infogan", "--cat", "q=1"), "categorical code 'q' is unknown", "this model has: c", True),
+    Case("cat-no-value", "a code without a value", lambda e: gen(e, "infogan", "--cat", "c"), "must look like NAME=VALUE", "NAME=VALUE", True),
+    Case("cont-nan", "a NaN continuous code", lambda e: gen(e, "infogan", "--cont", "u0=nan"), "is not finite", "use a value in [-1, 1]", True),
+    Case("cont-inf", "an infinite continuous code", lambda e: gen(e, "infogan", "--cont", "u0=-inf"), "is not finite", "use a value in [-1, 1]", True),
+    Case("cont-range", "a continuous code out of range", lambda e: gen(e, "infogan", "--cont", "u0=7"), "outside its range [-1, 1]", "use a value inside it", True),
+    Case("cont-text", "a continuous code that is not a number", lambda e: gen(e, "infogan", "--cont", "u0=abc"), "is not a number", "use a value in [-1, 1]", True),
+    Case("fix-nan", "sweep --fix with NaN", lambda e: ["sweep", str(e.models["infogan"]), "--code", "u0", "--fix", "u1=nan", "-o", "s.png"],
+         "is not finite", "use a value in [-1, 1]", True),
+    Case("walk-range", "interpolate --code out of range", lambda e: ["interpolate", str(e.models["infogan"]), "--code", "u0=-1,5", "-o", "w.gif"],
+         "outside its range [-1, 1]", "use a value inside it", True),
+    Case("truncation", "a negative truncation", lambda e: gen(e, "ring8", "--truncation", "-1"), "truncation must be a positive number", "positive number"),
+    Case("truncation-nan", "a NaN truncation", lambda e: gen(e, "ring8", "--truncation", "nan"), "truncation must be a positive number", "positive number"),
+    # ---- counts and sizes
+    Case("n-zero", "--n 0", lambda e: gen(e, "ring8", "--n", "0"), "--n must be at least 1, got 0", "at least 1"),
+    Case("n-negative", "a negative --n", lambda e: gen(e, "ring8", "--n", "-5"), "--n must be at least 1, got -5", "at least 1"),
+    Case("n-huge", "an absurdly large --n", lambda e: gen(e, "ring8", "--n", "1000000000000", "-f", "npz", out="o.npz"), "is too large", "split the job"),
+    Case("n-text", "--n that is not a number", lambda e: gen(e, "ring8", "--n", "many"), "Invalid value for '--n'", "generate --help'"),
+    Case("grid-huge", "a grid too large for one picture", lambda e: gen(e, "ring8", "--n", "20000"), "too large (max 10000)", "use --format npz"),
+    Case("batch-zero", "--batch 0", lambda e: gen(e, "ring8", "--batch", "0"), "--batch must be at least 1", "at least 1"),
+    Case("threads-zero", "--threads 0", lambda e: gen(e, "ring8", "--threads", "0"), "threads must be a positive integer", "leave it unset"),
+    Case("device", "an unknown --device", lambda e: gen(e, "ring8", "--device", "tpu"), "device 'tpu' is unknown", "use auto, cpu or cuda"),
+    Case("sweep-rows", "sweep --rows 0", lambda e: ["sweep", str(e.models["infogan"]), "--code", "u0", "--rows", "0", "-o", "s.png"],
+         "rows must be a positive integer", "positive integer", True),
+    Case("sweep-huge", "a sweep over the cell limit", lambda e: ["sweep", str(e.models["infogan"]), "--code", "u0", "--rows", "5000", "-o", "s.png"],
+         "over the limit of 10000", "use fewer rows or steps", True),
+    Case("frames", "interpolate --frames 1", lambda e: ["interpolate", str(e.models["ring8"]), "--frames", "1", "-o", "w.gif"],
+         "--frames must be in 2..2000", "2..2000"),
+    Case("option-unknown", "an option that does not exist", lambda e: gen(e, "ring8", "--bogus"), "No such option: --bogus", "see 'ctrlgen generate --help'"),
+    Case("command-unknown", "a command that does not exist", lambda e: ["generat"], "No such command 'generat'", "See 'ctrlgen --help'"),
+    Case("ui-port", "ui --port 0", lambda e: ["ui", "--port", "0"], "--port must be in 1..65535", "1..65535"),
+    Case("ui-limit", "ui --max-samples 0", lambda e: ["ui", "--max-samples", "0"], "max-samples must be a positive integer", "positive integer"),
+    # ---- outputs
+    Case("out-exists", "an existing output", lambda e: gen(e, "ring8", "-o", existing(e, "o.png")), "already exists", "pass --force"),
+    Case("out-exists-npz", "an existing .npz output", lambda e: gen(e, "ring8", "-o", existing(e, "o.npz")), "already exists", "pass --force"),
+    Case("out-exists-dir", "an existing png-dir output", lambda e: gen(e, "cgan", "-f", "png-dir", "-o", str(Path(existing(e, "pngs/000000.png")).parent)),
+         "already exists", "pass --force", True),
+    Case("out-exists-onnx", "export onto an existing model", lambda e: ["export", str(e.runs["ring8"]), "-o", existing(e, "m.onnx")],
+         "already exists", "pass --force"),
+    Case("out-exists-sweep", "sweep onto an existing picture", lambda e: ["sweep", str(e.models["cgan"]), "--labels", "-o", existing(e, "s.png")],
+         "already exists", "pass --force", True),
+    Case("out-exists-gif", "interpolate onto an existing GIF", lambda e: ["interpolate", str(e.models["ring8"]), "-o", existing(e, "w.gif")],
+         "already exists", "pass --force"),
+    Case("out-exists-plot", "plot onto an existing picture", lambda e: ["plot", str(e.runs["ring8"]), "-o", existing(e, "p.png")],
+         "already exists", "pass --force"),
+    Case("out-unwritable", "an output inside a file (not a folder)", lambda e: gen(e, "ring8", "-o", existing(e, "f") + "/o.png"),
+         "not a writable folder", "choose another output path"),
+    Case("out-suffix", "an output with an unknown suffix", lambda e: gen(e, "ring8", "-o", "o.txt"), "cannot tell the format", "pass --format"),
+    Case("out-gif", "interpolate to a non-GIF name", lambda e: ["interpolate", str(e.models["ring8"]), "-o", "w.png"], "must end in .gif", "end in .gif"),
+    # ---- recipes
+    Case("recipe-unknown-key", "a recipe with an unknown key", lambda e: recipe(e, "learning_rate = 1\n"), "unknown key(s) ['learning_rate']", "valid keys"),
+    Case("recipe-type", "a recipe with a wrong type", lambda e: recipe(e, 'lr_g = "fast"\n'), "lr_g must be a number", "must be a number"),
+    Case("recipe-net-type", "a wrong type in [net]", lambda e: recipe(e, '[net]\nfamily = "mlp"\ng_width = "wide"\n'), "[net]: g_width must be an integer", "integer"),
+    Case("recipe-toml", "a recipe that is not TOML", lambda e: recipe(e, "lr_g = = 1\n"), "is not valid TOML", "fix the file"),
+    Case("recipe-technique", "a technique that is not a table", lambda e: recipe(e, "techniques = { ema = 1 }\n"), "techniques.ema must be a table", "techniques.ema.NAME=VALUE"),
+    Case("recipe-missing", "a recipe file that does not exist", lambda e: ["train", "nosuch.toml"], "does not exist", "give a recipe name"),
+    Case("recipe-name", "an unknown recipe name", lambda e: ["train", "fashion-gan"], "recipe 'fashion-gan' is unknown", "use one of"),
+    Case("set-no-value", "--set without a value", lambda e: ["train", "ring8", "--set", "lr_g"], "must look like key=value", "lr_g=1e-4"),
+    Case("set-not-table", "--set under a value that is not a table", lambda e: ["train", "ring8", "--set", "lr_g.x=1"], "lr_g is a value, not a table", "set it as lr_g=VALUE"),
+    Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "steps must be >= 0", ">= 0"),
+    # ---- data
+    Case("data-missing", "--data that does not exist", lambda e: e.train(data=str(e.tmp / "nope 😀")), "nope 😀 does not exist", "pass --data"),
+    Case("idx-magic", "IDX files with a wrong magic number", lambda e: e.train(data=idx_folder(e, magic=b"\x12\x34\x08\x03")),
+         "bad magic number", "point --data at Fashion-MNIST IDX files"),
+    Case("idx-counts", "IDX images and labels of different counts", lambda e: e.train(data=idx_folder(e, 5, 4)),
+         "has 5 images but", "use matching files"),
+    Case("idx-truncated", "a truncated IDX file", lambda e: e.train(data=idx_folder(e, cut=10)), "truncated or damaged", "copy"),
+    Case("idx-gzip", "a damaged gzip IDX file", lambda e: e.train(data=(e.file("idx/train-images-idx3-ubyte.gz", b"\x1f\x8b" + rnd(50)),
+                                                                         e.file("idx/train-labels-idx1-ubyte", idx(np.zeros(2))))[0].rsplit("/", 1)[0]),
+         "damaged gzip file", "copy it again"),
+    Case("idx-size", "IDX images of another size than the recipe's", lambda e: e.train(data=idx_folder(e, side=10)),
+         "IDX images are 1x10x10", "set image_size=10"),
+    Case("images-non-image", "an image folder holding a non-image", lambda e: e.train(data=image_folder(e, ("notes.txt", b"hi"))),
+         "is not an image", "remove it"),
+    Case("images-fake", "an image folder holding a file that is not really a PNG", lambda e: e.train(data=image_folder(e, ("x.png", b"no png"))),
+         "cannot be read as an image", "remove or replace it"),
+    Case("images-empty", "an image folder with empty class folders", lambda e: e.train(data=image_folder(e, images=False)),
+         "no images in them", "add images"),
+    Case("images-bomb", "an image folder holding a decompression bomb", lambda e: e.train(data=image_folder(e)),
+         "too many pixels", "remove or shrink it", patch={("PIL.Image", "MAX_IMAGE_PIXELS"): 100}),
+]
+
+
+def resumable_without_checkpoint(env: Env) -> str:
+    """A real run's config.json with only a damaged checkpoint beside it."""
+    run = env.tmp / "r"
+    env.file("r/config.json", (env.runs["ring8"] / "config.json").read_bytes())
+    env.file("r/checkpoints/step-00000002.safetensors", checkpoint(env)[:-50])
+    return str(run)
+
+
+def main() -> None:  # pragma: no cover - prints the README table
+    import sys
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from ctrlgen.serve.cli import app
+
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    if root is None:
+        sys.exit("usage: python tests/corpus.py DIR  (DIR holds cgan.onnx, infogan.onnx, ring8.onnx and runs/ring8)")
+    models = {k: root / f"{k}.onnx" for k in ("cgan", "infogan", "ring8")}
+    print("| bad input | message (`Error: ...`) | fix |\n|---|---|---|")
+    for case in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = Env(Path(tmp), models, {"ring8": root / "runs" / "ring8"})
+            args = case.build(env)
+            out = CliRunner().invoke(app, args).output.strip().removeprefix("Error: ").replace(str(env.tmp) + "/", "")
+            out = out.replace(str(root) + "/", "").replace("|", "\\|")
+            print(f"| {case.what} | {out} | {case.fix} |")
+
+
+if __name__ == "__main__":
+    main()
