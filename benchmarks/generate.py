@@ -21,8 +21,8 @@ depend on the weight values.  Without ``--int8`` the int8 file is quantized from
 
 Each contender is timed in turn inside every repeat (so load changes hit all of them), after a
 warm-up; medians are printed.  Peak memory is the process's peak RSS while that contender ran
-(``/proc/self/clear_refs`` resets the high-water mark).  The fp32 and bf16 rates of a 2048³
-matmul on the same threads are measured here too; "% fp32 peak" is samples/s × FLOPs per sample
+(``/proc/self/clear_refs`` resets the high-water mark).  The fp32 and bf16 rates of a 1024³
+matmul on the same threads are measured in the same loop; "% fp32 matmul rate" is samples/s × FLOPs per sample
 over the fp32 matmul rate.
 """
 
@@ -77,20 +77,12 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def matmul_rates(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """GFLOP/s of an n³ matmul in fp32 and bf16 (torch, oneDNN/MKL), median of ``repeats``."""
-    torch.set_num_threads(threads)
+def matmul_calls(n: int = 1024) -> dict[str, tuple[Callable, float]]:
+    """name -> (an n³ matmul in fp32 / bf16, its FLOPs); timed inside every repeat like the contenders."""
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        for _ in range(2):
-            a @ b
-        ts = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            a @ b
-            ts.append(time.perf_counter() - t)
-        out[name] = 2 * n**3 / statistics.median(ts) / 1e9
+        out[f"matmul {name}"] = ((lambda a=a, b=b: a @ b), 2.0 * n**3)
     return out
 
 
@@ -233,8 +225,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# machine: {machine()}")
     print(f"# threads: {args.threads} (torch.set_num_threads, ORT intra_op_num_threads)")
-    rates = matmul_rates(args.threads)
-    print(f"# measured 2048^3 matmul: fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s (torch)")
     g, spec, how = build_torch(args.onnx, args.run)
     flops = flops_per_sample(g)
     print(f"# model: {args.onnx.name}; torch generator: {how}; {flops / 1e6:.2f} MFLOP per sample (Linear + ConvTranspose)")
@@ -249,6 +239,10 @@ def main() -> None:
             notes.append(f"int8 file: {args.int8}")
         runs = contenders(g, spec, paths, args.threads, not args.no_compile, notes)
         res: dict[str, dict[int, dict]] = {name: {} for name in runs}
+        mm = matmul_calls()
+        reset_peak()
+        print(f"# process RSS with every path loaded: {peak_rss_mb():,.0f} MB (a path's peak RSS below is the process high-water mark while it ran)")
+        mm_times: dict[str, list[float]] = {name: [] for name in mm}
         for b in args.batches:
             calls = {name: make(b) for name, make in runs.items()}
             times: dict[str, list[float]] = {name: [] for name in calls}
@@ -261,6 +255,8 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name, fn in calls.items():
                     times[name].append(time_call(fn))
+                for name, (fn, _) in mm.items():
+                    mm_times[name].append(time_call(fn))
             for name in calls:
                 t = statistics.median(times[name])
                 res[name][b] = {"s_per_batch": t, "samples_per_s": b / t, "peak_rss_mb": peaks[name]}
@@ -268,6 +264,9 @@ def main() -> None:
         for key in ("fp32", "int8"):
             vals = [cli_rate(paths[key], args.cli_n, args.threads, tmp_dir) for _ in range(max(1, min(3, args.repeats)))]
             cli[f"cli {key}"] = statistics.median(vals)
+    rates = {name.split()[1]: f / statistics.median(mm_times[name]) / 1e9 for name, (_, f) in mm.items()}
+    print(f"# measured 1024^3 matmul (torch, timed inside every repeat like the contenders; median): "
+          f"fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s")
     report(res, cli, rates, flops, args, notes)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "rates_gflops": rates, "flops_per_sample": flops, "results": res,
