@@ -249,11 +249,9 @@ def export(
 
     check_output(output, force)
     rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
-    typer.echo(
-        f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); "
-        f"onnx.checker passed; max |onnxruntime - torch| = {rep.max_abs_diff:.2e} at batch 1 and 37"
-        + (f" (int8 vs fp32; mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e})" if rep.precision == "int8" else "")
-    )
+    diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"
+            else f"max |onnxruntime - torch| = {rep.max_abs_diff:.2e}")
+    typer.echo(f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); onnx.checker passed; {diff} at batch 1 and 37")
     if rep.precision == "int8":
         q = rep.card["quality_check"]
         typer.echo(
