@@ -11,6 +11,8 @@ Contenders, at batch 1, 64, 256 and 1024:
 * ``ort fp32``: ONNX Runtime on the ONNX file (``models/fashion-cgan.onnx``), threads set;
 * ``ort fp32 sub-pixel``: the lowered fp32 graph (what the int8 file is quantized from);
 * ``ort int8``: the ``ctrlgen export --precision int8`` file;
+* ``ort int8, ConvTranspose kept``: the same quantizer on the unlowered file (ORT has no int8
+  ConvTranspose, so those stay fp32 between DequantizeLinear and QuantizeLinear);
 * ``cli fp32`` / ``cli int8``: ``ctrlgen generate MODEL --n N -f npz`` in a child process, wall clock
   (process start, model load and the npz writer included).
 
@@ -105,7 +107,8 @@ def make_int8(g, spec, run: str | None, out: Path, fp32: Path) -> str:
     import onnx
 
     from ctrlgen.export import OnnxInterface, _torch_export, read_metadata
-    from ctrlgen.precision import lower, quantize_int8
+    from ctrlgen.lowering import lower
+    from ctrlgen.precision import quantize_int8
     from ctrlgen.spec import CARD_KEY
 
     if run:
@@ -138,7 +141,7 @@ def ort_session(path: Path, threads: int):
 
 def contenders(g, spec, paths: dict[str, Path], threads: int, compile_: bool, notes: list[str]) -> dict[str, Callable]:
     """name -> make(batch) -> a zero-argument function running one batch."""
-    from ctrlgen.precision import to_bf16
+    from ctrlgen.lowering import to_bf16
 
     def torch_fn(model, dtype=torch.float32):
         def make(b):
@@ -176,6 +179,7 @@ def contenders(g, spec, paths: dict[str, Path], threads: int, compile_: bool, no
     out["ort fp32"] = ort_fn(paths["fp32"])
     out["ort fp32 sub-pixel"] = ort_fn(paths["lowered"])
     out["ort int8"] = ort_fn(paths["int8"])
+    out["ort int8, ConvTranspose kept"] = ort_fn(paths["naive-int8"])
     return out
 
 
@@ -219,8 +223,9 @@ def main() -> None:
     if args.quick:
         args.batches, args.repeats, args.cli_n, args.no_compile = [1, 64], 2, 500, True
     from ctrlgen.export import OnnxInterface, _torch_export
+    from ctrlgen.lowering import lower
     from ctrlgen.nets import flops_per_sample
-    from ctrlgen.precision import lower
+    from ctrlgen.precision import quantize_int8
 
     torch.set_num_threads(args.threads)
     print(f"# machine: {machine()}")
@@ -233,6 +238,8 @@ def main() -> None:
         tmp_dir = Path(tmp)
         paths = {"fp32": args.onnx, "lowered": tmp_dir / "lowered.onnx", "int8": args.int8 or tmp_dir / "int8.onnx"}
         _torch_export(OnnxInterface(lower(g), spec).eval(), spec, paths["lowered"])
+        paths["naive-int8"] = tmp_dir / "naive-int8.onnx"  # the same quantizer on the unlowered graph
+        quantize_int8(str(args.onnx), str(paths["naive-int8"]), spec)
         if args.int8 is None:
             notes.append(f"int8 file: {make_int8(g, spec, args.run, paths['int8'], args.onnx)}")
         else:
@@ -262,7 +269,7 @@ def main() -> None:
                 res[name][b] = {"s_per_batch": t, "samples_per_s": b / t, "peak_rss_mb": peaks[name]}
         cli = {}
         for key in ("fp32", "int8"):
-            vals = [cli_rate(paths[key], args.cli_n, args.threads, tmp_dir) for _ in range(max(1, min(3, args.repeats)))]
+            vals = [cli_rate(paths[key], args.cli_n, args.threads, tmp_dir) for _ in range(1 if args.quick else 3)]
             cli[f"cli {key}"] = statistics.median(vals)
     rates = {name.split()[1]: f / statistics.median(mm_times[name]) / 1e9 for name, (_, f) in mm.items()}
     print(f"# measured 1024^3 matmul (torch, timed inside every repeat like the contenders; median): "

@@ -219,13 +219,14 @@ def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol
     import onnx
 
     from ctrlgen import precision as P
+    from ctrlgen.lowering import lower
     from ctrlgen.runtime import OnnxRuntime
 
     if spec.output_kind != "image":
         raise CtrlgenError("--precision int8 is for image generators (conv family); 2D point models stay fp32")
     with tempfile.TemporaryDirectory() as tmp:
         lowered, qpath = Path(tmp) / "lowered.onnx", Path(tmp) / "int8.onnx"
-        _torch_export(OnnxInterface(P.lower(g), spec).eval(), spec, lowered)
+        _torch_export(OnnxInterface(lower(g), spec).eval(), spec, lowered)
         lowered_diff = parity(lowered.read_bytes(), g, spec)
         if lowered_diff > tol:
             raise CtrlgenError(f"the lowered graph differs from torch by {lowered_diff:.3g} (> tolerance {tol:g}); the model was not written")

@@ -17,18 +17,18 @@ Why these two, measured on this CPU (AVX-512 VNNI and BF16; ``benchmarks/generat
 
 Quality is checked, not assumed: an int8 export is refused unless the
 evaluator's conditional accuracy stays within 1 point and FD within 10% of the
-fp32 model's on the same inputs (``check_quality``).
+fp32 model's on the same inputs (``check_quality``).  The torch side (the
+lowering, bf16) is ``ctrlgen.lowering``; this module imports neither torch nor
+onnxruntime at import time, so the ONNX runtime path stays torch-free.
 """
 
 from __future__ import annotations
 
-import copy
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from ctrlgen.errors import CtrlgenError
 
@@ -48,90 +48,6 @@ def check_precision(name: str, allowed: tuple[str, ...] = PRECISIONS) -> str:
     return name
 
 
-# --------------------------------------------------------------------------- lowering
-class SubPixelConvTranspose(nn.Module):
-    """ConvTranspose2d(k=4, s=2, p=1) computed as Pad(1) → Conv 2×2 (4·C_out) → PixelShuffle(2) → crop 1.
-
-    Output pixel (2i+a, 2j+b) of the transposed conv reads input rows {i-1, i}
-    (a = 0, kernel taps 3, 1) or {i, i+1} (a = 1, taps 2, 0): a 2×2 window of
-    the padded input starting at i+a.  Phase (a, b) goes to pixel-shuffle slot
-    (1-a, 1-b), so shuffling the 8×8 windows gives a 16×16 map whose centre
-    14×14 is exactly the transposed conv's output.
-    """
-
-    def __init__(self, ct: nn.ConvTranspose2d, act: nn.Module | None = None) -> None:
-        super().__init__()
-        # An elementwise activation commutes with the shuffle and crop; applied right after the
-        # conv, the quantizer fuses it into the int8 Conv (measured 1.3x faster int8 than after the crop).
-        self.act = act if act is not None else nn.Identity()
-        w = ct.weight.detach()  # (C_in, C_out, 4, 4)
-        cin, cout = w.shape[:2]
-        wc = w.new_zeros(cout, 2, 2, cin, 2, 2)  # (C_out, slot_y, slot_x, C_in, tap_y, tap_x)
-        for sy in range(2):
-            for sx in range(2):
-                a, b = 1 - sy, 1 - sx
-                for ty in range(2):
-                    for tx in range(2):
-                        wc[:, sy, sx, :, ty, tx] = w[:, :, 3 - a - 2 * ty, 3 - b - 2 * tx].t()
-        self.conv = nn.Conv2d(cin, cout * 4, 2, padding=1)
-        with torch.no_grad():
-            self.conv.weight.copy_(wc.reshape(cout * 4, cin, 2, 2))
-            self.conv.bias.copy_(ct.bias.detach().repeat_interleave(4) if ct.bias is not None else torch.zeros(cout * 4))
-
-    @staticmethod
-    def fits(m: nn.Module) -> bool:
-        return (
-            isinstance(m, nn.ConvTranspose2d)
-            and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
-            and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.act(self.conv(x)), 2)[:, :, 1:-1, 1:-1]
-
-
-@torch.no_grad()
-def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
-    """``layer`` followed by an eval-mode BatchNorm, as one layer (weights scaled per output channel)."""
-    layer = copy.deepcopy(layer)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
-    if isinstance(layer, nn.ConvTranspose2d):
-        layer.weight.mul_(scale.view(1, -1, 1, 1))
-    else:
-        layer.weight.mul_(scale.view(-1, *([1] * (layer.weight.dim() - 1))))
-    layer.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
-    return layer
-
-
-ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh)
-
-
-def lower(g: nn.Module) -> nn.Module:
-    """An eval-mode copy of generator ``g`` with BatchNorm folded and ConvTransposes in sub-pixel form.
-
-    The activation after a ConvTranspose (ReLU, Tanh) moves inside the
-    sub-pixel module, before the shuffle.  Same outputs as ``g.eval()`` up to
-    float rounding (tested); only ``g.body`` (an ``nn.Sequential``) is rewritten."""
-    g = copy.deepcopy(g).float().eval()
-    layers = list(g.body)
-    out: list[nn.Module] = []
-    i = 0
-    while i < len(layers):
-        m = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        foldable = isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d))
-        if foldable and nxt.track_running_stats and nxt.affine:
-            m, i = _fold(m, nxt), i + 1
-        if SubPixelConvTranspose.fits(m):
-            act = layers[i + 1] if i + 1 < len(layers) and isinstance(layers[i + 1], ELEMENTWISE) else None
-            m, i = SubPixelConvTranspose(m, act), i + (act is not None)
-        out.append(m)
-        i += 1
-    g.body = nn.Sequential(*out)
-    return g
-
-
 # --------------------------------------------------------------------------- int8
 def quantize_int8(fp32_path: str, out_path: str, spec: Any, seed: int = 0) -> None:
     """Static int8 quantization (QDQ) of a lowered fp32 ONNX file, calibrated on samples of ``spec``."""
@@ -145,15 +61,16 @@ def quantize_int8(fp32_path: str, out_path: str, spec: Any, seed: int = 0) -> No
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    pre = f"{fp32_path}.pre.onnx"
-    quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
-    quantize_static(
-        pre, out_path, Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,  # u8 × s8 is VNNI's native dot product
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = str(Path(tmp) / "pre.onnx")
+        quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
+        quantize_static(
+            pre, out_path, Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,  # u8 × s8 is VNNI's native dot product
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
 
 
 def int8_parity(int8: bytes, fp32: bytes, spec: Any, batches=(1, 37), seed: int = 1234) -> tuple[float, float]:
@@ -200,9 +117,3 @@ def check_quality(reference: Any, candidate: Any, n: int = QUALITY_N, seed: int 
             f"FD {ref['fd']:.3f} -> {new['fd']:.3f} (allowed: -{QUALITY_ACC_POINTS:g} point, +{QUALITY_FD_RATIO:.0%}); keep fp32"
         )
     return {"n": n, "seed": seed, **got}
-
-
-# --------------------------------------------------------------------------- bf16 (torch)
-def to_bf16(g: nn.Module) -> nn.Module:
-    """The lowered generator in bf16, channels-last: what oneDNN runs fastest on AVX-512 BF16."""
-    return lower(g).to(torch.bfloat16).to(memory_format=torch.channels_last)

@@ -239,7 +239,8 @@ class TorchRuntime(Runtime):
 
         from ctrlgen.checkpoint import load_generator
         from ctrlgen.export import build_card
-        from ctrlgen.precision import check_precision, to_bf16
+        from ctrlgen.lowering import to_bf16
+        from ctrlgen.precision import check_precision
 
         check_threads(threads)
         if device not in DEVICES:

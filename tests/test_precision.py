@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from conftest import needs_fashion
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.lowering import SubPixelConvTranspose, lower
 from ctrlgen.nets import Generator, NetConfig
-from ctrlgen.precision import INT8_MEAN_TOL, SubPixelConvTranspose, lower
+from ctrlgen.precision import INT8_MEAN_TOL
 from ctrlgen.runtime import Runtime
 from ctrlgen.serve.cli import app
 from ctrlgen.spec import LatentSpec
