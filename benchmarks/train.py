@@ -181,7 +181,7 @@ def main() -> None:
         fetch = side_by_side({"index gather": lambda: t_cgan.batches.get(7), "DataLoader per item": ref.real}, args.repeats, 20, warmup=2)
         print(f"\n# one real batch: ctrlgen's in-memory index gather {1e3 * fetch['index gather']:.2f} ms, "
               f"the reference's DataLoader {1e3 * fetch['DataLoader per item']:.2f} ms "
-              f"({100 * fetch['DataLoader per item'] / base:.0f}% of the reference step)")
+              f"({100 * fetch['DataLoader per item'] / base:.1f}% of the reference step)")
         if args.scale:
             print("\n| batch | cgan fp32 ms/step | cgan bf16 ms/step | fp32 samples/s | bf16 samples/s |")
             print("|---:|---:|---:|---:|---:|")
