@@ -9,6 +9,8 @@ LatentSpec JSON) and ``ctrlgen.card`` (the model card JSON).
 Every export is checked twice: ``onnx.checker`` on the graph, and ONNX
 Runtime against torch on random inputs at batch 1 and 37 (max abs difference
 printed; over ``tol`` the export fails and nothing is written).
+``precision="int8"`` writes a quantized file instead (``ctrlgen.precision``),
+checked against the fp32 export and by the evaluator.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ExportReport:
     opset: int
     weights: str
     card: dict[str, Any]
+    precision: str = "fp32"
 
 
 def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -138,15 +141,25 @@ def export(
     tol: float = DEFAULT_TOL,
     card_extra: dict[str, Any] | None = None,
     q_head: bool = False,
+    precision: str = "fp32",
+    quality_n: int | None = None,
 ) -> ExportReport:
     """Export a run directory or checkpoint to ``out``; verify; write atomically.
 
     ``q_head`` adds InfoGAN's Q prediction of the continuous codes as a second
-    output (``ctrlgen.qhead``), so consistency can be measured from the file."""
+    output (``ctrlgen.qhead``), so consistency can be measured from the file.
+    ``precision="int8"`` quantizes (see ``ctrlgen.precision``); ``quality_n``
+    is the sample count of its quality check (default 10,000)."""
     import onnx
 
     from ctrlgen.checkpoint import load_generator
+    from ctrlgen.precision import check_precision
 
+    if check_precision(precision) == "bf16":
+        raise CtrlgenError("ONNX Runtime's CPU provider has no bf16 MatMul/Gemm kernels (and ONNX Conv no bf16 type), so a bf16 "
+                           "file would not run; use --precision int8, or run the checkpoint in torch: ctrlgen generate RUN --precision bf16")
+    if precision != "fp32" and q_head:
+        raise CtrlgenError("--q-head exports are fp32 only (the Q head is for measuring consistency); drop --q-head or --precision")
     g, spec, ck = load_generator(source, prefer_ema=prefer_ema)
     g = g.float().eval()
     module = OnnxInterface(g, spec).eval()
@@ -189,9 +202,64 @@ def export(
         if entry.key == CARD_KEY:
             entry.value = json.dumps(card, sort_keys=True)
     data = model.SerializeToString()
+    if precision == "int8":
+        model, diff = _int8(g, spec, data, card, tol, quality_n)
+        data = model.SerializeToString()
     write_bytes(out, data)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    return ExportReport(Path(out), diff, len(data), opset, card["weights"], card)
+    return ExportReport(Path(out), diff, len(data), opset, card["weights"], card, precision)
+
+
+def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol: float, quality_n: int | None):
+    """(the int8 model with its metadata, max |int8 − fp32|); raises if parity or quality is off.
+
+    The lowered fp32 graph is checked against torch with ``tol`` (the rewrite
+    is exact); the int8 graph against the fp32 export by its mean difference;
+    then the evaluator compares the two files' samples."""
+    import onnx
+
+    from ctrlgen import precision as P
+    from ctrlgen.lowering import lower
+    from ctrlgen.runtime import OnnxRuntime
+
+    if spec.output_kind != "image":
+        raise CtrlgenError("--precision int8 is for image generators (conv family); 2D point models stay fp32")
+    with tempfile.TemporaryDirectory() as tmp:
+        lowered, qpath = Path(tmp) / "lowered.onnx", Path(tmp) / "int8.onnx"
+        _torch_export(OnnxInterface(lower(g), spec).eval(), spec, lowered)
+        lowered_diff = parity(lowered.read_bytes(), g, spec)
+        if lowered_diff > tol:
+            raise CtrlgenError(f"the lowered graph differs from torch by {lowered_diff:.3g} (> tolerance {tol:g}); the model was not written")
+        P.quantize_int8(str(lowered), str(qpath), spec)
+        model = onnx.load(str(qpath))
+        worst, mean = P.int8_parity(model.SerializeToString(), fp32, spec)
+        if mean > P.INT8_MEAN_TOL:
+            raise CtrlgenError(f"int8 samples differ from fp32 by {mean:.3g} on average (> {P.INT8_MEAN_TOL:g}); keep fp32")
+        card.update({
+            "precision": "int8",
+            "export_parity_max_abs_diff": lowered_diff,
+            "int8_vs_fp32_max_abs_diff": worst,
+            "int8_vs_fp32_mean_abs_diff": mean,
+            "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": "uint8",
+                             "weights": "int8 per channel", "calibration": f"{P.CALIBRATION_BATCHES} x {P.CALIBRATION_BATCH} spec samples",
+                             "lowering": "BatchNorm folded; ConvTranspose(4,2,1) -> Pad, Conv 2x2, DepthToSpace, crop"},
+        })
+        del model.metadata_props[:]
+        for key, value in ((SPEC_KEY, spec.to_json()), (CARD_KEY, json.dumps(card, sort_keys=True))):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        model.producer_name = "ctrlgen"
+        model.doc_string = f"ctrlgen generator '{card['name']}' (int8): inputs {', '.join(spec.input_names)} -> sample"
+        onnx.checker.check_model(model, full_check=True)
+        ref = Path(tmp) / "fp32.onnx"
+        ref.write_bytes(fp32)
+        qpath.write_bytes(model.SerializeToString())
+        quality = P.check_quality(OnnxRuntime(ref), OnnxRuntime(qpath), n=quality_n or P.QUALITY_N)
+    card["quality_check"] = quality
+    for entry in model.metadata_props:
+        if entry.key == CARD_KEY:
+            entry.value = json.dumps(card, sort_keys=True)
+    return model, worst
 
 
 def _q_head(ck):

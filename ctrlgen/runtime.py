@@ -37,17 +37,33 @@ class Runtime:
     backend: str = ""
 
     @staticmethod
-    def from_file(path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> Runtime:
+    def from_file(path: str | os.PathLike, threads: int | None = None, device: str = "auto", precision: str | None = None) -> Runtime:
+        """``precision``: None runs the model as stored; ``"bf16"`` runs a checkpoint in torch bf16;
+        ``"int8"`` / ``"fp32"`` only confirm what an .onnx file holds (int8 files come from ``ctrlgen export --precision int8``)."""
+        from ctrlgen.precision import check_precision
+
         path = Path(path)
+        if precision is not None:
+            check_precision(precision)
         if not path.exists():
             raise CtrlgenError(f"model {path} does not exist; give an .onnx file, a checkpoint or a run directory")
         if path.is_dir() or path.suffix == ".safetensors":
-            return TorchRuntime(path, threads=threads, device=device)
-        return OnnxRuntime(path, threads=threads, device=device)
+            if precision == "int8":
+                raise CtrlgenError(f"int8 runs from an exported file: ctrlgen export {path} --precision int8 -o model-int8.onnx, then generate from it")
+            return TorchRuntime(path, threads=threads, device=device, precision=precision or "fp32")
+        rt = OnnxRuntime(path, threads=threads, device=device)
+        if precision is not None and precision != rt.precision:
+            how = "bf16 runs a checkpoint or run directory in torch" if precision == "bf16" else "export it with ctrlgen export RUN --precision int8"
+            raise CtrlgenError(f"{path} holds a {rt.precision} model, not {precision}; {how}")
+        return rt
 
     @property
     def name(self) -> str:
         return str(self.card.get("name") or self.source.stem)
+
+    @property
+    def precision(self) -> str:
+        return str(self.card.get("precision", "fp32"))
 
     # ------------------------------------------------------------------ calling
     def __call__(self, extrapolate: bool = False, **inputs: Any) -> np.ndarray:
@@ -218,11 +234,13 @@ class TorchRuntime(Runtime):
 
     backend = "torch"
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto") -> None:
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto", precision: str = "fp32") -> None:
         import torch
 
         from ctrlgen.checkpoint import load_generator
         from ctrlgen.export import build_card
+        from ctrlgen.lowering import to_bf16
+        from ctrlgen.precision import check_precision
 
         check_threads(threads)
         if device not in DEVICES:
@@ -234,13 +252,17 @@ class TorchRuntime(Runtime):
         self.source = Path(path)
         self.g, self.spec, ck = load_generator(path)
         self.device = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        self.dtype = torch.float32
+        if check_precision(precision, ("fp32", "bf16")) == "bf16":
+            self.g, self.dtype = to_bf16(self.g), torch.bfloat16
         self.g.to(self.device)
-        self.card = build_card(ck.meta, ck.meta.get("weights", "G"))
+        self.card = build_card(ck.meta, ck.meta.get("weights", "G"), {"precision": precision})
         self.providers = [str(self.device)]
 
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
+        x = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
         with torch.inference_mode():
-            out = self.g(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
+            out = self.g(**{k: v.to(self.dtype) if v.is_floating_point() else v for k, v in x.items()})
         return out.float().cpu().numpy()

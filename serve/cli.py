@@ -241,17 +241,23 @@ def export(
     tol: Annotated[float, typer.Option(help="Largest allowed |ONNX Runtime - torch| difference.")] = 1e-4,
     q_head: Annotated[bool, typer.Option("--q-head", help="InfoGAN: add Q's prediction of the continuous codes as output q_code_cont.")] = False,
     evaluate: Annotated[bool, typer.Option("--eval", help="Measure the model (ctrlgen eval) and record the metrics in its card and NAME.md.")] = False,
+    precision: Annotated[str, typer.Option(help="fp32, or int8 (quantized for ONNX Runtime; checked by the evaluator against fp32).")] = "fp32",
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
     check_output(output, force)
-    rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head)
-    typer.echo(
-        f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); "
-        f"onnx.checker passed; max |onnxruntime - torch| = {rep.max_abs_diff:.2e} at batch 1 and 37"
-    )
+    rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
+    diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"
+            else f"max |onnxruntime - torch| = {rep.max_abs_diff:.2e}")
+    typer.echo(f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); onnx.checker passed; {diff} at batch 1 and 37")
+    if rep.precision == "int8":
+        q = rep.card["quality_check"]
+        typer.echo(
+            f"Quality kept ({q['n']} samples): conditional accuracy {q['fp32']['conditional_accuracy']:.4f} fp32 -> "
+            f"{q['reduced']['conditional_accuracy']:.4f} int8, FD {q['fp32']['fd']:.3f} -> {q['reduced']['fd']:.3f}"
+        )
     if evaluate:
         from ctrlgen.serve.evaluate import record_evaluation
 
@@ -283,6 +289,7 @@ def generate(
     batch: Annotated[int, typer.Option(help="Samples per model call.")] = 1024,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str | None, typer.Option(help="bf16: run a checkpoint or run directory in torch bf16; fp32/int8: require an .onnx file of that precision (default: as stored).")] = None,
 ) -> None:
     """Generate samples from a model as a grid PNG, a folder of PNGs, or an npz archive."""
     import numpy as np
@@ -300,7 +307,7 @@ def generate(
     if scale < 1 or scale > 16:
         raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
     path = resolve_model(model)
-    rt = Runtime.from_file(path, threads=threads, device=device)
+    rt = Runtime.from_file(path, threads=threads, device=device, precision=precision)
     spec = rt.spec
     cats, conts = parse_codes(spec, cat, cont)
     if output is None:
@@ -343,7 +350,7 @@ def generate(
         writer.abort()
         raise
     dt = time.perf_counter() - t0
-    typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
+    typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}, {rt.precision}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
 
 
 # --------------------------------------------------------------------------- info

@@ -1,0 +1,196 @@
+"""Training step speed: ctrlgen's step on its paths, and the plain DCGAN loop as the reference, side by side.
+
+    .venv/bin/python benchmarks/train.py [--batch 64] [--compile] [--scale] [--quick]
+
+Contenders (steps/s of one full step = one D update + one G update, at the same batch):
+
+* ``cgan``: ``Trainer.train_step`` of the fashion-cgan recipe (conditional DCGAN, projection D
+  with spectral norm, EMA) as trained by ``ctrlgen train``: fp32 (the CPU default, ``amp=auto``),
+  ``amp=bf16`` (bf16 autocast), each also with G and D in channels-last memory format,
+  and (``--compile``) G and D under ``torch.compile``;
+* ``infogan``: the fashion-infogan recipe, fp32 and bf16;
+* ``reference``: the step written the plain way the popular GAN collections write it: an
+  unconditional DCGAN with the same G and D layers (built by ``ctrlgen.nets`` from the same
+  NetConfig), BCE-with-logits, Adam, real batches from a ``DataLoader`` over a per-item
+  Dataset (uint8 -> float -> normalize per image, shuffled), fp32.
+
+Every contender runs ``--steps`` steps in turn inside each repeat (so machine load hits all
+alike) after warm-up steps; medians are printed with ratios to the reference.  The batch
+fetch itself is timed separately (ctrlgen's in-memory index gather vs the DataLoader), and
+``--scale`` adds step time vs batch size.  E-GAN is not in this repository (no technique),
+so its ratio is not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import machine  # noqa: E402
+
+from ctrlgen.data import load_images  # noqa: E402
+
+
+def trainer(recipe: str, batch: int, run_dir: Path, *overrides: str):
+    from ctrlgen.train.config import load_config
+    from ctrlgen.train.trainer import Trainer
+
+    cfg = load_config(recipe, [f"batch_size={batch}", "progress=false", "monitor_every=0", "device=cpu", *overrides])
+    return Trainer(cfg, run_dir)
+
+
+def channels_last(t):
+    t.G.to(memory_format=torch.channels_last)
+    t.D.to(memory_format=torch.channels_last)
+    return t
+
+
+def compiled(t):
+    t.G, t.D = torch.compile(t.G), torch.compile(t.D)
+    return t
+
+
+class PerItem(torch.utils.data.Dataset):
+    """What the collections' torchvision pipelines do: one image at a time, converted and normalized."""
+
+    def __init__(self, images) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = torch.from_numpy(self.images[i]).float().div(255.0)
+        return (x - 0.5) / 0.5
+
+
+class Reference:
+    """The plain DCGAN loop (unconditional), same layers as the cgan recipe's G and D."""
+
+    def __init__(self, batch: int, images, net) -> None:
+        from ctrlgen.nets import Discriminator, Generator
+        from ctrlgen.spec import LatentSpec
+
+        spec = LatentSpec(noise_dim=64, output_kind="image", output_shape=(1, 28, 28))
+        torch.manual_seed(0)
+        self.G, self.D = Generator(spec, net), Discriminator(spec, net, q_head=False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.loader = torch.utils.data.DataLoader(PerItem(images), batch_size=batch, shuffle=True, drop_last=True)
+        self.it = iter(self.loader)
+        self.batch, self.bce = batch, nn.BCEWithLogitsLoss()
+
+    def real(self) -> torch.Tensor:
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+    def train_step(self) -> None:
+        real = self.real()
+        ones, zeros = torch.ones(self.batch), torch.zeros(self.batch)
+        z = torch.randn(self.batch, 64)
+        fake = self.G(z=z)
+        d_loss = self.bce(self.D(real).logit, ones) + self.bce(self.D(fake.detach()).logit, zeros)
+        self.opt_d.zero_grad()
+        d_loss.backward()
+        self.opt_d.step()
+        g_loss = self.bce(self.D(fake).logit, ones)
+        self.opt_g.zero_grad()
+        g_loss.backward()
+        self.opt_g.step()
+
+
+def time_steps(step: Callable[[], object], k: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(k):
+        step()
+    return (time.perf_counter() - t0) / k
+
+
+def side_by_side(steps: dict[str, Callable], repeats: int, k: int, warmup: int) -> dict[str, float]:
+    """name -> median seconds per step."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {n: [] for n in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            times[name].append(time_steps(fn, k))
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5, help="Steps per timing (per contender per repeat).")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--compile", action="store_true", help="Add torch.compile'd G and D (slow to compile on CPU).")
+    ap.add_argument("--scale", action="store_true", help="Also step time vs batch size (32..256), fp32 and bf16.")
+    ap.add_argument("--quick", action="store_true", help="Batch 16, 1 repeat of 2 steps, cgan and reference only (a smoke test).")
+    args = ap.parse_args()
+    if args.quick:
+        args.batch, args.repeats, args.steps, args.compile, args.scale = 16, 1, 2, False, False
+    torch.set_num_threads(args.threads)
+    print(f"# machine: {machine()}")
+    print(f"# threads: {args.threads}; batch {args.batch}; {args.repeats} repeats of {args.steps} steps each, interleaved; medians")
+    data = load_images(None, "train", 28, 1)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        root = Path(tmp)
+        b = args.batch
+        t_cgan = trainer("fashion-cgan", b, root / "a")
+        ref = Reference(b, data.images, t_cgan.cfg.net)
+        runs: dict[str, Callable] = {
+            "cgan fp32 (default)": t_cgan.train_step,
+            "cgan bf16 autocast": trainer("fashion-cgan", b, root / "b", "amp=bf16").train_step,
+        }
+        if not args.quick:
+            runs["cgan fp32 channels_last"] = channels_last(trainer("fashion-cgan", b, root / "c")).train_step
+            runs["cgan bf16 channels_last"] = channels_last(trainer("fashion-cgan", b, root / "d", "amp=bf16")).train_step
+            runs["infogan fp32 (default)"] = trainer("fashion-infogan", b, root / "e").train_step
+            runs["infogan bf16 autocast"] = trainer("fashion-infogan", b, root / "f", "amp=bf16").train_step
+        if args.compile:
+            t0 = time.perf_counter()
+            try:
+                tc = compiled(trainer("fashion-cgan", b, root / "g", "amp=bf16"))
+                tc.train_step()
+                tc.train_step()
+                print(f"# torch.compile (bf16): first two steps (compile) took {time.perf_counter() - t0:.0f} s")
+                runs["cgan bf16 torch.compile"] = tc.train_step
+            except Exception as e:  # noqa: BLE001 - report why it did not work
+                print(f"# torch.compile failed after {time.perf_counter() - t0:.0f} s: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+        runs["reference plain DCGAN fp32"] = ref.train_step
+        med = side_by_side(runs, args.repeats, args.steps, warmup=2)
+        base = med["reference plain DCGAN fp32"]
+        print(f"\n| step (batch {b}) | steps/s | ms/step | vs reference |")
+        print("|---|---:|---:|---:|")
+        for name, s in med.items():
+            print(f"| {name} | {1 / s:.1f} | {1e3 * s:.1f} | {base / s:.2f}x |")
+        fetch = side_by_side({"index gather": lambda: t_cgan.batches.get(7), "DataLoader per item": ref.real}, args.repeats, 20, warmup=2)
+        print(f"\n# one real batch: ctrlgen's in-memory index gather {1e3 * fetch['index gather']:.2f} ms, "
+              f"the reference's DataLoader {1e3 * fetch['DataLoader per item']:.2f} ms "
+              f"({100 * fetch['DataLoader per item'] / base:.1f}% of the reference step)")
+        if args.scale:
+            print("\n| batch | cgan fp32 ms/step | cgan bf16 ms/step | fp32 samples/s | bf16 samples/s |")
+            print("|---:|---:|---:|---:|---:|")
+            for bs in (32, 64, 128, 256):
+                m = side_by_side({"fp32": trainer("fashion-cgan", bs, root / f"s{bs}").train_step,
+                                  "bf16": trainer("fashion-cgan", bs, root / f"t{bs}", "amp=bf16").train_step},
+                                 max(1, args.repeats // 2), max(1, args.steps // 2), warmup=1)
+                print(f"| {bs} | {1e3 * m['fp32']:.0f} | {1e3 * m['bf16']:.0f} | {bs / m['fp32']:,.0f} | {bs / m['bf16']:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

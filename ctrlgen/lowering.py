@@ -1,0 +1,104 @@
+"""The torch side of reduced precision (``ctrlgen.precision``): an exact lowering of G, and bf16.
+
+``lower(g)`` folds BatchNorm into the layer before it and rewrites every
+ConvTranspose(k=4, s=2, p=1) in the sub-pixel form that int8 Conv kernels run;
+``to_bf16(g)`` is that lowered G in bf16, channels-last, for torch's CPU kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+# --------------------------------------------------------------------------- lowering
+class SubPixelConvTranspose(nn.Module):
+    """ConvTranspose2d(k=4, s=2, p=1) computed as Pad(1) → Conv 2×2 (4·C_out) → PixelShuffle(2) → crop 1.
+
+    Output pixel (2i+a, 2j+b) of the transposed conv reads input rows {i-1, i}
+    (a = 0, kernel taps 3, 1) or {i, i+1} (a = 1, taps 2, 0): a 2×2 window of
+    the padded input starting at i+a.  Phase (a, b) goes to pixel-shuffle slot
+    (1-a, 1-b), so shuffling the 8×8 windows gives a 16×16 map whose centre
+    14×14 is exactly the transposed conv's output.
+    """
+
+    def __init__(self, ct: nn.ConvTranspose2d, act: nn.Module | None = None) -> None:
+        super().__init__()
+        # An elementwise activation commutes with the shuffle and crop; applied right after the
+        # conv, the quantizer fuses it into the int8 Conv instead of leaving an fp32 activation after the crop.
+        self.act = act if act is not None else nn.Identity()
+        w = ct.weight.detach()  # (C_in, C_out, 4, 4)
+        cin, cout = w.shape[:2]
+        wc = w.new_zeros(cout, 2, 2, cin, 2, 2)  # (C_out, slot_y, slot_x, C_in, tap_y, tap_x)
+        for sy in range(2):
+            for sx in range(2):
+                a, b = 1 - sy, 1 - sx
+                for ty in range(2):
+                    for tx in range(2):
+                        wc[:, sy, sx, :, ty, tx] = w[:, :, 3 - a - 2 * ty, 3 - b - 2 * tx].t()
+        self.conv = nn.Conv2d(cin, cout * 4, 2, padding=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(wc.reshape(cout * 4, cin, 2, 2))
+            self.conv.bias.copy_(ct.bias.detach().repeat_interleave(4) if ct.bias is not None else torch.zeros(cout * 4))
+
+    @staticmethod
+    def fits(m: nn.Module) -> bool:
+        return (
+            isinstance(m, nn.ConvTranspose2d)
+            and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
+            and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.act(self.conv(x)), 2)[:, :, 1:-1, 1:-1]
+
+
+@torch.no_grad()
+def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """``layer`` followed by an eval-mode BatchNorm, as one layer (weights scaled per output channel)."""
+    layer = copy.deepcopy(layer)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    if isinstance(layer, nn.ConvTranspose2d):
+        layer.weight.mul_(scale.view(1, -1, 1, 1))
+    else:
+        layer.weight.mul_(scale.view(-1, *([1] * (layer.weight.dim() - 1))))
+    layer.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+    return layer
+
+
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh)
+
+
+def lower(g: nn.Module) -> nn.Module:
+    """An eval-mode copy of generator ``g`` with BatchNorm folded and ConvTransposes in sub-pixel form.
+
+    The activation after a ConvTranspose (ReLU, Tanh) moves inside the
+    sub-pixel module, before the shuffle.  Same outputs as ``g.eval()`` up to
+    float rounding (tested); only ``g.body`` (an ``nn.Sequential``) is rewritten."""
+    g = copy.deepcopy(g).float().eval()
+    layers = list(g.body)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        m = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        foldable = isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d))
+        if foldable and nxt.track_running_stats and nxt.affine:
+            m, i = _fold(m, nxt), i + 1
+        if SubPixelConvTranspose.fits(m):
+            act = layers[i + 1] if i + 1 < len(layers) and isinstance(layers[i + 1], ELEMENTWISE) else None
+            m, i = SubPixelConvTranspose(m, act), i + (act is not None)
+        out.append(m)
+        i += 1
+    g.body = nn.Sequential(*out)
+    return g
+
+
+# --------------------------------------------------------------------------- bf16 (torch)
+def to_bf16(g: nn.Module) -> nn.Module:
+    """The lowered generator in bf16, channels-last: what oneDNN runs fastest on AVX-512 BF16."""
+    return lower(g).to(torch.bfloat16).to(memory_format=torch.channels_last)

@@ -1,0 +1,119 @@
+"""Reduced-precision generators: int8 ONNX files for ONNX Runtime, bf16 for torch.
+
+Why these two, measured on this CPU (AVX-512 VNNI and BF16; ``benchmarks/generate.py``):
+
+* **int8** (``ctrlgen export --precision int8``): ONNX Runtime's static
+  quantization (QDQ, u8 activations, per-channel s8 weights) turns Conv and
+  Gemm into VNNI kernels, but it has no int8 ConvTranspose and leaves that op
+  in fp32, and in the DCGAN generator the ConvTransposes are 93% of the FLOPs.
+  So the graph is first *lowered*: BatchNorm folded into the preceding layer,
+  and every ConvTranspose(k=4, s=2, p=1) rewritten exactly as a 2×2 Conv with
+  4× the output channels on the input padded by 1, a DepthToSpace(2) and a
+  one-pixel crop (the "sub-pixel" form; 64/49 of the FLOPs, all of them int8).
+* **bf16**: ONNX Runtime's CPU provider has no bf16 MatMul/Gemm kernel and
+  ONNX Conv has no bf16 type, so a bf16 ONNX file cannot run; torch (oneDNN)
+  runs the same lowered generator in bf16, channels-last
+  (``ctrlgen generate RUN --precision bf16`` on a checkpoint or run directory).
+
+Quality is checked, not assumed: an int8 export is refused unless the
+evaluator's conditional accuracy stays within 1 point and FD within 10% of the
+fp32 model's on the same inputs (``check_quality``).  The torch side (the
+lowering, bf16) is ``ctrlgen.lowering``; this module imports neither torch nor
+onnxruntime at import time, so the ONNX runtime path stays torch-free.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctrlgen.errors import CtrlgenError
+
+PRECISIONS = ("fp32", "int8", "bf16")
+# An int8 model is not bit-close to fp32: parity is judged on the mean pixel difference
+# (images in [-1, 1]); the card records it (8.7e-3 for the shipped model's run).
+INT8_MEAN_TOL = 0.03
+QUALITY_ACC_POINTS = 1.0  # conditional accuracy may drop by at most this many percentage points
+QUALITY_FD_RATIO = 0.10  # FD may grow by at most this fraction
+QUALITY_N = 10_000
+CALIBRATION_BATCHES, CALIBRATION_BATCH = 16, 128
+
+
+def check_precision(name: str, allowed: tuple[str, ...] = PRECISIONS) -> str:
+    if name not in allowed:
+        raise CtrlgenError(f"precision {name!r} is unknown; use one of {', '.join(allowed)}")
+    return name
+
+
+# --------------------------------------------------------------------------- int8
+def quantize_int8(fp32_path: str, out_path: str, spec: Any, seed: int = 0) -> None:
+    """Static int8 quantization (QDQ) of a lowered fp32 ONNX file, calibrated on samples of ``spec``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(spec.sample(CALIBRATION_BATCH, seed=seed + i) for i in range(CALIBRATION_BATCHES))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = str(Path(tmp) / "pre.onnx")
+        quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
+        quantize_static(
+            pre, out_path, Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,  # u8 × s8 is VNNI's native dot product
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+
+
+def int8_parity(int8: bytes, fp32: bytes, spec: Any, batches=(1, 37), seed: int = 1234) -> tuple[float, float]:
+    """(max, mean) |int8 − fp32| of two ONNX models on the same random inputs."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    a, b = (ort.InferenceSession(m, so, providers=["CPUExecutionProvider"]) for m in (int8, fp32))
+    diffs = []
+    for i, n in enumerate(batches):
+        x = spec.sample(n, seed=seed + i)
+        diffs.append(np.abs(a.run(["sample"], x)[0] - b.run(["sample"], x)[0]).ravel())
+    d = np.concatenate(diffs)
+    return float(d.max()), float(d.mean())
+
+
+def check_quality(reference: Any, candidate: Any, n: int = QUALITY_N, seed: int = 0) -> dict[str, Any]:
+    """Evaluator conditional accuracy and FD of two runtimes on the same inputs; raise if ``candidate`` lost quality.
+
+    Returns ``{"n", "fp32": {...}, "reduced": {...}}`` for the card."""
+    from ctrlgen.evaluation import generated_set
+    from ctrlgen.evaluator import Evaluator
+    from ctrlgen.metrics import Pair
+    from ctrlgen.metrics.classes import conditional_accuracy
+    from ctrlgen.metrics.frechet import fd
+    from ctrlgen.reference import real_sets
+
+    spec = reference.spec
+    if spec.output_kind != "image" or spec.extra.get("data") != "fashion-mnist" or not spec.conditional:
+        raise CtrlgenError("reduced precision needs a class-conditional Fashion-MNIST image generator (its quality check uses the evaluator)")
+    evaluator = Evaluator.load()
+    test, _ = real_sets(evaluator)
+    got = {}
+    for key, rt in (("fp32", reference), ("reduced", candidate)):
+        pair = Pair(generated_set(rt, n, seed, evaluator), test)
+        got[key] = {"conditional_accuracy": round(float(conditional_accuracy(pair)), 5), "fd": round(float(fd(pair)), 4)}
+    ref, new = got["fp32"], got["reduced"]
+    drop = 100 * (ref["conditional_accuracy"] - new["conditional_accuracy"])
+    growth = new["fd"] / ref["fd"] - 1 if ref["fd"] > 0 else 0.0
+    if drop > QUALITY_ACC_POINTS or growth > QUALITY_FD_RATIO:
+        raise CtrlgenError(
+            f"reduced precision lost quality: conditional accuracy {ref['conditional_accuracy']:.4f} -> {new['conditional_accuracy']:.4f}, "
+            f"FD {ref['fd']:.3f} -> {new['fd']:.3f} (allowed: -{QUALITY_ACC_POINTS:g} point, +{QUALITY_FD_RATIO:.0%}); keep fp32"
+        )
+    return {"n": n, "seed": seed, **got}

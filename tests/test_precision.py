@@ -1,0 +1,104 @@
+"""Reduced precision: the exact lowering, int8 export with its checks, the torch bf16 runtime, bad names."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_cli import assert_one_line_error
+from torch import nn
+from typer.testing import CliRunner
+
+from conftest import needs_fashion
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.lowering import SubPixelConvTranspose, lower
+from ctrlgen.nets import Generator, NetConfig
+from ctrlgen.precision import INT8_MEAN_TOL
+from ctrlgen.runtime import Runtime
+from ctrlgen.serve.cli import app
+from ctrlgen.spec import LatentSpec
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("size", [3, 7, 14])
+def test_subpixel_form_equals_the_transposed_conv(size):
+    torch.manual_seed(size)
+    ct = nn.ConvTranspose2d(5, 3, 4, 2, 1)
+    x = torch.randn(2, 5, size, size)
+    got = SubPixelConvTranspose(ct)(x)
+    assert got.shape == (2, 3, 2 * size, 2 * size)
+    torch.testing.assert_close(got, ct(x), atol=1e-5, rtol=1e-5)
+
+
+def test_lowering_folds_batchnorm_and_keeps_the_outputs():
+    spec = LatentSpec(noise_dim=16, output_kind="image", output_shape=(1, 28, 28), labels=tuple("abcdefghij"))
+    torch.manual_seed(0)
+    g = Generator(spec, NetConfig(g_width=8))
+    for m in g.modules():  # non-trivial running statistics, as after training
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    g.eval()
+    low = lower(g)
+    kinds = {type(m) for m in low.modules()}
+    assert nn.ConvTranspose2d not in kinds and nn.BatchNorm1d not in kinds and nn.BatchNorm2d not in kinds
+    x = {k: torch.from_numpy(v) for k, v in spec.sample(9, seed=1).items()}
+    with torch.no_grad():
+        torch.testing.assert_close(low(**x), g(**x), atol=1e-5, rtol=1e-4)
+    assert g.training is False and any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())  # g itself untouched
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_int8_export_writes_a_checked_file_that_generate_uses(tiny_runs, tmp_path):
+    from ctrlgen.export import export, read_metadata
+
+    out = tmp_path / "cgan-int8.onnx"
+    rep = export(tiny_runs["cgan"], out, precision="int8", quality_n=1000)
+    meta = read_metadata(out)
+    fp32 = Runtime.from_file(export(tiny_runs["cgan"], tmp_path / "cgan.onnx").path)
+    assert json.loads(meta["ctrlgen.spec"]) == json.loads(fp32.spec.to_json())
+    card = json.loads(meta["ctrlgen.card"])
+    assert card["precision"] == "int8" and card["name"] == fp32.card["name"] and card["steps"] == fp32.card["steps"]
+    assert card["export_parity_max_abs_diff"] < 1e-4  # the lowered fp32 graph is exact
+    assert 0 < card["int8_vs_fp32_mean_abs_diff"] <= INT8_MEAN_TOL
+    q = card["quality_check"]
+    assert q["n"] == 1000 and abs(q["fp32"]["conditional_accuracy"] - q["reduced"]["conditional_accuracy"]) <= 0.01
+    assert q["reduced"]["fd"] <= 1.1 * q["fp32"]["fd"]
+    rt = Runtime.from_file(out, precision="int8")
+    assert rt.precision == "int8" and rep.precision == "int8"
+    ops = {n.op_type for n in __import__("onnx").load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "DepthToSpace"} <= ops and "ConvTranspose" not in ops
+    a, _ = rt.generate(37, seed=3, label="Trouser")
+    b, _ = fp32.generate(37, seed=3, label="Trouser")
+    assert a.shape == b.shape and np.abs(a - b).mean() <= INT8_MEAN_TOL
+    result = runner.invoke(app, ["generate", str(out), "--n", "20", "--label", "1", "-o", str(tmp_path / "s.npz")])
+    assert result.exit_code == 0 and "int8" in result.output, result.output
+
+
+@needs_fashion
+def test_bf16_torch_runtime_is_close_to_fp32(tiny_runs):
+    fp32 = Runtime.from_file(tiny_runs["cgan"])
+    bf16 = Runtime.from_file(tiny_runs["cgan"], precision="bf16")
+    assert bf16.precision == "bf16" and fp32.precision == "fp32"
+    a, _ = bf16.generate(16, seed=0)
+    b, _ = fp32.generate(16, seed=0)
+    assert a.dtype == np.float32 and 0 < np.abs(a - b).mean() < 0.02
+
+
+@needs_fashion
+def test_bad_precision_is_one_line(tiny_runs, tiny_models, tmp_path):
+    cases = [
+        (["export", tiny_runs["cgan"], "--precision", "fp16", "-o", tmp_path / "a.onnx"], "precision 'fp16' is unknown"),
+        (["export", tiny_runs["cgan"], "--precision", "bf16", "-o", tmp_path / "b.onnx"], "no bf16 MatMul/Gemm kernels"),
+        (["export", tiny_runs["cgan"], "--precision", "int8", "--q-head", "-o", tmp_path / "c.onnx"], "fp32 only"),
+        (["export", tiny_runs["ring8"], "--precision", "int8", "-o", tmp_path / "d.onnx"], "image generators"),
+        (["generate", tiny_runs["cgan"], "--precision", "int8", "-o", tmp_path / "e.npz"], "int8 runs from an exported file"),
+        (["generate", tiny_models["cgan"], "--precision", "bf16", "-o", tmp_path / "f.npz"], "holds a fp32 model, not bf16"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(runner.invoke(app, [str(a) for a in args]), fragment)
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(CtrlgenError, match="unknown"):
+        Runtime.from_file(tiny_models["cgan"], precision="int4")
