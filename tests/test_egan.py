@@ -113,11 +113,11 @@ def test_the_fittest_child_becomes_g(monkeypatch):
 def test_2d_run_logs_a_survivor_per_step_and_same_seed_same_selections(tmp_path):
     runs = []
     for name in ("a", "b"):
-        t = Trainer(tiny_config("ring8", "steps=12", EGAN, "egan.population=2"), tmp_path / name)
+        t = Trainer(tiny_config("ring8", "steps=8", EGAN, "egan.population=2"), tmp_path / name)
         assert type(t).__name__ == "EganTrainer" and t.run() == "done"
         runs.append(_records(tmp_path / name, "egan"))
     a, b = runs
-    assert [r["step"] for r in a] == list(range(1, 13))
+    assert [r["step"] for r in a] == list(range(1, 9))
     assert a == b  # the same survivors and fitness values, step by step
     for r in a:
         assert len(r["won"]) == 2 and len(r["fitness"]) == 6  # μ survivors of μ × 3 children
@@ -126,7 +126,7 @@ def test_2d_run_logs_a_survivor_per_step_and_same_seed_same_selections(tmp_path)
         assert all(f == pytest.approx(q + 0.1 * d, abs=2e-5) for f, q, d in zip(r["fitness"], r["f_q"], r["f_d"], strict=True))
     train = _records(tmp_path / "a")
     assert all({"fitness", "f_q", "f_d", "g_adv", "d_adv"} <= set(r) for r in train)
-    other = Trainer(tiny_config("ring8", "steps=12", EGAN, "egan.population=2", "seed=1"), tmp_path / "c")
+    other = Trainer(tiny_config("ring8", "steps=8", EGAN, "egan.population=2", "seed=1"), tmp_path / "c")
     other.run()
     assert _records(tmp_path / "c", "egan") != a
 
@@ -192,6 +192,7 @@ def test_plot_shares_panel(tmp_path):
     ('egan.mutations="lsgan"', "non-empty list"),
     ('egan.mutations=["lsgan", "lsgan"]', "names a loss twice"),
     ("egan.gamma=-1", "gamma must be a number >= 0"),
+    ("techniques.feature_matching.replace=true", "removes G's adversarial loss"),
 ])
 def test_bad_egan_config_is_one_line(override, message):
     with pytest.raises(CtrlgenError, match=message) as e:

@@ -131,6 +131,9 @@ def check_egan(cfg: TrainConfig) -> None:
             raise CtrlgenError("an [egan] table is set but mode is \"standard\"; set mode = \"egan\" or remove the table")
         return
     egan_settings(cfg)
+    if cfg.techniques.get("feature_matching", {}).get("replace"):
+        raise CtrlgenError("techniques.feature_matching.replace=true removes G's adversarial loss, which is what E-GAN's "
+                           "mutations are; use replace=false (feature matching added to every child's loss) with mode=egan")
 
 
 # ---------------------------------------------------------------------- fitness and selection
@@ -255,7 +258,7 @@ class EganTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, run_dir) -> None:
         super().__init__(cfg, run_dir)
         self.egan = egan_settings(cfg)
-        self.mutations = [(name, get_loss(name)) for name in self.egan.mutations]
+        self.mutations = [(name, self._wrapped(get_loss(name))) for name in self.egan.mutations]
         _zero_adam_state(self.opt_g)
         mu, n_children = self.egan.population, self.egan.population * len(self.mutations)
         # Parents 1..μ-1 start as copies of G (E-GAN starts from one generator); parent 0 is G itself.
@@ -265,6 +268,12 @@ class EganTrainer(Trainer):
         self._children = [Slot(self.G, self.opt_g) for _ in range(n_children)]
         self._last_real: tuple[Tensor, Tensor] | None = None
         self._pending: list[dict[str, Any]] = []  # per-step records, written with the next training record
+
+    def _wrapped(self, loss: GanLoss) -> GanLoss:
+        """A mutation changed by the techniques as the run's own loss is (wrap_loss)."""
+        for t in self.techniques:
+            loss = t.wrap_loss(loss)
+        return loss
 
     # ------------------------------------------------------------------ D's fakes: the survivors share the batch
     def parents(self) -> list[Slot]:
