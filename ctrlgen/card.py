@@ -68,6 +68,23 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _network(cfg: dict[str, Any]) -> str | None:
+    """The network settings, toolkit options among them (spectral norm, packing, minibatch features, VBN)."""
+    net = cfg.get("net")
+    if not net:
+        return None
+    keep = ("family", "g_width", "g_fc", "d_width", "d_fc", "depth", "d_norm", "pack", "minibatch", "g_vbn")
+    return ", ".join(f"{k} {net[k]}" for k in keep if k in net and (net[k] or k in ("g_fc",)))
+
+
+def _optimizer(cfg: dict[str, Any]) -> str | None:
+    if "lr_g" not in cfg:
+        return None
+    mode = f", mode {cfg['mode']}" if cfg.get("mode", "standard") not in ("standard", None) else ""
+    return (f"Adam lr_g {cfg['lr_g']:g}, lr_d {cfg.get('lr_d', 0):g}, betas ({cfg.get('beta1')}, {cfg.get('beta2')}), "
+            f"n_critic {cfg.get('n_critic', 1)}, amp {cfg.get('amp', 'auto')}{mode}")
+
+
 def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
     name = card.get("name", "model")
     lines = [f"# {name}", ""]
@@ -76,6 +93,8 @@ def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
         ("reproduce", f"`ctrlgen train {card.get('recipe')} --seed {card.get('seed')}`" if card.get("recipe") not in (None, "custom") else None),
         ("loss", card.get("loss")),
         ("techniques", json.dumps(card.get("techniques")) if card.get("techniques") else "none"),
+        ("network", _network(card.get("config") or {})),
+        ("optimizer", _optimizer(card.get("config") or {})),
         ("steps", card.get("steps")),
         ("seed", card.get("seed")),
         ("batch size", card.get("batch_size")),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Turn a finished run into a shipped model: models/NAME.onnx with its measured card
+# (models/NAME.md) and the README's sample picture docs/img/models/NAME.png.
+#
+#   scripts/ship_model.sh NAME RUN_DIR_OR_CHECKPOINT
+#
+# How the models in models/ were made (seed 0, this CPU; see each card for steps and wall time):
+#   .venv/bin/ctrlgen train fashion-cgan    -o runs/fashion-cgan    && scripts/ship_model.sh fashion-cgan    runs/fashion-cgan
+#   .venv/bin/ctrlgen train fashion-infogan -o runs/fashion-infogan && scripts/ship_model.sh fashion-infogan runs/fashion-infogan
+#   .venv/bin/ctrlgen train ring8           -o runs/ring8           && scripts/ship_model.sh ring8           runs/ring8
+#   .venv/bin/ctrlgen train grid25          -o runs/grid25          && scripts/ship_model.sh grid25          runs/grid25
+# A run directory exports its newest checkpoint; pass checkpoints/best.safetensors (kept by
+# the training monitor) or any step-*.safetensors to choose another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ne 2 ]; then
+  echo "usage: scripts/ship_model.sh NAME RUN_DIR_OR_CHECKPOINT" >&2
+  exit 2
+fi
+name=$1
+src=$2
+ctrlgen=.venv/bin/ctrlgen
+extra=()
+case "$name" in
+  *infogan*) extra=(--q-head) ;;  # the Q head's code estimates: continuous-code consistency from the file alone
+esac
+
+# Export beside the old file first, then replace: a failed export or eval leaves models/ as it was.
+tmp=$(mktemp -d models/.ship-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+"$ctrlgen" export "$src" -o "$tmp/$name.onnx" --eval "${extra[@]}"
+sed -i "s#$tmp/#models/#g" "$tmp/$name.md"
+mv -f "$tmp/$name.onnx" "models/$name.onnx"
+mv -f "$tmp/$name.md" "models/$name.md"
+
+mkdir -p docs/img/models
+case "$name" in
+  fashion-cgan) "$ctrlgen" generate "$name" --label all --n 100 --seed 0 -o "docs/img/models/$name.png" --force ;;
+  fashion-infogan) "$ctrlgen" sweep "$name" --cat c --rows 8 --seed 0 -o "docs/img/models/$name.png" --force ;;
+  *) "$ctrlgen" generate "$name" --n 2500 --seed 0 -o "docs/img/models/$name.png" --force ;;
+esac
+"$ctrlgen" info "$name" | head -n 5
+echo "shipped models/$name.onnx ($(du -h "models/$name.onnx" | cut -f1)), card models/$name.md, picture docs/img/models/$name.png"
