@@ -259,11 +259,20 @@ def export(
     tol: Annotated[float, typer.Option(help="Largest allowed |ONNX Runtime - torch| difference.")] = 1e-4,
     q_head: Annotated[bool, typer.Option("--q-head", help="InfoGAN: add Q's prediction of the continuous codes as output q_code_cont.")] = False,
     evaluate: Annotated[bool, typer.Option("--eval", help="Measure the model (ctrlgen eval) and record the metrics in its card and NAME.md.")] = False,
+    triton: Annotated[Path | None, typer.Option(help="Write a Triton model repository entry REPO/NAME/{config.pbtxt,1/model.onnx} instead of -o (SOURCE may also be an .onnx file).")] = None,
+    triton_name: Annotated[str | None, typer.Option(help="--triton: the model's name in the repository (default: the recipe, or the .onnx file's stem).")] = None,
+    triton_kind: Annotated[str, typer.Option(help="--triton: instance_group kind, gpu or cpu.")] = "gpu",
+    triton_instances: Annotated[int, typer.Option(help="--triton: model instances per GPU (or on the CPU).")] = 1,
+    max_batch_size: Annotated[int, typer.Option(help="--triton: the largest batch Triton's dynamic batcher forms.")] = 1024,
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
+    if triton is not None:
+        _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
+                       {"prefer_ema": ema, "tol": tol, "q_head": q_head}, evaluate)
+        return
     check_output(output, force)
     rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head)
     typer.echo(
@@ -274,6 +283,20 @@ def export(
         from ctrlgen.serve.evaluate import record_evaluation
 
         record_evaluation(output)
+
+
+def _export_triton(source: Path, repo: Path, name: str | None, kind: str, instances: int, max_batch: int, force: bool,
+                   options: dict[str, Any], evaluate: bool) -> None:
+    from ctrlgen.triton import write_repository
+
+    if evaluate:
+        raise CtrlgenError("--eval measures an .onnx file; export with -o m.onnx --eval, then ctrlgen export m.onnx --triton REPO")
+    rep = write_repository(source, repo, name=name, kind=kind, instances=instances, max_batch_size=max_batch, force=force,
+                           export_options=options)
+    io = "; ".join(f"{t.name} {t.data_type} {list(t.dims)}" for t in rep.inputs + rep.outputs)
+    typer.echo(f"Wrote {rep.model_dir}/config.pbtxt and 1/model.onnx ({rep.onnx_bytes / 1e6:.2f} MB): {io}; "
+               f"max_batch_size {max_batch}, {instances} x KIND_{kind.upper()}")
+    typer.echo(f"Serve with: tritonserver --model-repository {repo.resolve()}")
 
 
 # --------------------------------------------------------------------------- generate
