@@ -36,8 +36,11 @@ Trainer and this module makes them one run:
 * **BatchNorm**: plain BatchNorm with per-rank statistics, not SyncBatchNorm:
   the per-rank batch (32+ in the image recipes) is large enough for stable
   statistics, SyncBatchNorm runs on CUDA only (so CPU runs and tests could not
-  use it) and costs an all-reduce per layer per forward.  DDP broadcasts rank
-  0's running statistics at each forward, so buffers stay identical.
+  use it) and costs an all-reduce per layer per forward.  The running
+  statistics of every BatchNorm layer in G and D are averaged over ranks
+  after every step, so every rank holds the same state; the running means then
+  equal those of the global batch (the variances miss the spread between the
+  ranks' means).
 """
 
 from __future__ import annotations
@@ -107,9 +110,25 @@ class Ranks:
             raise CtrlgenError(f"each rank's batch ({b} = {cfg.batch_size}/{self.world}) must be a multiple of net.pack={cfg.net.pack}")
         return b
 
-    def average(self, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Loss terms averaged over ranks (one all-reduce): every rank logs and judges (NaN/inf) the same numbers."""
-        if self.world == 1 or not stats:
+    def end_step(self, trainer: Trainer, stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """After each step: BatchNorm's running statistics and the loss terms averaged over ranks (two all-reduces).
+
+        Buffers: BatchNorm's running statistics move with each rank's own batch; averaged,
+        the running means are those of the global batch and every rank holds the same
+        state again.  Loss terms: every rank logs and judges (NaN/inf) the same numbers."""
+        if self.world == 1:
+            return stats
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        buffers = [b for net in (trainer.G, trainer.D) for m in net.modules() if isinstance(m, _BatchNorm)
+                   for b in (m.running_mean, m.running_var) if b is not None]
+        if buffers:
+            flat = torch.cat([b.detach().reshape(-1).float() for b in buffers])
+            dist.all_reduce(flat)
+            flat /= self.world
+            for b, v in zip(buffers, flat.split([b.numel() for b in buffers]), strict=True):
+                b.copy_(v.view_as(b))
+        if not stats:
             return stats
         keys = list(stats)
         flat = torch.stack([stats[k].detach().float().reshape(()) for k in keys])
@@ -145,7 +164,12 @@ class Ranks:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [torch.cuda.current_device()] if trainer.device.type == "cuda" else None
-        return DDP(trainer.G, device_ids=ids), DDP(trainer.D, device_ids=ids)
+        # Buffers are averaged after each step (end_step), not broadcast from rank 0 at each forward
+        # (torch 2.13 renamed the switch; both sync at construction, where every rank holds the same).
+        import inspect
+
+        name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+        return DDP(trainer.G, device_ids=ids, **{name: False}), DDP(trainer.D, device_ids=ids, **{name: False})
 
 
 def ranks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Ranks:

@@ -208,7 +208,7 @@ class Trainer:
             stats.update(self.d_step())
         stats.update(self.g_step())
         self.step += 1
-        return self.dist.average(stats)
+        return self.dist.end_step(self, stats)
 
     # ------------------------------------------------------------------ sampling for people
     def sampling_generator(self) -> Generator:
