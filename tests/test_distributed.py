@@ -112,6 +112,19 @@ def _worker(rank: int, port: int, root: str, with_cgan: bool) -> None:
     t.run()
     torch.save(_state(t), f"{out}-a2.pt")
     train("b", tiny_config("ring8", "steps=6", *MLP))  # the same 6 steps without the break
+    t = Trainer(tiny_config("ring8", "steps=6", *MLP), f"{root}/stop", distributed=True)
+    step = t.train_step
+
+    def stop_on_rank_1():  # as Ctrl-C reaching rank 1 alone
+        stats = step()
+        if rank == 1 and t.step == 2:
+            t.request_stop()
+        return stats
+
+    t.train_step = stop_on_rank_1
+    status = t.run()
+    with open(f"{out}-stop.txt", "w") as f:
+        f.write(f"{status} {t.step}")
     if with_cgan:  # conv nets with BatchNorm in G; techniques with state, and D on reals in G's step
         train("cgan", tiny_config("fashion-cgan", *CGAN))
     close()
@@ -178,6 +191,10 @@ def test_two_gloo_ranks_train_one_run(tmp_path):
     assert worst < 1e-5, worst
     print(f"2 ranks vs one process over the same global batch, 3 steps: max |difference| {worst:.2e}")
 
+    # A stop asked for on rank 1 alone stops both ranks after the same step, with a checkpoint.
+    assert [(tmp_path / f"rank{r}-stop.txt").read_text() for r in range(WORLD)] == ["interrupted 2"] * WORLD
+    assert ckpt_io.load(tmp_path / "stop").step == 2
+
     # Rank 0 alone wrote: one metrics line per logged step, the single-process checkpoint format plus rank 1's stream.
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6]
@@ -191,3 +208,24 @@ def test_two_gloo_ranks_train_one_run(tmp_path):
     assert all(torch.equal(start[k], a[k]) for k in a)
     assert t.run() == "done" and t.step == 6
     assert any(not torch.equal(_state(t)[k], a[k]) for k in a if k.startswith("G."))
+
+
+@pytest.mark.slow
+def test_torchrun_module_entry(tmp_path):
+    """torchrun -m ctrlgen.train: --distributed implied, rank 0 alone prints and writes."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD), "-m", "ctrlgen.train",
+           "ring8", "--steps", "4", "--set", "net.g_width=16", "--set", "net.d_width=16", "--set", "batch_size=64",
+           "--no-progress", "-o", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("Training ring8 for 4 steps") == 1 and "x 2 ranks (32 samples each)" in out.stdout
+    assert out.stdout.count("done at step 4/4") == 1
+    from ctrlgen import checkpoint as ckpt_io
+
+    ck = ckpt_io.load(run)
+    assert ck.step == 4 and ck.meta["world_size"] == WORLD and ck.meta["config"]["batch_size"] == 64
