@@ -34,8 +34,8 @@ Trainer and this module makes them one run:
   identical.  Experience replay's buffer holds each rank's own fakes (like its
   data shard); a checkpoint keeps rank 0's buffer.
 * **BatchNorm**: plain BatchNorm with per-rank statistics, not SyncBatchNorm:
-  the per-rank batch (32+ in the image recipes) is large enough for stable
-  statistics, SyncBatchNorm runs on CUDA only (so CPU runs and tests could not
+  the per-rank batch (32 for the image recipes on 2 ranks) is large enough for stable
+  statistics (on many ranks raise batch_size), SyncBatchNorm runs on CUDA only (so CPU runs and tests could not
   use it) and costs an all-reduce per layer per forward.  The running
   statistics of every BatchNorm layer in G and D are averaged over ranks
   after every step, so every rank holds the same state; the running means then
