@@ -80,6 +80,8 @@ ROWS = [
     Row("+ R1 γ=0.01 + EMA", ("techniques.r1.gamma=0.01", "techniques.ema={}"), RING, cost=1.4),
     Row("+ R1 γ=0.1 + EMA", ("techniques.r1.gamma=0.1", "techniques.ema={}"), GRID, cost=1.4),
     Row("shipped recipe", (), BOTH, from_recipe=True, cost=4),
+    # E-GAN (train/egan.py): the plain GAN's D and networks, G evolved with three mutations, one survivor (μ = 1).
+    Row("E-GAN: minimax + non-saturating + LSGAN, μ=1", ("mode=egan",), BOTH, cost=4),
 ]
 
 # Published anchors (METRICS.md): (modes, % high quality, reverse KL); None where a paper gives none.

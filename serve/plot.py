@@ -4,7 +4,10 @@
 and the monitor's records (``"event": "monitor"``), one panel per quantity,
 with dashed vertical lines where the collapse detector fired and dotted ones
 where it rolled back to.  After a rollback the step counter goes back; each
-stretch between rollbacks is drawn as its own line, the abandoned ones faded.  matplotlib (Agg backend) is imported here only.
+stretch between rollbacks is drawn as its own line, the abandoned ones faded.  E-GAN runs (``mode = "egan"``)
+get two more panels: the fitness of the best child (F, F_q, F_d) and the share of each mutation among the
+survivors over a rolling window of steps, from the per-step ``"event": "egan"`` records.  matplotlib (Agg
+backend) is imported here only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
 
 LOSS_KEYS = ("d_adv", "g_adv")
+EGAN_KEYS = ("fitness", "f_q", "f_d")  # the best child's fitness terms (train/egan.py)
+SHARES = "mutation shares"  # the panel drawn from the "egan" event records
 SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake", "healthy"}
 
 
@@ -55,6 +60,28 @@ def _series(records: list[dict], key: str, monitor: bool) -> tuple[np.ndarray, n
     return a[:, 0], a[:, 1]
 
 
+def share_window(n_steps: int) -> int:
+    """The rolling window of the mutation-share panel: about 1/20 of the run, 10 to 500 steps."""
+    return int(min(500, max(10, n_steps // 20)))
+
+
+def mutation_shares(records: list[dict], window: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Share of each mutation among the survivors, averaged over the last ``window`` E-GAN steps: name -> (steps, share)."""
+    egan = [r for r in records if r.get("event") == "egan" and r.get("won")]
+    names = sorted({m for r in egan for m in r["won"]})
+    if not egan:
+        return {}
+    steps = np.asarray([r["step"] for r in egan], np.float64)
+    kernel = np.ones(window)
+    out = {}
+    for name in names:
+        per_step = np.asarray([r["won"].count(name) / len(r["won"]) for r in egan])
+        total = np.convolve(per_step, kernel)[: len(per_step)]
+        count = np.convolve(np.ones(len(per_step)), kernel)[: len(per_step)]  # the first steps average what there is
+        out[name] = (steps, total / count)
+    return out
+
+
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     try:
         import matplotlib
@@ -72,23 +99,38 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
         raise CtrlgenError(f"{run_dir}/metrics.jsonl has no records yet; train a few steps first")
     panels: list[tuple[str, list[str], bool]] = []
     loss_keys = [k for k in LOSS_KEYS if any(k in r for r in train)]
-    extra = sorted({k for r in train for k in r if k not in SKIP and k not in LOSS_KEYS and k != "d_acc"})
+    extra = sorted({k for r in train for k in r if k not in SKIP and k not in LOSS_KEYS and k not in EGAN_KEYS and k != "d_acc"})
+    fitness = [k for k in EGAN_KEYS if any(k in r for r in train)]
     if loss_keys:
         panels.append(("losses", loss_keys, False))
     if extra:
         panels.append(("other loss terms", extra, False))
+    if fitness:
+        panels.append(("E-GAN: fitness of the best child (F = F_q + γ·F_d)", fitness, False))
     if any("d_acc" in r for r in train):
         panels.append(("D accuracy", ["d_acc"], False))
     for key in sorted({k for r in monitor for k in r if k not in SKIP and k != "d_acc" and isinstance(r[k], (int, float))}):
         panels.append((f"monitor: {key}", [key], True))
+    n_egan = sum(r.get("event") == "egan" for r in records)
+    window = share_window(n_egan)
+    if n_egan:
+        panels.append((f"E-GAN: survivors' mutation, share over {window} steps", [SHARES], False))
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 2.6 * rows), squeeze=False)
     collapses = [r["step"] for r in records if r.get("event") == "collapse"]
     rollbacks = [r["step"] for r in records if r.get("event") == "rollback"]
     segments = _segments(records)
+    names = sorted({m for r in records if r.get("event") == "egan" for m in r.get("won") or []})
     for ax, (title, keys, is_monitor) in zip(axes.flat, panels, strict=False):
-        for j, key in enumerate(keys):
+        if keys == [SHARES]:  # one line per mutation, a colour per name
+            for i, seg in enumerate(segments):
+                last = i == len(segments) - 1
+                for name, (x, y) in mutation_shares(seg, window).items():
+                    ax.plot(x, y, color=f"C{names.index(name)}", lw=1, label=name if last else None, alpha=1.0 if last else 0.35)
+            ax.set_ylim(-0.03, 1.03)
+            keys = names
+        for j, key in enumerate([] if keys is names else keys):
             for i, seg in enumerate(segments):
                 x, y = _series(seg, key, is_monitor)
                 if len(x):  # one colour per quantity; stretches abandoned by a rollback are faded
@@ -100,7 +142,7 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
             ax.axvline(s, color="purple", ls=":", lw=1.0)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-        if len(keys) > 1:
+        if len(keys) > 1 or (keys is names and names):
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

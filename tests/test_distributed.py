@@ -125,6 +125,8 @@ def _worker(rank: int, port: int, root: str, with_cgan: bool) -> None:
     status = t.run()
     with open(f"{out}-stop.txt", "w") as f:
         f.write(f"{status} {t.step}")
+    # E-GAN: a population of 2 and 3 mutations; children trained through DDP, fitness all-reduced
+    train("egan", tiny_config("ring8", "steps=3", *MLP, 'mode="egan"', "egan.population=2", "egan.eval_batch=32"))
     if with_cgan:  # conv nets with BatchNorm in G; techniques with state, and D on reals in G's step
         train("cgan", tiny_config("fashion-cgan", *CGAN))
     close()
@@ -173,11 +175,14 @@ def test_two_gloo_ranks_train_one_run(tmp_path):
     with_cgan = FASHION_MNIST_DIR.is_dir()
     _spawn(tmp_path, with_cgan)
     load = lambda rank, name: torch.load(tmp_path / f"rank{rank}-{name}.pt")  # noqa: E731
-    names = ["a", "a2", "b"] + (["cgan"] if with_cgan else [])
+    names = ["a", "a2", "b", "egan"] + (["cgan"] if with_cgan else [])
     for name in names:  # identical weights, EMA, optimizer moments and technique state on both ranks
         r0, r1 = load(0, name), load(1, name)
         assert r0.keys() == r1.keys()
         assert [k for k in r0 if not torch.equal(r0[k], r1[k])] == [], name
+    assert any(k.startswith("tech.egan_population.") for k in load(0, "egan"))
+    survivors = [json.loads(line) for line in (tmp_path / "egan" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in survivors if r.get("event") == "egan"] == [1, 2, 3]  # rank 0 alone logged them
     if with_cgan:
         assert any(k.startswith("tech.historical_averaging.") for k in r0) and any(k.startswith("ema.") for k in r0)
 

@@ -64,6 +64,8 @@ class TrainConfig:
     beta2: float = 0.999
     n_critic: int = 1  # D updates per G update
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # stabilizers by name, with parameters
+    mode: str = "standard"  # standard (one G) | egan (a population of G's evolved with several losses: train/egan.py)
+    egan: dict[str, Any] = field(default_factory=dict)  # E-GAN settings (mode = "egan"): population, mutations, gamma, ...
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -118,11 +120,13 @@ class TrainConfig:
         if self.infogan and self.net.pack > 1:
             raise CtrlgenError("InfoGAN's Q head reads one sample at a time; packing (net.pack > 1) makes no sense with it")
         # Names of losses, techniques and monitored metrics are checked where their registries live.
+        from ctrlgen.train.egan import check_egan
         from ctrlgen.train.losses import get_loss
         from ctrlgen.train.monitor import check_monitoring
         from ctrlgen.train.techniques import check_techniques
 
         check_monitoring(self)
+        check_egan(self)
 
         get_loss(self.loss)
         check_techniques(self)

@@ -49,6 +49,14 @@ def pick_device(name: str) -> torch.device:
 
 
 class Trainer:
+    def __new__(cls, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> Trainer:
+        # mode = "egan" builds the evolutionary trainer (train/egan.py), so every caller of Trainer(cfg, dir) gets it.
+        if cls is Trainer and cfg.mode == "egan":
+            from ctrlgen.train.egan import EganTrainer
+
+            cls = EganTrainer
+        return super().__new__(cls)
+
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -151,7 +159,7 @@ class Trainer:
         real, y = self.next_real()
         inputs = self.sample_latent(self.batch)
         with torch.no_grad(), self.autocast():
-            fake = self.G(**inputs)
+            fake = self.generate_fake(inputs)
         for t in self.techniques:
             fake, inputs = t.fake_for_d(fake, inputs)
         with self.autocast():
@@ -174,6 +182,10 @@ class Trainer:
             terms["d_real"] = p_real.mean()
             terms["d_fake"] = p_fake.mean()
         return {k: v.detach() for k, v in terms.items()}
+
+    def generate_fake(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """D's fake batch (E-GAN splits it among its surviving generators)."""
+        return self.G(**inputs)
 
     def g_step(self) -> dict[str, torch.Tensor]:
         inputs = self.sample_latent(self.batch)
