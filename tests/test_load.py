@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_ui_api import GRADIO_PANDAS
 
 pytestmark = GRADIO_PANDAS
