@@ -185,10 +185,18 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     monitor_every: Annotated[int | None, typer.Option(help="Steps between monitor checks (cheap metrics, collapse detector); 0 = off.")] = None,
     on_collapse: Annotated[str | None, typer.Option(help="When the detector fires: warn, rollback (last healthy state, new seed, halved lrs) or stop.")] = None,
+    distributed: Annotated[bool, typer.Option("--distributed", help="One rank of a torchrun job: DistributedDataParallel over its ranks, batch_size global (README: Scaling).")] = False,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
+    from ctrlgen.train.distributed import close, launched_by_torchrun
     from ctrlgen.train.trainer import Trainer
+
+    if launched_by_torchrun() and not distributed:
+        raise CtrlgenError("torchrun started this process as one of several ranks; add --distributed "
+                           "(or launch python -m ctrlgen.train) so they train one run together")
+    if distributed and resume is None and out is None:
+        raise CtrlgenError("--distributed needs --out RUN_DIR (every rank must name the same folder)")
 
     extra = list(set_)
     for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
@@ -205,8 +213,9 @@ def train(
             keys, value = parse_override(item)
             changes[".".join(keys)] = value
         changes.update(direct)
-        trainer = Trainer.resume(resume, changes)
-        typer.echo(f"Resuming {resume} at step {trainer.step} of {trainer.total_steps}")
+        trainer = Trainer.resume(resume, changes, distributed)
+        say = typer.echo if trainer.dist.main else _quiet
+        say(f"Resuming {resume} at step {trainer.step} of {trainer.total_steps}")
     else:
         if recipe is None:
             raise CtrlgenError("give a RECIPE (e.g. fashion-cgan) or --resume RUN_DIR")
@@ -215,19 +224,28 @@ def train(
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "config.json").exists():
             raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-        trainer = Trainer(cfg, run_dir)
-        typer.echo(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()} -> {run_dir}")
-    status = trainer.run()
+        trainer = Trainer(cfg, run_dir, distributed)
+        say = typer.echo if trainer.dist.main else _quiet
+        ranks = f" x {trainer.dist.world} ranks ({trainer.batch} samples each)" if trainer.dist.world > 1 else ""
+        say(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
+    try:
+        status = trainer.run()
+    finally:
+        close()
     if trainer.monitor.stop_reason:
         status = f"stopped by the collapse detector ({trainer.monitor.stop_reason})"
     per_epoch = trainer.batches.per_epoch
     line = f"{status} at step {trainer.step}/{trainer.total_steps}; {trainer.wall_time:.1f} s of training"
     if per_epoch and trainer.step:
         line += f", {trainer.wall_time / trainer.step * per_epoch / trainer.cfg.n_critic:.1f} s/epoch"
-    typer.echo(line)
-    typer.echo(f"Checkpoint: {trainer.run_dir / 'checkpoints'}; export with: ctrlgen export {trainer.run_dir} -o model.onnx")
+    say(line)
+    say(f"Checkpoint: {trainer.run_dir / 'checkpoints'}; export with: ctrlgen export {trainer.run_dir} -o model.onnx")
     if status != "done":
-        typer.echo(f"Continue with: ctrlgen train --resume {trainer.run_dir}")
+        say(f"Continue with: ctrlgen train --resume {trainer.run_dir}")
+
+
+def _quiet(*_: Any, **__: Any) -> None:
+    """Ranks other than 0 print nothing (torchrun would show every line N times)."""
 
 
 # --------------------------------------------------------------------------- export
@@ -242,11 +260,20 @@ def export(
     q_head: Annotated[bool, typer.Option("--q-head", help="InfoGAN: add Q's prediction of the continuous codes as output q_code_cont.")] = False,
     evaluate: Annotated[bool, typer.Option("--eval", help="Measure the model (ctrlgen eval) and record the metrics in its card and NAME.md.")] = False,
     precision: Annotated[str, typer.Option(help="fp32, or int8 (quantized for ONNX Runtime; checked by the evaluator against fp32).")] = "fp32",
+    triton: Annotated[Path | None, typer.Option(help="Write a Triton model repository entry REPO/NAME/{config.pbtxt,1/model.onnx} instead of -o (SOURCE may also be an .onnx file).")] = None,
+    triton_name: Annotated[str | None, typer.Option(help="--triton: the model's name in the repository (default: the recipe, or the .onnx file's stem).")] = None,
+    triton_kind: Annotated[str, typer.Option(help="--triton: instance_group kind, gpu or cpu.")] = "gpu",
+    triton_instances: Annotated[int, typer.Option(help="--triton: model instances per GPU (or on the CPU).")] = 1,
+    max_batch_size: Annotated[int, typer.Option(help="--triton: the largest batch Triton's dynamic batcher forms.")] = 1024,
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
+    if triton is not None:
+        _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
+                       {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)
+        return
     check_output(output, force)
     rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
     diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"
@@ -262,6 +289,20 @@ def export(
         from ctrlgen.serve.evaluate import record_evaluation
 
         record_evaluation(output)
+
+
+def _export_triton(source: Path, repo: Path, name: str | None, kind: str, instances: int, max_batch: int, force: bool,
+                   options: dict[str, Any], evaluate: bool) -> None:
+    from ctrlgen.triton import write_repository
+
+    if evaluate:
+        raise CtrlgenError("--eval measures an .onnx file; export with -o m.onnx --eval, then ctrlgen export m.onnx --triton REPO")
+    rep = write_repository(source, repo, name=name, kind=kind, instances=instances, max_batch_size=max_batch, force=force,
+                           export_options=options)
+    io = "; ".join(f"{t.name} {t.data_type} {list(t.dims)}" for t in rep.inputs + rep.outputs)
+    typer.echo(f"Wrote {rep.model_dir}/config.pbtxt and 1/model.onnx ({rep.onnx_bytes / 1e6:.2f} MB): {io}; "
+               f"max_batch_size {max_batch}, {instances} x KIND_{kind.upper()}")
+    typer.echo(f"Serve with: tritonserver --model-repository {repo.resolve()}")
 
 
 # --------------------------------------------------------------------------- generate

@@ -15,10 +15,16 @@ from ctrlgen.data import ImageData, Mixture
 from ctrlgen.errors import CtrlgenError
 
 
+def _shard(batch_size: int, rank: int, world: int) -> slice:
+    """Rank ``rank``'s rows of a global batch: consecutive blocks, so the ranks' shards concatenate to it."""
+    per = batch_size // world
+    return slice(rank * per, (rank + 1) * per)
+
+
 class ImageBatches:
     """Fashion-MNIST or an image folder, held on the training device as uint8."""
 
-    def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         n = len(data.labels)
         if n < batch_size:
             raise CtrlgenError(f"the data has {n} images, fewer than batch_size={batch_size}; lower batch_size or add data")
@@ -26,6 +32,7 @@ class ImageBatches:
         self.y = torch.from_numpy(data.labels).to(device)
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.per_epoch = n // batch_size
+        self.shard = _shard(batch_size, rank, world)
         self._perm_epoch, self._perm = -1, None
 
     def permutation(self, epoch: int) -> torch.Tensor:
@@ -36,9 +43,9 @@ class ImageBatches:
         return self._perm
 
     def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``index``: images as float in [-1, 1] and their labels."""
+        """Batch ``index`` (this rank's rows of it): images as float in [-1, 1] and their labels."""
         epoch, i = divmod(index, self.per_epoch)
-        idx = self.permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+        idx = self.permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size][self.shard]
         return self.x[idx].float().div_(127.5).sub_(1.0), self.y[idx]
 
     def epoch(self, index: int) -> float:
@@ -48,13 +55,15 @@ class ImageBatches:
 class MixtureBatches:
     """Samples of a 2D Gaussian mixture; the mode index is the label."""
 
-    def __init__(self, mixture: Mixture, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(self, mixture: Mixture, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         self.mixture, self.batch_size, self.seed, self.device = mixture, batch_size, seed, device
         self.per_epoch = 0
+        self.shard = _shard(batch_size, rank, world)
 
     def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        x, k = self.mixture.sample(self.batch_size, rng)
+        x, k = self.mixture.sample(self.batch_size, rng)  # the whole global batch (cheap), then this rank's rows
+        x, k = x[self.shard], k[self.shard]
         return torch.from_numpy(x).to(self.device), torch.from_numpy(k).to(self.device)
 
     def epoch(self, index: int) -> float:

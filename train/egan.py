@@ -40,6 +40,11 @@ One training step:
 Fitness values go through ``reduce_fitness``, which averages them across
 ranks when ``torch.distributed`` is initialized: every rank then ranks the
 same numbers and keeps the same survivors (a DDP run stays one population).
+Distributed (train/distributed.py), every rank holds the whole population;
+each child's G updates run through DDP on the rank's rows (its gradients are
+all-reduced, so the child is the same on every rank), and each rank scores
+the children on its share, ``eval_batch / N``, of the fitness batch before
+the all-reduce.
 
 State: parent 0 is the trainer's G and G optimizer; parents 1..μ-1 are a
 technique-like object in ``trainer.techniques`` (``egan_population``), so
@@ -134,6 +139,17 @@ def check_egan(cfg: TrainConfig) -> None:
     if cfg.techniques.get("feature_matching", {}).get("replace"):
         raise CtrlgenError("techniques.feature_matching.replace=true removes G's adversarial loss, which is what E-GAN's "
                            "mutations are; use replace=false (feature matching added to every child's loss) with mode=egan")
+
+
+def _rank_share(eg: EganSettings, cfg: TrainConfig, world: int) -> int:
+    """Each rank's share of the fitness batch (train/distributed.py: batch sizes are global)."""
+    if eg.eval_batch % (world * cfg.net.pack):
+        raise CtrlgenError(f"egan.eval_batch={eg.eval_batch} must split over {world} ranks in multiples of net.pack={cfg.net.pack}; "
+                           f"use a multiple of {world * cfg.net.pack}")
+    if eg.population > cfg.batch_size // world // cfg.net.pack:
+        raise CtrlgenError(f"egan.population={eg.population} survivors cannot share each rank's fake batch of "
+                           f"{cfg.batch_size // world}; use a smaller population or a larger batch_size")
+    return eg.eval_batch // world
 
 
 # ---------------------------------------------------------------------- fitness and selection
@@ -255,9 +271,10 @@ def _zero_adam_state(opt: torch.optim.Optimizer) -> None:
 class EganTrainer(Trainer):
     """The trainer with E-GAN's G update: variation, evaluation, selection (see the module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, run_dir) -> None:
-        super().__init__(cfg, run_dir)
+    def __init__(self, cfg: TrainConfig, run_dir, distributed: bool = False) -> None:
+        super().__init__(cfg, run_dir, distributed)
         self.egan = egan_settings(cfg)
+        self.eval_share = _rank_share(self.egan, cfg, self.dist.world)
         self.mutations = [(name, self._wrapped(get_loss(name))) for name in self.egan.mutations]
         _zero_adam_state(self.opt_g)
         mu, n_children = self.egan.population, self.egan.population * len(self.mutations)
@@ -302,7 +319,7 @@ class EganTrainer(Trainer):
         for t in self.techniques:
             d_fn = t.d_for_g(self, d_fn)
         with self.autocast():
-            fake = self.G(**inputs)
+            fake = self.g_train(**inputs)  # through DDP when distributed: the child's G gradients are all-reduced
             out_f = d_fn(fake, inputs.get(LABEL))
         terms = {"g_adv": loss.g(out_f.logit.float())}
         ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, d=d_fn)
@@ -314,10 +331,10 @@ class EganTrainer(Trainer):
         return {k: v.detach() for k, v in terms.items()}
 
     def g_step(self) -> dict[str, Tensor]:
-        cfg, eg = self.cfg, self.egan
+        eg = self.egan
         assert self._last_real is not None, "E-GAN's G step follows a D step"
-        real_eval, y_eval = (t[: eg.eval_batch] for t in self._last_real)
-        eval_inputs = self.sample_latent(eg.eval_batch)
+        real_eval, y_eval = (t[: self.eval_share] for t in self._last_real)  # this rank's share of the fitness batch
+        eval_inputs = self.sample_latent(self.eval_share)
         self._parent0.save_from(self.G, self.opt_g)  # G is the scratch module from here on
         d_params = [p for p in self.D.parameters() if p.requires_grad]
         d_buffers = [b.detach().clone() for b in self.D.buffers()]
@@ -329,7 +346,7 @@ class EganTrainer(Trainer):
             # so parents that start as copies (population > 1) do not stay twins.
             batches = []
             for _ in range(eg.g_steps):
-                inputs = self.sample_latent(cfg.batch_size)
+                inputs = self.sample_latent(self.batch)
                 real, y = self.next_real() if self._needs_real_g else (None, None)
                 batches.append((inputs, real, y))
             for _, loss in self.mutations:

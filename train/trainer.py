@@ -31,6 +31,7 @@ from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
+from ctrlgen.train.distributed import rank_seed, ranks
 from ctrlgen.train.losses import d_probability, get_loss
 from ctrlgen.train.monitor import Monitor
 from ctrlgen.train.nonfinite import NonfiniteGuard
@@ -48,7 +49,7 @@ def pick_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __new__(cls, cfg: TrainConfig, run_dir: str | Path) -> Trainer:
+    def __new__(cls, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> Trainer:
         # mode = "egan" builds the evolutionary trainer (train/egan.py), so every caller of Trainer(cfg, dir) gets it.
         if cls is Trainer and cfg.mode == "egan":
             from ctrlgen.train.egan import EganTrainer
@@ -56,20 +57,24 @@ class Trainer:
             cls = EganTrainer
         return super().__new__(cls)
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = pick_device(cfg.device)
         self.amp_dtype = self._amp_dtype()
+        # ---- this process's rank (train/distributed.py); batch_size is the global batch, self.batch this rank's share
+        self.dist = ranks(cfg, self.device, distributed)
+        self.batch = self.dist.local_batch(cfg)
+        shard = (self.dist.rank, self.dist.world)
         # ---- data and spec
         if cfg.points:
             mix = mixture(cfg.data)
-            self.batches: Any = MixtureBatches(mix, cfg.batch_size, cfg.seed, self.device)
+            self.batches: Any = MixtureBatches(mix, cfg.batch_size, cfg.seed, self.device, *shard)
             class_names = tuple(f"mode{i}" for i in range(len(mix.means)))
             self.mixture, self.data_info = mix, {"name": cfg.data, "std": mix.std, "modes": len(mix.means)}
         else:
             data = load_images(cfg.data_dir or None, "train", cfg.image_size, cfg.channels)
-            self.batches = ImageBatches(data, cfg.batch_size, cfg.seed, self.device)
+            self.batches = ImageBatches(data, cfg.batch_size, cfg.seed, self.device, *shard)
             class_names, self.mixture = data.class_names, None
             self.data_info = {"name": cfg.data, "source": data.source, "n": int(len(data.labels))}
         self.spec = cfg.spec(class_names)
@@ -80,7 +85,7 @@ class Trainer:
         self.g_ema: Generator | None = None
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-        self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.rng = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.seed, self.dist.rank))
         self.step = 0  # G updates done
         self.batches_drawn = 0  # real batches consumed (the data position)
         self.wall_time = 0.0  # seconds of training, summed over resumes
@@ -92,6 +97,7 @@ class Trainer:
             t.setup(self)
             loss = t.wrap_loss(loss)
         self.loss = loss
+        self.g_train, self.d_train = self.dist.wrap(self)  # DDP wrappers of G and D for the update passes (or G, D)
         base = Technique
         self._d_pen = [t for t in self.techniques if type(t).d_penalty is not base.d_penalty]
         self._g_pen = [t for t in self.techniques if type(t).g_penalty is not base.g_penalty]
@@ -150,16 +156,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def d_step(self) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
         real, y = self.next_real()
-        inputs = self.sample_latent(cfg.batch_size)
+        inputs = self.sample_latent(self.batch)
         with torch.no_grad(), self.autocast():
             fake = self.generate_fake(inputs)
         for t in self.techniques:
             fake, inputs = t.fake_for_d(fake, inputs)
         with self.autocast():
-            out_r = self.D(real, y if self.spec.conditional else None)
-            out_f = self.D(fake.float(), inputs.get(LABEL))
+            out_r = self.d_train(real, y if self.spec.conditional else None)
+            out_f = self.d_train(fake.float(), inputs.get(LABEL))
         terms = {"d_adv": self.loss.d(out_r.logit.float(), out_f.logit.float())}
         ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, out_r)
         for t in self._d_pen:
@@ -183,7 +188,7 @@ class Trainer:
         return self.G(**inputs)
 
     def g_step(self) -> dict[str, torch.Tensor]:
-        inputs = self.sample_latent(self.cfg.batch_size)
+        inputs = self.sample_latent(self.batch)
         real = y = None
         if self._needs_real_g:
             real, y = self.next_real()
@@ -193,7 +198,7 @@ class Trainer:
         self.D.requires_grad_(False)  # no D weight gradients in G's update
         try:
             with self.autocast():
-                fake = self.G(**inputs)
+                fake = self.g_train(**inputs)
                 out_f = d_fn(fake, inputs.get(LABEL))
             terms = {"g_adv": self.loss.g(out_f.logit.float())}
             ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, d=d_fn)
@@ -215,7 +220,7 @@ class Trainer:
             stats.update(self.d_step())
         stats.update(self.g_step())
         self.step += 1
-        return stats
+        return self.dist.end_step(self, stats)
 
     # ------------------------------------------------------------------ sampling for people
     def sampling_generator(self) -> Generator:
@@ -248,13 +253,15 @@ class Trainer:
 
     @torch.no_grad()
     def save_samples(self) -> Path:
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if not self.dist.main:
+            return path
         g = self.sampling_generator()
         was = g.training
         g.eval()
         inputs = self.fixed_inputs()
         out = g(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}).float().cpu().numpy()
         g.train(was)
-        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         if self.spec.output_kind == "points":
             save_png(points_image(out, self.mixture.means if self.mixture is not None else None), path)
         else:
@@ -292,6 +299,7 @@ class Trainer:
             "batches_drawn": self.batches_drawn,
             "wall_time": round(self.wall_time, 3),
             "nonfinite_events": self.nonfinite_events,
+            "world_size": self.dist.world,
             "opt_g.param_groups": self.opt_g.state_dict()["param_groups"],
             "opt_d.param_groups": self.opt_d.state_dict()["param_groups"],
             "data": self.data_info,
@@ -307,7 +315,11 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = ckpt_io.checkpoint_path(self.run_dir, self.step)
-        ckpt_io.save(path, self.state_tensors(), self.meta())
+        rngs = self.dist.gather_rng(self.rng)  # collective: every rank saves at the same steps
+        if not self.dist.main:
+            return path
+        extra = {f"rng.train.rank{r}": s for r, s in enumerate(rngs) if r}  # rank 0's is rng.train
+        ckpt_io.save(path, {**self.state_tensors(), **extra}, self.meta())
         for old in ckpt_io.list_checkpoints(self.run_dir)[: -self.cfg.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path
@@ -325,6 +337,12 @@ class Trainer:
                     state[int(pid)][k] = val
                 opt.load_state_dict({"state": dict(state), "param_groups": ck.meta[f"{name}.param_groups"]})
             self.rng.set_state(ck.tensors["rng.train"])
+            if self.dist.rank:  # its own stream when the checkpoint has one (same number of ranks), else a fresh one
+                own = ck.tensors.get(f"rng.train.rank{self.dist.rank}")
+                if own is not None:
+                    self.rng.set_state(own)
+                else:
+                    self.rng.manual_seed(rank_seed(self.cfg.seed, self.dist.rank, int(ck.meta["step"])))
             torch.set_rng_state(ck.tensors["rng.torch"])
             for tech in self.techniques:
                 tech.load_state_dict(ck.group(f"tech.{tech.name}"))
@@ -337,17 +355,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def write_config(self) -> None:
+        if not self.dist.main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_text(self.run_dir / "config.json", self.cfg.to_json() + "\n")
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def truncate_metrics(self) -> None:
         """On resume, drop lines logged after the checkpoint (they will be logged again)."""
         path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
+        if not path.exists() or not self.dist.main:
             return
         keep = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -373,7 +395,7 @@ class Trainer:
         cfg = self.cfg
         status = "done"
         try:
-            with _progress(cfg.progress, self.step, until) as bar:
+            with _progress(cfg.progress and self.dist.main, self.step, until) as bar:
                 while self.step < until:
                     t0 = time.perf_counter()
                     stats = self.guard.train_step(self)
@@ -405,8 +427,9 @@ class Trainer:
                         self.save_samples()
                     if self.step % cfg.checkpoint_every == 0 and self.step < until:
                         self.save_checkpoint()
-                    self.monitor.after_step(self)
-                    if self._stop_requested:
+                    if self.dist.main:
+                        self.monitor.after_step(self)
+                    if self.dist.any(self._stop_requested, self.device):  # any rank's Ctrl-C, rank 0's monitor
                         status = "interrupted"
                         break
         finally:
@@ -418,7 +441,7 @@ class Trainer:
         return status
 
     @classmethod
-    def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
+    def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, distributed: bool = False) -> Trainer:
         """Rebuild a run from its directory and its newest checkpoint."""
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.json"
@@ -434,14 +457,15 @@ class Trainer:
             raise CtrlgenError(f"cannot change {bad} on --resume (they define the run); only {sorted(RUN_FIELDS)} may change")
         d.update(changes)
         cfg = TrainConfig.from_dict(d, where=str(cfg_path))
-        trainer = cls(cfg, run_dir)
+        trainer = cls(cfg, run_dir, distributed)
         found = ckpt_io.newest(run_dir)
         if found is None and ckpt_io.list_checkpoints(run_dir):
             raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from (all are damaged); start a new run")
         if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
             trainer.load_checkpoint(ckpt_io.load(found))
         trainer.truncate_metrics()
-        remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
+        if trainer.dist.main:  # other ranks could delete rank 0's temporary files
+            remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
         return trainer
 
 
