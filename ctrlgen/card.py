@@ -22,8 +22,11 @@ from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
 
 
-def record(path: str | os.PathLike, report) -> dict[str, Any]:
-    """Put ``report``'s metrics into the card of the ONNX file at ``path``; return the new card."""
+def record(path: str | os.PathLike, report, measured_on: str | None = None) -> dict[str, Any]:
+    """Put ``report``'s metrics into the card of the ONNX file at ``path``; return the new card.
+
+    ``measured_on``: what the report measured when it is not the file itself (the checkpoint it was
+    exported from, e.g. to include the Q head's consistency in a G-only file); it names the command."""
     import onnx
 
     path = Path(path)
@@ -43,7 +46,7 @@ def record(path: str | os.PathLike, report) -> dict[str, Any]:
         "n": d["n"],
         "seed": d["seed"],
         "evaluator": d["evaluator"],
-        "command": f"ctrlgen eval {path.name} --n {d['n']} --seed {d['seed']}",
+        "command": f"ctrlgen eval {measured_on or path.name} --n {d['n']} --seed {d['seed']}",
         "measured": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "notes": d["notes"],
     }

@@ -20,15 +20,28 @@ fi
 name=$1
 src=$2
 ctrlgen=.venv/bin/ctrlgen
-extra=()
-case "$name" in
-  *infogan*) extra=(--q-head) ;;  # the Q head's code estimates: continuous-code consistency from the file alone
-esac
 
 # Export beside the old file first, then replace: a failed export or eval leaves models/ as it was.
 tmp=$(mktemp -d models/.ship-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-"$ctrlgen" export "$src" -o "$tmp/$name.onnx" --eval "${extra[@]}"
+case "$name" in
+  *infogan*)
+    # G alone (13 MB; with --q-head D's trunk comes along: 40 MB, over the 20 MB budget).  The
+    # card's metrics are measured on the checkpoint, whose Q head gives the continuous-code
+    # consistency; its samples are the file's (the export checks ONNX Runtime against torch).
+    "$ctrlgen" export "$src" -o "$tmp/$name.onnx"
+    .venv/bin/python -c '
+import sys
+from ctrlgen.card import record, write_markdown
+from ctrlgen.evaluation import evaluate
+from ctrlgen.serve.evaluate import print_report
+report = evaluate(sys.argv[1])
+print_report(report)
+print("Recorded the metrics in the card; wrote", write_markdown(sys.argv[2], record(sys.argv[2], report, measured_on=sys.argv[1])))
+' "$src" "$tmp/$name.onnx"
+    ;;
+  *) "$ctrlgen" export "$src" -o "$tmp/$name.onnx" --eval ;;
+esac
 sed -i "s#$tmp/#models/#g" "$tmp/$name.md"
 mv -f "$tmp/$name.onnx" "models/$name.onnx"
 mv -f "$tmp/$name.md" "models/$name.md"
