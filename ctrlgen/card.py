@@ -105,6 +105,7 @@ def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
         ("device", card.get("device")),
         ("wall time", f"{card['wall_time_s']:.0f} s" if isinstance(card.get("wall_time_s"), (int, float)) else None),
         ("weights", card.get("weights")),
+        ("weights storage", card.get("weights_storage")),
         ("parameters", json.dumps(card.get("params")) if card.get("params") else None),
         ("exported", card.get("exported")),
     ]

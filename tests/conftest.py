@@ -28,8 +28,8 @@ def tiny_config(recipe: str, *overrides: str):
     from ctrlgen.train.config import load_config
 
     base = TINY_MLP if recipe in ("ring8", "grid25") else TINY_CONV
-    if recipe == "fashion-infogan":
-        base = [*base, "net.g_fc=32"]
+    if recipe in ("fashion-infogan", "fashion-cgan", "fashion-cgan-reference"):
+        base = [*base, "net.g_fc=32"]  # their G has an FC 512/1024 layer
     return load_config(recipe, [*base, *overrides])
 
 

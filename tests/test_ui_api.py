@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import needs_fashion
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.config import load_config
 
 # gradio's queue statistics use pandas options that pandas 3 deprecates; not ours to fix
 GRADIO_PANDAS = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"), pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
@@ -28,6 +29,8 @@ def ui(tiny_models):
     with serving(models, Limits(**LIMITS)) as (ex, url):
         yield ex, Client(url, verbose=False)
 
+
+NOISE_DIM = load_config("fashion-cgan").noise_dim  # the tiny "cgan" model is trained by this recipe
 
 def app_error(client, fragment, **kw):
     from gradio_client.exceptions import AppError
@@ -57,7 +60,7 @@ def test_generate_image_png_and_npz(ui):
     assert pic.shape[:2] == (3 * (4 * 30 + 2), 3 * (5 * 30 + 2))  # 4 rows of 5, upscaled x3 to about 512 px
     assert np.array_equal(np.asarray(Image.open(png)), pic)
     d = np.load(npz)
-    assert d["sample"].shape == (20, 1, 28, 28) and (d["label"] == 1).all() and d["z"].shape == (20, 64)
+    assert d["sample"].shape == (20, 1, 28, 28) and (d["label"] == 1).all() and d["z"].shape == (20, NOISE_DIM)
     again = client.predict(model="cgan", n=20, seed=3, label="Trouser", api_name="/generate")[0]
     other = client.predict(model="cgan", n=20, seed=4, label="Trouser", api_name="/generate")[0]
     assert np.array_equal(np.asarray(Image.open(again)), pic) and not np.array_equal(np.asarray(Image.open(other)), pic)
@@ -77,7 +80,10 @@ def test_sweep_interpolate_compare(ui):
     gif = client.predict(model="infogan", frames=4, keyframes=1, animate="u0", codes="c=2", api_name="/interpolate")[0]
     assert Image.open(gif).n_frames == 4
     a, b, note = client.predict(model_a="cgan", model_b="infogan", n=4, api_name="/compare")
-    assert Image.open(a).size and Image.open(b).size and "not the same z" in note
+    assert NOISE_DIM == 62 and Image.open(a).size and Image.open(b).size  # both recipes take InfoGAN's 62 noise dims
+    assert "Same z: both models take 62-dim normal noise, seed 0." in note
+    a, b, note = client.predict(model_a="cgan", model_b="ring8", n=4, api_name="/compare")
+    assert Image.open(a).size and Image.open(b).size and "Different noise (62-dim normal vs 2-dim normal): same seed, not the same z." in note
 
 
 @pytest.mark.parametrize(
