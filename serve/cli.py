@@ -230,8 +230,10 @@ def train(
         say(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
     try:
         status = trainer.run()
-    finally:
-        close()
+    except BaseException:
+        close(synchronize=False)
+        raise
+    close()
     if trainer.monitor.stop_reason:
         status = f"stopped by the collapse detector ({trainer.monitor.stop_reason})"
     per_epoch = trainer.batches.per_epoch

@@ -185,7 +185,13 @@ def ranks(cfg: TrainConfig, device: torch.device, distributed: bool) -> Ranks:
 
 
 
-def close() -> None:
-    """Leave the process group at the end of a run (torch warns about one left open)."""
+def close(synchronize: bool = True) -> None:
+    """Leave the process group at the end of a run (torch warns about one left open).
+
+    ``synchronize``: every rank reaches the end first (a rank that tears its connections down while
+    another is still in a last collective makes gloo abort that one: a SIGABRT seen under load).
+    Off when leaving on an error, where the other ranks may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
