@@ -24,6 +24,28 @@ needs_fashion = pytest.mark.skipif(
 )
 
 
+def run_cli(*args, ok=True):
+    """``ctrlgen ARGS`` in-process (typer's CliRunner); ``ok`` asserts a zero exit."""
+    from typer.testing import CliRunner
+
+    from ctrlgen.serve.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def assert_one_line_error(result, fragment):
+    """Exit 2, no traceback, exactly one ``Error: ...`` line that holds ``fragment``."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
 def tiny_config(recipe: str, *overrides: str):
     from ctrlgen.train.config import load_config
 

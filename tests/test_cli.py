@@ -5,28 +5,9 @@ import zipfile
 
 import numpy as np
 from PIL import Image
-from typer.testing import CliRunner
 
-from conftest import needs_fashion
-from ctrlgen.serve.cli import app
-
-runner = CliRunner()
-
-
-def run(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def assert_one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert fragment in lines[0]
-    assert "Traceback" not in result.output
+from conftest import assert_one_line_error, needs_fashion
+from conftest import run_cli as run
 
 
 @needs_fashion

@@ -174,7 +174,7 @@ def test_two_gloo_ranks_train_one_run(tmp_path):
 
     with_cgan = FASHION_MNIST_DIR.is_dir()
     _spawn(tmp_path, with_cgan)
-    load = lambda rank, name: torch.load(tmp_path / f"rank{rank}-{name}.pt")  # noqa: E731
+    load = lambda rank, name: torch.load(tmp_path / f"rank{rank}-{name}.pt", weights_only=True)  # noqa: E731
     names = ["a", "a2", "b", "egan"] + (["cgan"] if with_cgan else [])
     for name in names:  # identical weights, EMA, optimizer moments and technique state on both ranks
         r0, r1 = load(0, name), load(1, name)

@@ -81,7 +81,7 @@ def test_reduced_fitness_selects_the_same_survivor_on_every_rank(tmp_path):
     if not dist.is_available():
         pytest.skip("torch.distributed is not available in this build")
     mp.spawn(_rank_selects, args=(f"file://{tmp_path}/pg", str(tmp_path / "r")), nprocs=2)
-    r0, r1 = (torch.load(tmp_path / f"r.{i}") for i in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"r.{i}", weights_only=True) for i in (0, 1))
     assert r0["local"] != r1["local"]  # alone, the ranks would keep different children
     assert torch.equal(r0["reduced"], r1["reduced"]) and r0["chosen"] == r1["chosen"] == [0]
     assert torch.allclose(r0["reduced"], torch.tensor([[0.4, 0.4, 0.4], [2.0, 0.0, 1.0]]))

@@ -6,28 +6,14 @@ import numpy as np
 import onnx
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
+from conftest import assert_one_line_error as one_line_error
 from conftest import needs_fashion, tiny_config
+from conftest import run_cli as run
 from ctrlgen.runtime import Runtime
-from ctrlgen.serve.cli import app
 from ctrlgen.spec import CARD_KEY
 
-runner = CliRunner()
 IMAGE_METRICS = {"classes_covered", "kl_classes", "fd", "precision", "recall", "density", "coverage"}
-
-
-def run(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.output
 
 
 def report(*args):

@@ -8,28 +8,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from typer.testing import CliRunner
 
+from conftest import assert_one_line_error as one_line_error
 from conftest import needs_fashion
+from conftest import run_cli as run
 from ctrlgen.models import models_dir
-from ctrlgen.serve.cli import app
 
-runner = CliRunner()
 ONNX_TO_TRITON = {1: "TYPE_FP32", 7: "TYPE_INT64"}  # the element types ctrlgen models use
 NUMPY = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64}
-
-
-def run(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.output
 
 
 # ---------------------------------------------------------------------- a parser for the text format
