@@ -86,11 +86,11 @@ def parse_codes(spec: LatentSpec, text: str | Sequence[str], lists: bool = False
             raise CtrlgenError(f"code {name} has no value; write {name}=VALUE")
         if any(c.name == name for c in spec.categorical):
             c = spec.categorical[spec.categorical_index(name)]
-            vals = [_int(v, f"categorical code {name}", c.n) for v in items]
+            vals = [code_int(v, f"categorical code {name}", c.n) for v in items]
             cats[name] = vals if lists else vals[0]
         elif any(c.name == name for c in spec.continuous):
             c = spec.continuous[spec.continuous_index(name)]
-            vals = [_float(v, f"continuous code {name}", c.low, c.high) for v in items]
+            vals = [code_float(v, f"continuous code {name}", c.low, c.high) for v in items]
             conts[name] = vals if lists else vals[0]
         else:
             have = ", ".join([c.name for c in spec.categorical] + [c.name for c in spec.continuous]) or "none"
@@ -103,7 +103,8 @@ def example(spec: LatentSpec) -> str:
     return " ".join(parts) or "this model has no codes"
 
 
-def _int(raw: str, what: str, n: int) -> int:
+def code_int(raw: str, what: str, n: int) -> int:
+    """A categorical value (or label index) in 0..n-1, else one line naming the range."""
     try:
         v = int(raw)
     except ValueError:
@@ -113,7 +114,8 @@ def _int(raw: str, what: str, n: int) -> int:
     return v
 
 
-def _float(raw: str, what: str, low: float, high: float) -> float:
+def code_float(raw: str, what: str, low: float, high: float) -> float:
+    """A finite number, else one line naming the code's range (values outside it are the caller's to judge)."""
     try:
         v = float(raw)
     except ValueError:

@@ -92,6 +92,16 @@ def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None 
     return card
 
 
+def _stamp(model, spec: LatentSpec, card: dict[str, Any], variant: str = "") -> None:
+    """Replace the model's metadata with the spec and card (the self-describing part of the file)."""
+    del model.metadata_props[:]
+    for key, value in ((SPEC_KEY, spec.to_json()), (CARD_KEY, json.dumps(card, sort_keys=True))):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "ctrlgen"
+    model.doc_string = f"ctrlgen generator '{card['name']}'{variant}: inputs {', '.join(spec.input_names)} -> sample"
+
+
 def _torch_export(module: nn.Module, spec: LatentSpec, path: Path, outputs: tuple[str, ...] = ("sample",)) -> None:
     # The exporter warns about torchvision ops it cannot register; ctrlgen uses none.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -177,12 +187,7 @@ def export(
             raise CtrlgenError(f"torch.onnx.export failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
         model = onnx.load(str(tmp_path))
     card = build_card(ck.meta, ck.meta.get("weights", "G"), card_extra)
-    del model.metadata_props[:]
-    for key, value in ((SPEC_KEY, spec.to_json()), (CARD_KEY, json.dumps(card, sort_keys=True))):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    model.producer_name = "ctrlgen"
-    model.doc_string = f"ctrlgen generator '{card['name']}': inputs {', '.join(spec.input_names)} -> sample"
+    _stamp(model, spec, card)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -244,12 +249,7 @@ def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol
                              "weights": "int8 per channel", "calibration": f"{P.CALIBRATION_BATCHES} x {P.CALIBRATION_BATCH} spec samples",
                              "lowering": "BatchNorm folded; ConvTranspose(4,2,1) -> Pad, Conv 2x2, DepthToSpace, crop"},
         })
-        del model.metadata_props[:]
-        for key, value in ((SPEC_KEY, spec.to_json()), (CARD_KEY, json.dumps(card, sort_keys=True))):
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        model.producer_name = "ctrlgen"
-        model.doc_string = f"ctrlgen generator '{card['name']}' (int8): inputs {', '.join(spec.input_names)} -> sample"
+        _stamp(model, spec, card, " (int8)")
         onnx.checker.check_model(model, full_check=True)
         ref = Path(tmp) / "fp32.onnx"
         ref.write_bytes(fp32)

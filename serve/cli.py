@@ -144,28 +144,16 @@ def parse_assignments(items: list[str], what: str) -> dict[str, str]:
 
 def parse_codes(spec, cat: list[str], cont: list[str]) -> tuple[dict[str, int], dict[str, float]]:
     """--cat NAME=INT and --cont NAME=FLOAT, validated against the spec."""
-    import math
+    from ctrlgen.explore import code_float, code_int
 
     cats: dict[str, int] = {}
     for name, raw in parse_assignments(cat, "cat").items():
         c = spec.categorical[spec.categorical_index(name)]
-        try:
-            v = int(raw)
-        except ValueError:
-            raise CtrlgenError(f"--cat {name}={raw!r} is not an integer; use 0..{c.n - 1}") from None
-        if not 0 <= v < c.n:
-            raise CtrlgenError(f"--cat {name}={v} is out of range; use 0..{c.n - 1}")
-        cats[name] = v
+        cats[name] = code_int(raw, f"--cat {name}", c.n)
     conts: dict[str, float] = {}
     for name, raw in parse_assignments(cont, "cont").items():
         c = spec.continuous[spec.continuous_index(name)]
-        try:
-            v = float(raw)
-        except ValueError:
-            raise CtrlgenError(f"--cont {name}={raw!r} is not a number; use a value in [{c.low:g}, {c.high:g}]") from None
-        if not math.isfinite(v):
-            raise CtrlgenError(f"--cont {name}={raw} is not finite; use a value in [{c.low:g}, {c.high:g}]")
-        conts[name] = v
+        conts[name] = code_float(raw, f"--cont {name}", c.low, c.high)
     return cats, conts
 
 
