@@ -9,11 +9,18 @@ reverse KL, as mean ± standard error over seeds, plus how many seeds caught
 every mode.  The published rows of PacGAN Table 1 and VEEGAN Table 1 are
 printed beside ours.
 
+All seeds of a configuration train at once as one ensemble (``ensemble = N``,
+ctrlgen/ensemble.py: the seeds' networks stacked and run under torch.func.vmap,
+each seed's networks, batches and batch-level techniques kept apart, tested
+against separate runs in tests/test_ensemble.py).  Copy s starts from the
+weights of ``seed = s``; the seeds share one stream of data and latent draws.
+Spectral norm and E-GAN cannot be ensembles; their seeds run one by one.
+
     python benchmarks/toy2d.py                       # the full table (10 seeds)
     python benchmarks/toy2d.py --seeds 3 --only GAN "shipped recipe"   # a quick look
     python benchmarks/toy2d.py --out docs/results/toy2d.md             # also write the results page
 
-Seeds run in parallel worker processes (``--jobs``, one torch thread each).
+Configurations run in parallel worker processes (``--jobs``, one torch thread each).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import shlex
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +60,7 @@ class Row:
     datasets: tuple[str, ...] = BOTH
     from_recipe: bool = False  # the shipped recipe as it is (its techniques, steps and batch included)
     cost: float = 1.0  # rough time per run relative to the plain GAN (only orders the work: longest first)
+    ensemble: bool = True  # all seeds in one vmapped ensemble (False: spectral norm and E-GAN cannot be)
 
 
 ROWS = [
@@ -74,14 +82,14 @@ ROWS = [
     Row("+ label smoothing 0.9", ("techniques.label_smoothing={}",), RING),
     Row("+ historical averaging", ("techniques.historical_averaging={}",), RING, cost=1.2),
     Row("+ virtual batch norm", ("techniques.virtual_batchnorm={}",), RING, cost=1.4),
-    Row("+ spectral norm", ("techniques.spectral_norm={}",), RING, cost=1.3),
+    Row("+ spectral norm", ("techniques.spectral_norm={}",), RING, cost=1.3, ensemble=False),
     Row("+ EMA", ("techniques.ema={}",), RING),
     Row("+ R1 γ=0.01", ("techniques.r1.gamma=0.01",), RING, cost=1.4),
     Row("+ R1 γ=0.01 + EMA", ("techniques.r1.gamma=0.01", "techniques.ema={}"), RING, cost=1.4),
     Row("+ R1 γ=0.1 + EMA", ("techniques.r1.gamma=0.1", "techniques.ema={}"), GRID, cost=1.4),
     Row("shipped recipe", (), BOTH, from_recipe=True, cost=4),
     # E-GAN (train/egan.py): the plain GAN's D and networks, G evolved with three mutations, one survivor (μ = 1).
-    Row("E-GAN: minimax + non-saturating + LSGAN, μ=1", ("mode=egan",), BOTH, cost=4),
+    Row("E-GAN: minimax + non-saturating + LSGAN, μ=1", ("mode=egan",), BOTH, cost=4, ensemble=False),
 ]
 
 # Published anchors (METRICS.md): (modes, % high quality, reverse KL); None where a paper gives none.
@@ -101,7 +109,7 @@ PUBLISHED = {
 }
 
 
-def build_config(dataset: str, row: Row, seed: int, steps: int | None = None):
+def build_config(dataset: str, row: Row, seed: int, steps: int | None = None, ensemble: int = 1):
     """The row's TrainConfig; ``steps`` None = the row's own (the recipe's for the shipped recipe row)."""
     from ctrlgen.train.config import TrainConfig, apply_overrides, read_recipe
 
@@ -109,13 +117,15 @@ def build_config(dataset: str, row: Row, seed: int, steps: int | None = None):
     if not row.from_recipe:
         d.pop("techniques", None)
         d = apply_overrides(d, [*PLAIN_COMMON, *PLAIN[dataset]])
-    run = [f"seed={seed}", "progress=false", "sample_every=0", "device=cpu", *([f"steps={steps}"] if steps else [])]
+    run = [f"seed={seed}", f"ensemble={ensemble}", "progress=false", "sample_every=0", "device=cpu", "monitor_every=0",
+           *([f"steps={steps}"] if steps else [])]
     d = apply_overrides(d, [*row.overrides, *run])
     return TrainConfig.from_dict(d, where=f"toy2d row {row.name!r}")
 
 
-def run_one(dataset: str, row: Row, seed: int, steps: int | None = None) -> dict:
-    """Train one configuration for one seed and score it (runs in a worker process)."""
+def run_seeds(dataset: str, row: Row, seeds: tuple[int, ...], steps: int | None = None) -> list[dict]:
+    """Train one configuration for the given seeds (one ensemble, or a single seed) and score each
+    (runs in a worker process)."""
     import torch
 
     torch.set_num_threads(1)  # tiny MLPs: one thread per worker is fastest
@@ -123,19 +133,23 @@ def run_one(dataset: str, row: Row, seed: int, steps: int | None = None) -> dict
     from ctrlgen.train.trainer import Trainer
 
     t0 = time.perf_counter()
-    cfg = build_config(dataset, row, seed, steps)
+    cfg = build_config(dataset, row, seeds[0], steps, ensemble=len(seeds))
     trainer = Trainer(cfg, tempfile.gettempdir())  # nothing is written: train_step only
     while trainer.step < cfg.steps:
         trainer.train_step()
     g = trainer.sampling_generator().eval()
-    inputs = trainer.spec.sample(EVAL_SAMPLES, seed=EVAL_SEED + seed)
+    inputs = [trainer.spec.sample(EVAL_SAMPLES, seed=EVAL_SEED + s) for s in seeds]
     with torch.no_grad():
-        x = g(**{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()
-    s = score(x, trainer.mixture.means, trainer.mixture.std)
-    return {
-        "modes": s.modes, "n_modes": s.n_modes, "hq": s.high_quality, "kl": s.reverse_kl,
-        "seconds": time.perf_counter() - t0, "steps": cfg.steps, "batch": cfg.batch_size,
-    }
+        x = g(**{k: torch.from_numpy(np.concatenate([i[k] for i in inputs])) for k in inputs[0]}).numpy()
+    seconds = (time.perf_counter() - t0) / len(seeds)
+    out = []
+    for i, seed in enumerate(seeds):
+        s = score(x[i * EVAL_SAMPLES : (i + 1) * EVAL_SAMPLES], trainer.mixture.means, trainer.mixture.std)
+        out.append({
+            "seed": seed, "modes": s.modes, "n_modes": s.n_modes, "hq": s.high_quality, "kl": s.reverse_kl,
+            "seconds": seconds, "steps": cfg.steps, "batch": cfg.batch_size, "ensemble": len(seeds),
+        })
+    return out
 
 
 def mean_se(values: list[float]) -> str:
@@ -152,18 +166,19 @@ def table(dataset: str, results: dict[str, list[dict]]) -> str:
     lines = [
         f"### {dataset} ({n_modes} modes), {n_seeds} seeds, mean ± standard error over seeds",
         "",
-        f"| configuration | G steps × batch | modes (of {n_modes}) | seeds with all modes | high quality % | reverse KL | s / run |",
+        f"| configuration | G steps × batch | modes (of {n_modes}) | seeds with all modes | high quality % | reverse KL | s / seed |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, rs in results.items():
         full = sum(r["modes"] == n_modes for r in rs)
-        secs = np.mean([r["seconds"] for r in rs])
+        secs = f"{np.mean([r['seconds'] for r in rs]):.1f}" + (" †" if rs[0]["ensemble"] == 1 and len(rs) > 1 else "")
         lines.append(
             f"| {name} | {rs[0]['steps']} × {rs[0]['batch']} | {mean_se([r['modes'] for r in rs])} | {full}/{len(rs)} "
-            f"| {mean_se([r['hq'] for r in rs])} | {mean_se([r['kl'] for r in rs])} | {secs:.0f} |"
+            f"| {mean_se([r['hq'] for r in rs])} | {mean_se([r['kl'] for r in rs])} | {secs} |"
         )
     for name, modes, hq, kl in PUBLISHED[dataset]:
         lines.append(f"| *{name}* | – | *{modes}* | – | *{hq}* | *{'–' if kl is None else kl}* | – |")
+    lines += ["", "s / seed: wall time of the configuration's ensemble divided by its seeds; † seeds trained one at a time."]
     return "\n".join(lines)
 
 
@@ -174,31 +189,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=["ring8", "grid25"], choices=["ring8", "grid25"])
     p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows (names as printed)")
     p.add_argument("--steps", type=int, help="G steps for every row (default: each row's own; see PLAIN and the recipes)")
+    p.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                   help="train every seed as its own run instead of one ensemble per configuration (slower; same protocol)")
     p.add_argument("--out", type=Path, help="also write the tables, the command and the wall time to this markdown file")
     args = p.parse_args(argv)
     rows = [r for r in ROWS if not args.only or r.name in args.only]
     if args.only and len(rows) != len(args.only):
         known = ", ".join(repr(r.name) for r in ROWS)
         p.error(f"unknown row(s) in --only; rows are: {known}")
-    tasks = [(ds, r, s, args.steps) for ds in args.datasets for r in rows if ds in r.datasets for s in range(args.seeds)]
+    seeds = tuple(range(args.seeds))
+    tasks = []  # (dataset, row, seeds, steps): one ensemble per row, or one task per seed
+    for ds in args.datasets:
+        for r in rows:
+            if ds in r.datasets:
+                groups = [seeds] if r.ensemble and args.ensemble and len(seeds) > 1 else [(s,) for s in seeds]
+                tasks += [(ds, r, g, args.steps) for g in groups]
     t0 = time.perf_counter()
     results: dict[str, dict[str, list[dict]]] = {ds: {} for ds in args.datasets}
+
+    def cost(task) -> float:  # longest first, so that the workers finish together
+        ds, row, group, _ = task
+        return row.cost * (4 if ds == "grid25" else 1) * (0.25 * len(group) if len(group) > 1 else 1)
+
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        # The longest runs first so the workers finish together.
-        order = sorted(tasks, key=lambda t: -t[1].cost * (3 if t[0] == "grid25" else 1))
-        futures = {pool.submit(run_one, *t): t for t in order}
-        for fut, (ds, row, seed, _) in futures.items():
-            r = fut.result()
-            results[ds].setdefault(row.name, []).append(r)
-            print(f"  {ds:6s} {row.name:32s} seed {seed}: {r['modes']}/{r['n_modes']} modes, {r['hq']:.1f}% HQ, "
-                  f"rev KL {r['kl']:.4f} ({r['seconds']:.0f}s)", file=sys.stderr, flush=True)
+        futures = {pool.submit(run_seeds, *t): t for t in sorted(tasks, key=lambda t: -cost(t))}
+        for fut in as_completed(futures):
+            ds, row, _, _ = futures[fut]
+            for r in fut.result():
+                results[ds].setdefault(row.name, []).append(r)
+                print(f"  {ds:6s} {row.name:32s} seed {r['seed']}: {r['modes']}/{r['n_modes']} modes, {r['hq']:.1f}% HQ, "
+                      f"rev KL {r['kl']:.4f} ({r['seconds']:.1f} s per seed)", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
+    n_runs = sum(len(rs) for per in results.values() for rs in per.values())
     order_names = [r.name for r in rows]
     tables = [table(ds, {n: results[ds][n] for n in order_names if n in results[ds]}) for ds in args.datasets if results[ds]]
     import torch
 
     footer = (
-        f"{len(tasks)} runs in {wall / 60:.1f} min wall time with {args.jobs} worker processes "
+        f"{n_runs} runs ({len(tasks)} tasks: ensembles of {len(seeds)} seeds, and single seeds where noted) in "
+        f"{wall / 60:.1f} min wall time with {args.jobs} worker processes "
         f"(cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__})."
     )
     text = "\n\n".join(tables) + "\n\n" + footer

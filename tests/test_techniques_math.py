@@ -162,11 +162,23 @@ def test_replay_mixes_the_ratio_of_old_fakes_with_their_labels():
     assert (out[:4, 0] < 4).all()  # the first half replays stored fakes of batch 1
     assert torch.equal(out[4:], second[4:])  # the rest is fresh
     assert torch.equal(inputs[LABEL], out[:, 0].long())  # every sample keeps its own label
-    assert er.buffer.filled == 8 and set(er.buffer.data["sample"][4:8, 0].tolist()) == {100.0, 101.0, 102.0, 103.0}
+    assert er.buffer.filled == 8 and set(er.buffer.data["sample"][0, 4:8, 0].tolist()) == {100.0, 101.0, 102.0, 103.0}
     clone = ExperienceReplay(size=16, ratio=0.5)
     clone.rng = torch.Generator()
     clone.load_state_dict(er.state_dict())
     assert clone.buffer.filled == 8 and torch.equal(clone.buffer.data["sample"], er.buffer.data["sample"])
+
+
+def test_replay_keeps_the_seeds_of_an_ensemble_apart():
+    """Two seeds' blocks (ctrlgen.ensemble): each block replays only its own seed's past fakes."""
+    er = ExperienceReplay(size=8, ratio=0.5)
+    er.rng = torch.Generator().manual_seed(0)
+    er.buffer.groups = 2
+    for step in range(6):
+        fake = torch.cat([torch.full((4, 2), 10.0 * step), torch.full((4, 2), -10.0 * step - 1)])  # seed 0 >= 0, seed 1 < 0
+        out, _ = er.fake_for_d(fake, {})
+        assert (out[:4] >= 0).all() and (out[4:] < 0).all()
+    assert er.buffer.filled == 8 and set(out[:2, 0].tolist()) < {10.0 * s for s in range(6)}
 
 
 # ------------------------------------------------------------------ unrolled GAN

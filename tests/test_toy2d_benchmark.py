@@ -27,7 +27,24 @@ def test_the_plain_row_has_no_technique_and_the_recipe_row_has_the_recipes():
 
 
 def test_a_short_run_is_scored_and_tabulated():
-    r = toy2d.run_one("ring8", toy2d.ROWS[0], seed=0, steps=3)
+    (r,) = toy2d.run_seeds("ring8", toy2d.ROWS[0], (0,), steps=3)
     assert r["n_modes"] == 8 and 0 <= r["modes"] <= 8 and 0.0 <= r["hq"] <= 100.0
     text = toy2d.table("ring8", {"GAN": [r, dict(r, modes=8)]})
     assert "| GAN |" in text and "*PacGAN Table 1: PacGAN4* | – | *7.8*" in text and "| 3 × 128 |" in text and "/2 |" in text
+    assert " † |" in text  # seeds trained one at a time are marked
+
+
+def test_an_ensemble_task_scores_each_seed_on_its_own_samples():
+    """Three seeds in one ensemble: three results, each scored on its copy's 2,500 samples."""
+    rs = toy2d.run_seeds("ring8", toy2d.ROWS[0], (0, 1, 2), steps=400)
+    assert [r["seed"] for r in rs] == [0, 1, 2] and all(r["ensemble"] == 3 for r in rs)
+    assert len({(r["modes"], r["hq"], r["kl"]) for r in rs}) > 1  # different copies, different samples
+    assert " † |" not in toy2d.table("ring8", {"GAN": rs})
+
+
+@pytest.mark.parametrize("name", ["+ spectral norm", "E-GAN: minimax + non-saturating + LSGAN, μ=1"])
+def test_rows_that_cannot_be_ensembles_say_so(name):
+    row = next(r for r in toy2d.ROWS if r.name == name)
+    assert not row.ensemble
+    with pytest.raises(Exception, match="ensemble"):
+        toy2d.build_config("ring8", row, seed=0, steps=3, ensemble=2)

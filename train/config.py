@@ -66,6 +66,7 @@ class TrainConfig:
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # stabilizers by name, with parameters
     mode: str = "standard"  # standard (one G) | egan (a population of G's evolved with several losses: train/egan.py)
     egan: dict[str, Any] = field(default_factory=dict)  # E-GAN settings (mode = "egan"): population, mutations, gamma, ...
+    ensemble: int = 1  # 2D mixtures: train this many seeds at once as one vmapped ensemble (ctrlgen.ensemble); batch_size is per seed
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -119,6 +120,15 @@ class TrainConfig:
             raise CtrlgenError(f"data={self.data} makes images; set net.family = \"conv\"")
         if self.infogan and self.net.pack > 1:
             raise CtrlgenError("InfoGAN's Q head reads one sample at a time; packing (net.pack > 1) makes no sense with it")
+        if self.ensemble < 1:
+            raise CtrlgenError(f"ensemble must be >= 1 (the number of seeds trained at once), got {self.ensemble}")
+        if self.ensemble > 1:
+            if not self.points:
+                raise CtrlgenError("ensemble > 1 is for the 2D mixtures (many seeds of tiny MLPs); train image models with ensemble=1")
+            if self.mode != "standard":
+                raise CtrlgenError("E-GAN's selection would couple the seeds of an ensemble; use ensemble=1 with mode=egan")
+            if self.net.d_norm == "spectral":
+                raise CtrlgenError("spectral norm cannot run as an ensemble (vmap cannot batch its power iteration); use ensemble=1")
         # Names of losses, techniques and monitored metrics are checked where their registries live.
         from ctrlgen.train.egan import check_egan
         from ctrlgen.train.losses import get_loss

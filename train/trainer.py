@@ -27,6 +27,7 @@ from ctrlgen.data import load_images, mixture
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
+from ctrlgen.ensemble import Ensemble
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
@@ -64,12 +65,15 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         # ---- this process's rank (train/distributed.py); batch_size is the global batch, self.batch this rank's share
         self.dist = ranks(cfg, self.device, distributed)
-        self.batch = self.dist.local_batch(cfg)
+        self.ensemble = cfg.ensemble  # seeds trained at once (ctrlgen.ensemble): every batch holds one block per seed
+        if self.ensemble > 1 and self.dist.world > 1:
+            raise CtrlgenError("an ensemble run trains many seeds in one process; run it without --distributed")
+        self.batch = self.dist.local_batch(cfg) * self.ensemble
         shard = (self.dist.rank, self.dist.world)
         # ---- data and spec
         if cfg.points:
             mix = mixture(cfg.data)
-            self.batches: Any = MixtureBatches(mix, cfg.batch_size, cfg.seed, self.device, *shard)
+            self.batches: Any = MixtureBatches(mix, cfg.batch_size * self.ensemble, cfg.seed, self.device, *shard)
             class_names = tuple(f"mode{i}" for i in range(len(mix.means)))
             self.mixture, self.data_info = mix, {"name": cfg.data, "std": mix.std, "modes": len(mix.means)}
         else:
@@ -82,6 +86,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G = Generator(self.spec, cfg.net).to(self.device)
         self.D = Discriminator(self.spec, cfg.net, q_head=cfg.infogan).to(self.device)
+        if self.ensemble > 1:  # copy s is initialized exactly as a run with seed = cfg.seed + s would be
+            gs, ds = [self.G], [self.D]
+            for s in range(1, self.ensemble):
+                torch.manual_seed(cfg.seed + s)
+                gs.append(Generator(self.spec, cfg.net).to(self.device))
+                ds.append(Discriminator(self.spec, cfg.net, q_head=cfg.infogan).to(self.device))
+            self.G, self.D = Ensemble(gs), Ensemble(ds)
         self.g_ema: Generator | None = None
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -227,8 +238,9 @@ class Trainer:
         """The generator that samples and exports: EMA when the run has it (BatchNorm recalibrated), else G."""
         if self.g_ema is None:
             return self.G
+        n = 256 * self.ensemble  # 256 per seed of an ensemble
         batches = [
-            {k: torch.from_numpy(v).to(self.device) for k, v in self.spec.sample(256, seed=self.cfg.seed + 104729, start=256 * i).items()}
+            {k: torch.from_numpy(v).to(self.device) for k, v in self.spec.sample(n, seed=self.cfg.seed + 104729, start=n * i).items()}
             for i in range(8)
         ]
         recalibrate_batchnorm(self.g_ema, batches)
@@ -257,6 +269,8 @@ class Trainer:
         if not self.dist.main:
             return path
         g = self.sampling_generator()
+        if self.ensemble > 1:
+            g = g.member(0)  # the grid shows the first seed's copy
         was = g.training
         g.eval()
         inputs = self.fixed_inputs()
@@ -427,7 +441,7 @@ class Trainer:
                         self.save_samples()
                     if self.step % cfg.checkpoint_every == 0 and self.step < until:
                         self.save_checkpoint()
-                    if self.dist.main:
+                    if self.dist.main and self.ensemble == 1:  # the monitor judges one model, not a block of seeds
                         self.monitor.after_step(self)
                     if self.dist.any(self._stop_requested, self.device):  # any rank's Ctrl-C, rank 0's monitor
                         status = "interrupted"

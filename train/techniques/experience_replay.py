@@ -6,7 +6,9 @@ the first ``ratio`` of the fake batch is replaced by samples drawn uniformly
 from the buffer (when it holds any), and the fresh fakes they displaced are
 written into it: appended while it fills, then over random slots.  D is thus
 reminded of modes G has left, and G cannot escape by hopping between them.
-The buffer is checkpointed, so resume is exact.
+The buffer is checkpointed, so resume is exact.  In an ensemble run
+(ctrlgen.ensemble) every seed's block of the batch has its own buffer
+(``groups``): a seed's D is only ever shown its own G's past samples.
 """
 
 from __future__ import annotations
@@ -20,29 +22,35 @@ from ctrlgen.train.techniques import Technique, register
 
 
 class ReplayBuffer:
-    """Fixed-size store of samples and their latent inputs; random reads and random overwrites."""
+    """Fixed-size store of samples and their latent inputs; random reads and random overwrites.
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: dict[str, torch.Tensor] = {}  # "sample" and each latent input name
+    With ``groups`` > 1 the rows come as ``groups`` contiguous blocks (the seeds of an ensemble) and
+    each block has its own store of ``size`` rows; the random slots are the same in every store.
+    """
+
+    def __init__(self, size: int, groups: int = 1) -> None:
+        self.size, self.groups = size, groups
+        self.data: dict[str, torch.Tensor] = {}  # "sample" and each latent input name, (groups, size, ...)
         self.filled = 0
 
     def draw(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = torch.randint(0, self.filled, (n,), generator=gen, device=gen.device)
-        return {k: v[idx] for k, v in self.data.items()}
+        """n rows, n / groups from each block's store, as contiguous blocks."""
+        idx = torch.randint(0, self.filled, (n // self.groups,), generator=gen, device=gen.device)
+        return {k: v[:, idx].flatten(0, 1) for k, v in self.data.items()}
 
     @torch.no_grad()
     def write(self, rows: dict[str, torch.Tensor], gen: torch.Generator) -> None:
-        n = next(iter(rows.values())).shape[0]
+        rows = {k: v.reshape(self.groups, -1, *v.shape[1:]) for k, v in rows.items()}
+        n = next(iter(rows.values())).shape[1]
         if not self.data:
-            self.data = {k: v.new_zeros((self.size, *v.shape[1:])) for k, v in rows.items()}
+            self.data = {k: v.new_zeros((self.groups, self.size, *v.shape[2:])) for k, v in rows.items()}
         fresh = min(n, self.size - self.filled)  # append while there is room ...
         slots = torch.arange(self.filled, self.filled + fresh, device=gen.device)
         if n > fresh:  # ... then overwrite distinct random old slots (repeated indices would race)
             old = torch.randperm(self.filled, generator=gen, device=gen.device)[: n - fresh]
             slots = torch.cat([slots, old])
         for k, v in rows.items():
-            self.data[k][slots] = v.detach().to(self.data[k].dtype)
+            self.data[k][:, slots] = v.detach().to(self.data[k].dtype)
         self.filled += fresh
 
 
@@ -66,24 +74,31 @@ class ExperienceReplay(Technique):
 
     def setup(self, trainer) -> None:
         self.rng = trainer.rng  # the run's generator: checkpointed, so replay draws resume exactly
+        self.buffer.groups = getattr(trainer, "ensemble", 1)
 
     def fake_for_d(self, fake, inputs):
-        rows = {"sample": fake, **inputs}
-        n_old = math.ceil(self.p["ratio"] * fake.shape[0])
-        mixed = dict(rows)
+        g = self.buffer.groups
+        rows = {k: v.reshape(g, -1, *v.shape[1:]) for k, v in {"sample": fake, **inputs}.items()}  # (seeds, n, ...)
+        n_old = math.ceil(self.p["ratio"] * next(iter(rows.values())).shape[1])  # per block
+        mixed = rows
         if self.buffer.filled:
-            old = self.buffer.draw(n_old, self.rng)
-            mixed = {k: torch.cat([old[k].to(v.dtype), v[n_old:]]) for k, v in rows.items()}
-        self.buffer.write({k: v[:n_old] for k, v in rows.items()}, self.rng)  # fresh fakes D did not see
+            old = {k: v.reshape(g, n_old, *v.shape[1:]) for k, v in self.buffer.draw(g * n_old, self.rng).items()}
+            mixed = {k: torch.cat([old[k].to(v.dtype), v[:, n_old:]], 1) for k, v in rows.items()}
+        self.buffer.write({k: v[:, :n_old].flatten(0, 1) for k, v in rows.items()}, self.rng)  # fresh fakes D did not see
+        mixed = {k: v.flatten(0, 1) for k, v in mixed.items()}
         fake = mixed.pop("sample")
         return fake, mixed
 
     def state_dict(self):
         if not self.buffer.data:
             return {}
-        return {"filled": torch.tensor(self.buffer.filled), **{f"data.{k}": v for k, v in self.buffer.data.items()}}
+        # Stored as (groups·size, ...): a single model's buffer keeps the layout of earlier checkpoints.
+        return {"filled": torch.tensor(self.buffer.filled), **{f"data.{k}": v.flatten(0, 1) for k, v in self.buffer.data.items()}}
 
     def load_state_dict(self, state):
         if "filled" in state:
             self.buffer.filled = int(state["filled"])
-            self.buffer.data = {k[5:]: v.to(self.rng.device).clone() for k, v in state.items() if k.startswith("data.")}
+            g = self.buffer.groups
+            self.buffer.data = {
+                k[5:]: v.to(self.rng.device).reshape(g, -1, *v.shape[1:]).clone() for k, v in state.items() if k.startswith("data.")
+            }

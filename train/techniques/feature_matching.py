@@ -19,10 +19,16 @@ from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.techniques import StepContext, Technique, register
 
 
-def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
-    """‖mean(real) − mean(fake)‖² over the batch (real side detached)."""
-    diff = real_features.detach().float().mean(0) - fake_features.float().mean(0)
-    return (diff * diff).sum()
+def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """‖mean(real) − mean(fake)‖² over the batch (real side detached).
+
+    ``groups``: the batch is that many contiguous blocks of an ensemble (ctrlgen.ensemble); the
+    distance is taken per block and averaged, like the batch-mean losses beside it.
+    """
+    real = real_features.detach().float().reshape(groups, -1, real_features.shape[-1])
+    fake = fake_features.float().reshape(groups, -1, fake_features.shape[-1])
+    diff = real.mean(1) - fake.mean(1)
+    return (diff * diff).sum(1).mean()
 
 
 def _no_adversarial_term(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -49,4 +55,4 @@ class FeatureMatching(Technique):
     def g_penalty(self, ctx: StepContext):
         with torch.no_grad():
             real_features = ctx.discriminate(ctx.real, ctx.real_label).features
-        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features)}
+        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features, getattr(ctx.trainer, "ensemble", 1))}

@@ -60,19 +60,23 @@ class HistoricalAveraging(Technique):
         super().__init__(**params)
         self.means = {who: RunningMean() for who in PLAYERS[self.p["players"]]}
 
-    def _term(self, who: str, module: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    def _term(self, who: str, module: torch.nn.Module, seeds: int = 1) -> dict[str, torch.Tensor] | None:
         if who not in self.means:
             return None
         params = list(module.parameters())
         pen = self.means[who].penalty(params)
         self.means[who].add(params)
-        return None if pen is None else {f"{who.lower()}_hist_avg": self.p["weight"] * pen}
+        if pen is None:
+            return None
+        # An ensemble's parameters hold every seed's copy: the sum over them is the seeds' penalties
+        # summed, while the batch-mean losses beside it average the seeds.  Average it too.
+        return {f"{who.lower()}_hist_avg": self.p["weight"] * pen / seeds}
 
     def d_penalty(self, ctx: StepContext):
-        return self._term("D", ctx.trainer.D)
+        return self._term("D", ctx.trainer.D, getattr(ctx.trainer, "ensemble", 1))
 
     def g_penalty(self, ctx: StepContext):
-        return self._term("G", ctx.trainer.G)
+        return self._term("G", ctx.trainer.G, getattr(ctx.trainer, "ensemble", 1))
 
     def state_dict(self):
         out = {}

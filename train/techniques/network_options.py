@@ -98,5 +98,5 @@ class VirtualBatchNorm(Technique):
     def after_g_step(self, trainer) -> None:
         """Refresh the reference statistics with G's new weights (a pass of the reference batch alone),
         so the buffers a checkpoint or an export holds match its weights."""
-        g = trainer.G
-        g(**{name: getattr(g, f"vbn_ref_{name}")[:0] for name in g.ref_names})
+        empty = trainer.spec.sample(0, seed=0)  # no samples of its own: the reference batch alone runs
+        trainer.G(**{name: torch.from_numpy(v).to(trainer.device) for name, v in empty.items()})

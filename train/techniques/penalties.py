@@ -59,7 +59,10 @@ class DraganPenalty(Technique):
     def d_penalty(self, ctx):
         real = ctx.real
         gen = ctx.trainer.rng
-        delta = self.p["scale"] * real.std() * torch.rand(real.shape, device=real.device, generator=gen)
+        # std(x) of each seed's own block when the run is an ensemble (one block, the batch, otherwise)
+        seeds = getattr(ctx.trainer, "ensemble", 1)
+        std = real.reshape(seeds, -1).std(1).repeat_interleave(real.shape[0] // seeds).view(-1, *([1] * (real.dim() - 1)))
+        delta = self.p["scale"] * std * torch.rand(real.shape, device=real.device, generator=gen)
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=gen)
         norm = input_gradient_norm(ctx, real + alpha * delta, ctx.real_label)
         return {"dragan": self.p["weight"] * ((norm - 1.0) ** 2).mean()}
