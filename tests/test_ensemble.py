@@ -193,7 +193,7 @@ def test_ensemble_training_matches_separate_runs(name, tmp_path, monkeypatch):
                 if name == "virtual batch norm" and pname.endswith("bias") and net == "G":
                     continue  # a Linear's bias before VBN has a gradient of ~0 that Adam blows up to ±lr either way
                 got = getattr(getattr(ens, net), pname.replace(".", "__"))[s]
-                torch.testing.assert_close(got, p, rtol=1e-4, atol=2e-5, msg=lambda m: f"{name}: {net}.{pname} of seed {s}: {m}")
+                torch.testing.assert_close(got, p, rtol=1e-4, atol=2e-5, msg=lambda m, where=f"{name}: {net}.{pname} of seed {s}": f"{where}: {m}")
         # and the copies sample what the single runs sample
         z = torch.randn(S * 16, 2, generator=gen)
         with torch.no_grad():

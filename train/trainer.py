@@ -24,10 +24,10 @@ import torch
 import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.data import load_images, mixture
+from ctrlgen.ensemble import Ensemble
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
-from ctrlgen.ensemble import Ensemble
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
