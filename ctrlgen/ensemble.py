@@ -19,9 +19,10 @@ Terms that are not batch means know the ensemble size (``Trainer.ensemble``):
 feature matching and experience replay work per block, and historical
 averaging divides its parameter-space sum by S.
 
-What cannot be an ensemble is rejected with a reason: torch's spectral norm
-(its power iteration writes with ``out=``, which vmap cannot batch) and
-E-GAN's population (one selection for all copies would couple them).
+E-GAN (train/egan.py) scores every child per seed and lets each seed keep its
+own fittest child.  What cannot be an ensemble is rejected with a reason:
+torch's spectral norm (its power iteration writes with ``out=``, which vmap
+cannot batch) and an E-GAN population above 1.
 """
 
 from __future__ import annotations

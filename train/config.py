@@ -125,8 +125,8 @@ class TrainConfig:
         if self.ensemble > 1:
             if not self.points:
                 raise CtrlgenError("ensemble > 1 is for the 2D mixtures (many seeds of tiny MLPs); train image models with ensemble=1")
-            if self.mode != "standard":
-                raise CtrlgenError("E-GAN's selection would couple the seeds of an ensemble; use ensemble=1 with mode=egan")
+            if self.mode == "egan" and self.egan.get("population", 1) != 1:
+                raise CtrlgenError("an ensemble selects one E-GAN survivor per seed; use egan.population = 1 or ensemble=1")
             if self.net.d_norm == "spectral":
                 raise CtrlgenError("spectral norm cannot run as an ensemble (vmap cannot batch its power iteration); use ensemble=1")
         # Names of losses, techniques and monitored metrics are checked where their registries live.

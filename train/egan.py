@@ -155,19 +155,22 @@ def _rank_share(eg: EganSettings, cfg: TrainConfig, world: int) -> int:
 # ---------------------------------------------------------------------- fitness and selection
 def fitness_terms(
     d_fn, d_params: list[Tensor], loss: GanLoss, real_logit: Tensor, fake: Tensor, fake_label: Tensor | None,
+    seeds: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """(F_q, F_d) of one child's samples ``fake``: mean D probability, −log of D's loss-gradient norm.
 
-    ``real_logit`` is D's output on the real batch with its graph kept (it is shared by every child)."""
+    ``real_logit`` is D's output on the real batch with its graph kept (it is shared by every child).
+    ``seeds`` > 1: an ensemble (ctrlgen.ensemble): the batch is that many blocks and D's parameters are
+    stacked per seed, so both terms come per seed, shape (seeds,)."""
     out_f = d_fn(fake, fake_label)
     logit = out_f.logit.float()
-    f_q = d_probability(loss, logit.detach()).mean()
+    f_q = d_probability(loss, logit.detach()).reshape(seeds, -1).mean(1)
     l_d = loss.d(real_logit, logit)
     grads = torch.autograd.grad(l_d, d_params, retain_graph=True, allow_unused=True)
-    norms = [g.detach().float().norm() for g in grads if g is not None]
-    norm = torch.stack(norms).norm() if norms else torch.zeros((), device=logit.device)
+    norms = [g.detach().float().reshape(seeds, -1).norm(dim=1) for g in grads if g is not None]
+    norm = torch.stack(norms).norm(dim=0) if norms else torch.zeros(seeds, device=logit.device)
     f_d = -torch.log(norm.clamp_min(torch.finfo(torch.float32).tiny))
-    return f_q, f_d
+    return (f_q[0], f_d[0]) if seeds == 1 else (f_q, f_d)
 
 
 def reduce_fitness(values: Tensor) -> Tensor:
@@ -274,7 +277,7 @@ class EganTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, run_dir, distributed: bool = False) -> None:
         super().__init__(cfg, run_dir, distributed)
         self.egan = egan_settings(cfg)
-        self.eval_share = _rank_share(self.egan, cfg, self.dist.world)
+        self.eval_share = _rank_share(self.egan, cfg, self.dist.world) * self.ensemble  # rows of the fitness batch
         self.mutations = [(name, self._wrapped(get_loss(name))) for name in self.egan.mutations]
         _zero_adam_state(self.opt_g)
         mu, n_children = self.egan.population, self.egan.population * len(self.mutations)
@@ -333,7 +336,9 @@ class EganTrainer(Trainer):
     def g_step(self) -> dict[str, Tensor]:
         eg = self.egan
         assert self._last_real is not None, "E-GAN's G step follows a D step"
-        real_eval, y_eval = (t[: self.eval_share] for t in self._last_real)  # this rank's share of the fitness batch
+        # this rank's share of the fitness batch: the first rows of each seed's block (one block unless an ensemble)
+        s = self.ensemble
+        real_eval, y_eval = (t.reshape(s, -1, *t.shape[1:])[:, : self.eval_share // s].flatten(0, 1) for t in self._last_real)
         eval_inputs = self.sample_latent(self.eval_share)
         self._parent0.save_from(self.G, self.opt_g)  # G is the scratch module from here on
         d_params = [p for p in self.D.parameters() if p.requires_grad]
@@ -360,7 +365,7 @@ class EganTrainer(Trainer):
                 with torch.no_grad(), self.autocast():
                     fake = self.G(**eval_inputs).float()
                 with self.autocast():
-                    q, d = fitness_terms(self.D, d_params, self.loss, real_logit, fake, eval_inputs.get(LABEL))
+                    q, d = fitness_terms(self.D, d_params, self.loss, real_logit, fake, eval_inputs.get(LABEL), self.ensemble)
                 self._children[len(child_terms)].save_from(self.G, self.opt_g)
                 child_terms.append(terms)
                 f_q.append(q)
@@ -370,6 +375,8 @@ class EganTrainer(Trainer):
             _copy(list(self.D.buffers()), d_buffers)  # the fitness passes leave D as it was
             fq_fd = reduce_fitness(torch.stack([torch.stack(f_q), torch.stack(f_d)]).float())
             fitness = fq_fd[0] + eg.gamma * fq_fd[1]
+        if self.ensemble > 1:  # every seed of the ensemble selects its own survivor
+            return self._select_per_seed(fitness, fq_fd, child_terms)
         values = fitness.cpu().tolist()
         chosen = select(values, eg.population)
         # The survivors become the parents (slot objects change places: no copies), the best is loaded into G.
@@ -387,6 +394,33 @@ class EganTrainer(Trainer):
         best = chosen[0]
         stats = dict(child_terms[best])
         stats.update(fitness=fitness[best], f_q=fq_fd[0, best], f_d=fq_fd[1, best])
+        return stats
+
+    @torch.no_grad()
+    def _select_per_seed(self, fitness: Tensor, fq_fd: Tensor, child_terms: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Ensembles (μ = 1): fitness is (children, seeds); seed s's parent becomes its own fittest child,
+        slice s of that child's weights, buffers and Adam moments (tie: the earlier child; NaN loses)."""
+        seeds = fitness.shape[1]
+        best = [select(fitness[:, s].cpu().tolist(), 1)[0] for s in range(seeds)]
+        parent = self._parent0
+        for s, c in enumerate(best):
+            child = self._children[c]
+            for dst, src in zip(parent.tensors()[:4], child.tensors()[:4], strict=True):  # params, buffers, m, v
+                for d, t in zip(dst, src, strict=True):
+                    d[s].copy_(t[s])
+        _copy(parent.steps, self._children[best[0]].steps)  # Adam's step counts: the same in every child
+        parent.load_into(self.G, self.opt_g)
+        for t in self.techniques:
+            t.after_g_step(self)
+        names = [name for name, _ in self.mutations]
+        mean = fitness.mean(1)
+        self._record([names[c % len(names)] for c in best], mean.cpu().tolist(), fq_fd[0].mean(1).cpu().tolist(),
+                     fq_fd[1].mean(1).cpu().tolist())
+        stats = {k: torch.stack([child_terms[c][k] for c in best]).mean() for k in child_terms[best[0]]}
+        idx = torch.tensor(best, device=fitness.device)
+        seeds_range = torch.arange(seeds, device=fitness.device)
+        stats.update(fitness=fitness[idx, seeds_range].mean(), f_q=fq_fd[0][idx, seeds_range].mean(),
+                     f_d=fq_fd[1][idx, seeds_range].mean())
         return stats
 
     # ------------------------------------------------------------------ metrics.jsonl: one line per step
