@@ -16,12 +16,12 @@ def test_every_row_builds_a_valid_config(dataset):
             cfg = toy2d.build_config(dataset, row, seed=3, steps=10)
             assert cfg.data == dataset and cfg.seed == 3 and cfg.steps == 10
             if not row.from_recipe:
-                assert cfg.lr_g == 1e-3 and cfg.beta1 == 0.5 and cfg.noise_dim == 2
+                assert cfg.lr_g == 1e-3 and cfg.beta1 == 0.5 and cfg.noise_dim == 16
 
 
 def test_the_plain_row_has_no_technique_and_the_recipe_row_has_the_recipes():
     plain = toy2d.build_config("grid25", toy2d.ROWS[0], seed=0, steps=10)
-    assert plain.techniques == {} and plain.batch_size == 256
+    assert plain.techniques == {} and plain.batch_size == 128 and plain.steps == 10
     shipped = toy2d.build_config("grid25", next(r for r in toy2d.ROWS if r.from_recipe), seed=0, steps=10)
     assert shipped.techniques  # the shipped recipe carries the winning techniques
 
