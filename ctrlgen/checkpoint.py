@@ -117,6 +117,10 @@ def load_generator(source: str | Path, prefer_ema: bool = True):
         net = NetConfig.from_dict(ckpt.meta["net"])
     except KeyError as e:
         raise CtrlgenError(f"{ckpt.path} lacks {e.args[0]!r} in its header; it was not written by ctrlgen train") from None
+    seeds = int((ckpt.meta.get("config") or {}).get("ensemble", 1))
+    if seeds > 1:
+        raise CtrlgenError(f"{ckpt.path} holds an ensemble of {seeds} seeds (a benchmark run), not one generator; "
+                           "train the seed you want with ensemble=1 to sample or export it")
     g = Generator(spec, net)
     ema = ckpt.group("ema")
     state = ema if (prefer_ema and ema) else ckpt.group("G")

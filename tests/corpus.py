@@ -251,6 +251,10 @@ CASES = [
     Case("recipe-missing", "a recipe file that does not exist", lambda e: ["train", "nosuch.toml"], "does not exist", "give a recipe name"),
     Case("recipe-name", "an unknown recipe name", lambda e: ["train", "fashion-gan"], "recipe 'fashion-gan' is unknown", "use one of"),
     Case("set-no-value", "--set without a value", lambda e: ["train", "ring8", "--set", "lr_g"], "must look like key=value", "lr_g=1e-4"),
+    Case("ensemble-images", "an ensemble of seeds for an image recipe", lambda e: e.train("--set", "ensemble=3"),
+         "ensemble > 1 is for the 2D mixtures", "ensemble=1"),
+    Case("ensemble-export", "ctrlgen export of an ensemble run (many seeds in one checkpoint)", lambda e: ensemble_run(e),
+         "holds an ensemble of 2 seeds", "ensemble=1"),
     Case("set-not-table", "--set under a value that is not a table", lambda e: ["train", "ring8", "--set", "lr_g.x=1"], "lr_g is a value, not a table", "set it as lr_g=VALUE"),
     Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "steps must be >= 0", ">= 0"),
     # ---- data
@@ -282,6 +286,17 @@ def resumable_without_checkpoint(env: Env) -> str:
     env.file("r/config.json", (env.runs["ring8"] / "config.json").read_bytes())
     env.file("r/checkpoints/step-00000002.safetensors", checkpoint(env)[:-50])
     return str(run)
+
+
+def ensemble_run(env: Env) -> list[str]:
+    """A 2-step ring8 run that trained 2 seeds as one ensemble, and the export of it."""
+    from ctrlgen.train.config import TrainConfig, apply_overrides, read_recipe
+    from ctrlgen.train.trainer import Trainer
+
+    d = apply_overrides(read_recipe("ring8"), ["steps=2", "ensemble=2", "batch_size=8", "net.g_width=8", "net.d_width=8",
+                                               "progress=false", "sample_every=0", "monitor_every=0"])
+    Trainer(TrainConfig.from_dict(d), env.tmp / "ens").run()
+    return ["export", str(env.tmp / "ens"), "-o", str(env.tmp / "ens.onnx")]
 
 
 def main() -> None:  # pragma: no cover - prints the README table

@@ -239,3 +239,20 @@ def test_egan_ensemble_gives_each_seed_its_fittest_child(tmp_path):
             assert (t.opt_g.state[p]["exp_avg"][s] == 10 * s + c).all()
     assert t._pending[-1]["won"] == [t.egan.mutations[c] for c in best]
     assert float(stats["g_adv"]) == pytest.approx(sum(best) / S)
+
+
+def test_an_ensemble_run_trains_resumes_exactly_and_is_not_exported_as_one_model(tmp_path):
+    from ctrlgen.checkpoint import load_generator
+
+    run = tmp_path / "run"
+    a = Trainer(_ring8("steps=4", "checkpoint_every=2", "techniques.ema={}", "techniques.experience_replay.size=16"), run)
+    assert a.run(until=2) == "done"
+    b = Trainer.resume(run)
+    assert b.step == 2 and b.run() == "done"
+    straight = Trainer(_ring8("steps=4", "checkpoint_every=2", "techniques.ema={}", "techniques.experience_replay.size=16"), tmp_path / "straight")
+    straight.run()
+    for k, v in straight.state_tensors().items():
+        if not k.startswith("rng"):
+            torch.testing.assert_close(b.state_tensors()[k], v, msg=lambda m, k=k: f"{k}: {m}")
+    with pytest.raises(CtrlgenError, match="ensemble of 3 seeds"):
+        load_generator(run)
