@@ -182,7 +182,8 @@ def table(dataset: str, results: dict[str, list[dict]]) -> str:
         )
     for name, modes, hq, kl in PUBLISHED[dataset]:
         lines.append(f"| *{name}* | – | *{modes}* | – | *{hq}* | *{'–' if kl is None else kl}* | – |")
-    lines += ["", "s / seed: wall time of the configuration's ensemble divided by its seeds; † seeds trained one at a time."]
+    lines += ["", "s / seed: wall time of the configuration's ensemble divided by its seeds; † seeds trained one at a time.  "
+              "Reverse KL is inf when at least one seed put no sample within 3σ of any mode."]
     return "\n".join(lines)
 
 
