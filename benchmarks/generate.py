@@ -79,13 +79,46 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def matmul_calls(n: int = 1024) -> dict[str, tuple[Callable, float]]:
-    """name -> (an n³ matmul in fp32 / bf16, its FLOPs); timed inside every repeat like the contenders."""
+def matmul_calls(threads: int, n: int = 1024) -> dict[str, tuple[Callable, float]]:
+    """name -> (an n³ matmul, its FLOPs); timed inside every repeat like the contenders.
+
+    fp32 through three libraries (torch's BLAS, numpy's BLAS, ONNX Runtime's MLAS): the machine's fp32
+    rate is the best of them (torch's MKL, for one, runs far below the hardware's rate on AMD CPUs).
+    bf16 through torch (oneDNN)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
     out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name, dtype in (("fp32 torch", torch.float32), ("bf16 torch", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         out[f"matmul {name}"] = ((lambda a=a, b=b: a @ b), 2.0 * n**3)
+    an, bn = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    out["matmul fp32 numpy"] = ((lambda: an @ bn), 2.0 * n**3)
+    vi = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ABC"]
+    model = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "mm", vi[:2], vi[2:]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    onnx.checker.check_model(model)
+    out["matmul fp32 ort"] = ((lambda: sess.run(None, {"A": an, "B": bn})), 2.0 * n**3)
     return out
+
+
+def copy_bandwidth(mb: int = 256, repeats: int = 5) -> float:
+    """Memory bandwidth in GB/s: a large array copy (read + write), median of a few."""
+    import numpy as np
+
+    src = np.ones(mb << 18, np.float32)
+    dst = np.empty_like(src)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t)
+    return 2 * src.nbytes / statistics.median(times) / 1e9
 
 
 def build_torch(onnx_path: Path, run: str | None):
@@ -136,6 +169,9 @@ def ort_session(path: Path, threads: int):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # Several sessions live in this process and run in turn: a session's pool threads that spin after its
+    # run would take the cores from the next contender (on 2 cores that cost the next one up to 3x).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -207,6 +243,34 @@ def cli_rate(model: Path, n: int, threads: int, out_dir: Path) -> float:
     return n / wall
 
 
+ALONE = """
+import sys, time, statistics, onnxruntime as ort
+from ctrlgen.runtime import OnnxRuntime
+path, spec_from, threads, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), [int(b) for b in sys.argv[4:]]
+spec = OnnxRuntime(spec_from).spec  # the lowered file has no ctrlgen metadata; same inputs as the shipped file
+so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.log_severity_level = 3
+sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+for b in batches:
+    x = spec.sample(b, seed=1)
+    for _ in range(5):
+        sess.run(["sample"], x)
+    ts = []
+    for _ in range(25):
+        t = time.perf_counter(); sess.run(["sample"], x); ts.append(time.perf_counter() - t)
+    print(b, b / statistics.median(ts))
+"""
+
+
+def ort_alone(path: Path, spec_from: Path, threads: int, batches: list[int]) -> dict[int, float]:
+    """samples/s of one ONNX file in a child process of its own: no other runtime's threads beside it,
+    ONNX Runtime's default thread spinning (the check on the in-process ratios, which share 2 cores)."""
+    proc = subprocess.run([sys.executable, "-c", ALONE, str(path), str(spec_from), str(threads), *map(str, batches)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"timing {path} alone failed: {proc.stderr.strip()[-300:]}")
+    return {int(b): float(r) for b, r in (line.split() for line in proc.stdout.splitlines())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, default=ROOT / "models" / "fashion-cgan.onnx")
@@ -246,7 +310,7 @@ def main() -> None:
             notes.append(f"int8 file: {args.int8}")
         runs = contenders(g, spec, paths, args.threads, not args.no_compile, notes)
         res: dict[str, dict[int, dict]] = {name: {} for name in runs}
-        mm = matmul_calls()
+        mm = matmul_calls(args.threads)
         reset_peak()
         print(f"# process RSS with every path loaded: {peak_rss_mb():,.0f} MB (a path's peak RSS below is the process high-water mark while it ran)")
         mm_times: dict[str, list[float]] = {name: [] for name in mm}
@@ -267,17 +331,32 @@ def main() -> None:
             for name in calls:
                 t = statistics.median(times[name])
                 res[name][b] = {"s_per_batch": t, "samples_per_s": b / t, "peak_rss_mb": peaks[name]}
+        alone = {key: ort_alone(paths[key], args.onnx, args.threads, [1, 256]) for key in ("fp32", "lowered", "int8")}
         cli = {}
         for key in ("fp32", "int8"):
             vals = [cli_rate(paths[key], args.cli_n, args.threads, tmp_dir) for _ in range(1 if args.quick else 3)]
             cli[f"cli {key}"] = statistics.median(vals)
-    rates = {name.split()[1]: f / statistics.median(mm_times[name]) / 1e9 for name, (_, f) in mm.items()}
-    print(f"# measured 1024^3 matmul (torch, timed inside every repeat like the contenders; median): "
-          f"fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s")
+    each = {name.removeprefix("matmul "): f / statistics.median(mm_times[name]) / 1e9 for name, (_, f) in mm.items()}
+    rates = {"fp32": max(v for k, v in each.items() if k.startswith("fp32")), "bf16": each["bf16 torch"], **each}
+    bw = copy_bandwidth()
+    print("# measured 1024^3 matmul (timed inside every repeat like the contenders; median): "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in each.items())
+          + f"; the fp32 rate below is the best of them ({rates['fp32']:.0f} GFLOP/s)")
+    weights_mb = sum(p.numel() for p in g.parameters()) * 4 / 1e6  # fp32 bytes of G's weights: what batch 1 must read
+    print(f"# memory copy bandwidth {bw:.1f} GB/s; batch 1 reads all {weights_mb:.1f} MB of fp32 weights per sample: "
+          f"{weights_mb / 1e3 / bw * 1e3:.3f} ms at that bandwidth (less where they stay in cache); 0.1 ms would need "
+          f"{weights_mb / 1e3 / 1e-4:.0f} GB/s")
+    rates["copy_gbs"] = bw
     report(res, cli, rates, flops, args, notes)
+    print("\nONNX Runtime alone: each file timed in a child process of its own (median of 25 runs after warm-up):\n")
+    print("| file | batch 1 samples/s | batch 1 latency (ms) | batch 256 samples/s | vs ort fp32 at 256 |")
+    print("|---|---:|---:|---:|---:|")
+    for key, label in (("fp32", "ort fp32"), ("lowered", "ort fp32 sub-pixel"), ("int8", "ort int8")):
+        a = alone[key]
+        print(f"| {label} | {a[1]:,.0f} | {1e3 / a[1]:.3f} | {a[256]:,.0f} | {a[256] / alone['fp32'][256]:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "rates_gflops": rates, "flops_per_sample": flops, "results": res,
-                                         "cli_samples_per_s": cli, "notes": notes}, indent=1))
+                                         "cli_samples_per_s": cli, "ort_alone": alone, "notes": notes}, indent=1))
 
 
 def report(res, cli, rates, flops, args, notes) -> None:

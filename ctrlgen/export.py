@@ -247,7 +247,8 @@ def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol
             "int8_vs_fp32_mean_abs_diff": mean,
             "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "activations": "uint8",
                              "weights": "int8 per channel", "calibration": f"{P.CALIBRATION_BATCHES} x {P.CALIBRATION_BATCH} spec samples",
-                             "lowering": "BatchNorm folded; ConvTranspose(4,2,1) -> Pad, Conv 2x2, DepthToSpace, crop"},
+                             "lowering": "BatchNorm folded; ConvTranspose(4,2,1) -> Pad, Conv 2x2, DepthToSpace, crop; "
+                                         "two in a row -> Conv 2x2, border mask, Conv 2x2 on the phase maps, one DepthToSpace(4), crop"},
         })
         _stamp(model, spec, card, " (int8)")
         onnx.checker.check_model(model, full_check=True)

@@ -56,6 +56,60 @@ class SubPixelConvTranspose(nn.Module):
         return F.pixel_shuffle(self.act(self.conv(x)), 2)[:, :, 1:-1, 1:-1]
 
 
+class SubPixelChain(nn.Module):
+    """Two sub-pixel layers in a row, computed without the shuffle and crop between them.
+
+    The first layer's 2×2 conv gives its output as 4 phase maps of (H+1)×(W+1) (channel c·4 + 2·sy + sx
+    holds pixel (2h+sy, 2w+sx) of the uncropped 2(H+1)-map); the second layer's padded input is exactly
+    that uncropped map with its one-pixel border set to zero.  So: zero the border in phase space (a
+    constant mask), and run the second layer's 2×2 conv directly on the phase maps as a 2×2 conv (padded
+    bottom/right) whose output channels are the second layer's 4 phases × its own 4 sub-pixel phases;
+    one 4× shuffle of those few channels and a crop give the image.  Exact (tested); the point is that
+    the large shuffle and crop between the two convs, which ONNX Runtime runs in fp32 between its int8
+    convs (and which cost it more than the convs), disappear.  The weights grow 4× in the second conv,
+    which is the small one (4·C₂ output channels).
+    """
+
+    def __init__(self, a: SubPixelConvTranspose, b: SubPixelConvTranspose, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv, self.act = a.conv, a.act  # first layer, unchanged
+        self.act2 = b.act
+        wb, bb = b.conv.weight.detach(), b.conv.bias.detach()  # (4·C₂, C, 2, 2), o = c₂·4 + 2·ty + tx
+        c2, c = wb.shape[0] // 4, wb.shape[1]
+        w2 = wb.new_zeros(c2, 2, 2, 2, 2, c, 2, 2, 2, 2)  # (c₂, α, ty, β, tx, c, sy, sx, δy, δx)
+        for al in range(2):
+            for sy in range(2):
+                for dly in range(2):
+                    dy = 2 * dly + sy - al
+                    if dy not in (0, 1):
+                        continue
+                    for be in range(2):
+                        for sx in range(2):
+                            for dlx in range(2):
+                                dx = 2 * dlx + sx - be
+                                if dx not in (0, 1):
+                                    continue
+                                w2[:, al, :, be, :, :, sy, sx, dly, dlx] = wb.view(c2, 2, 2, c, 2, 2)[:, :, :, :, dy, dx]
+        self.conv2 = nn.Conv2d(4 * c, 16 * c2, 2)
+        with torch.no_grad():
+            self.conv2.weight.copy_(w2.reshape(16 * c2, 4 * c, 2, 2))
+            self.conv2.bias.copy_(bb.view(c2, 1, 2, 1, 2).expand(c2, 2, 2, 2, 2).reshape(-1))
+        # The border of the uncropped map, in phase space, for an input of ``size`` (H, W): phase maps are (H+1)×(W+1).
+        h, w = size[0] + 1, size[1] + 1
+        m = torch.ones(c, 2, 2, h, w)
+        m[:, 0, :, 0, :] = 0  # row 0 of the uncropped map
+        m[:, 1, :, h - 1, :] = 0  # its last row
+        m[:, :, 0, :, 0] = 0
+        m[:, :, 1, :, w - 1] = 0
+        self.register_buffer("mask", m.reshape(4 * c, h, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(x))
+        y = y * self.mask
+        z = self.act2(self.conv2(F.pad(y, (0, 1, 0, 1))))
+        return F.pixel_shuffle(z, 4)[:, :, 1:-3, 1:-3]
+
+
 @torch.no_grad()
 def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
     """``layer`` followed by an eval-mode BatchNorm, as one layer (weights scaled per output channel)."""
@@ -94,7 +148,22 @@ def lower(g: nn.Module) -> nn.Module:
             m, i = SubPixelConvTranspose(m, act), i + (act is not None)
         out.append(m)
         i += 1
-    g.body = nn.Sequential(*out)
+    # Two sub-pixel layers in a row become one chain (no shuffle between them); the chain needs its input
+    # size, so the layers are run once on one sample to find it.
+    with torch.no_grad():
+        h = g.input(**{k: torch.as_tensor(v) for k, v in g.spec.sample(1, seed=0).items()})
+        chained: list[nn.Module] = []
+        sizes: list[tuple[int, ...]] = []
+        for m in out:
+            if isinstance(m, SubPixelConvTranspose) and chained and isinstance(chained[-1], SubPixelConvTranspose):
+                chained[-1] = SubPixelChain(chained[-1], m, sizes[-1][-2:])
+                h = chained[-1](x_in)
+            else:
+                x_in = h
+                chained.append(m)
+                sizes.append(tuple(h.shape))
+                h = m(h)
+    g.body = nn.Sequential(*chained)
     return g
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import needs_fashion
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.lowering import SubPixelConvTranspose, lower
+from ctrlgen.lowering import SubPixelChain, SubPixelConvTranspose, lower
 from ctrlgen.nets import Generator, NetConfig
 from ctrlgen.precision import INT8_MEAN_TOL
 from ctrlgen.runtime import Runtime
@@ -31,10 +31,13 @@ def test_subpixel_form_equals_the_transposed_conv(size):
     torch.testing.assert_close(got, ct(x), atol=1e-5, rtol=1e-5)
 
 
-def test_lowering_folds_batchnorm_and_keeps_the_outputs():
-    spec = LatentSpec(noise_dim=16, output_kind="image", output_shape=(1, 28, 28), labels=tuple("abcdefghij"))
-    torch.manual_seed(0)
-    g = Generator(spec, NetConfig(g_width=8))
+@pytest.mark.parametrize("size, g_fc", [(28, 0), (28, 32), (32, 0), (64, 0)])
+def test_lowering_folds_batchnorm_and_keeps_the_outputs(size, g_fc):
+    """BatchNorm folded, ConvTransposes in sub-pixel form, consecutive ones chained (no shuffle between
+    them): the same images, for 2, 3 and 4 upsampling layers."""
+    spec = LatentSpec(noise_dim=16, output_kind="image", output_shape=(1, size, size), labels=tuple("abcdefghij"))
+    torch.manual_seed(size + g_fc)
+    g = Generator(spec, NetConfig(g_width=8, g_fc=g_fc))
     for m in g.modules():  # non-trivial running statistics, as after training
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.5, 0.5)
@@ -43,6 +46,7 @@ def test_lowering_folds_batchnorm_and_keeps_the_outputs():
     low = lower(g)
     kinds = {type(m) for m in low.modules()}
     assert nn.ConvTranspose2d not in kinds and nn.BatchNorm1d not in kinds and nn.BatchNorm2d not in kinds
+    assert SubPixelChain in kinds  # the first two upsampling layers, with no shuffle between them
     x = {k: torch.from_numpy(v) for k, v in spec.sample(9, seed=1).items()}
     with torch.no_grad():
         torch.testing.assert_close(low(**x), g(**x), atol=1e-5, rtol=1e-4)

@@ -70,7 +70,7 @@ class TrainConfig:
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    amp: str = "auto"  # mixed precision: auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16
+    amp: str = "auto"  # mixed precision: auto (bf16 on CUDA; on CPUs with bf16 instructions for image models; else off) | off | bf16 | fp16
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between fixed-z sample grids (0 = never)
     checkpoint_every: int = 1000  # steps between checkpoints (also at the end and on Ctrl-C)
