@@ -153,15 +153,14 @@ def lower(g: nn.Module) -> nn.Module:
     with torch.no_grad():
         h = g.input(**{k: torch.as_tensor(v) for k, v in g.spec.sample(1, seed=0).items()})
         chained: list[nn.Module] = []
-        sizes: list[tuple[int, ...]] = []
+        inputs: list[torch.Tensor] = []  # what each of ``chained`` is fed
         for m in out:
             if isinstance(m, SubPixelConvTranspose) and chained and isinstance(chained[-1], SubPixelConvTranspose):
-                chained[-1] = SubPixelChain(chained[-1], m, sizes[-1][-2:])
-                h = chained[-1](x_in)
+                chained[-1] = SubPixelChain(chained[-1], m, tuple(inputs[-1].shape[-2:]))
+                h = chained[-1](inputs[-1])
             else:
-                x_in = h
                 chained.append(m)
-                sizes.append(tuple(h.shape))
+                inputs.append(h)
                 h = m(h)
     g.body = nn.Sequential(*chained)
     return g
