@@ -106,3 +106,33 @@ def test_bad_precision_is_one_line(tiny_runs, tiny_models, tmp_path):
     assert not any(tmp_path.iterdir())
     with pytest.raises(CtrlgenError, match="unknown"):
         Runtime.from_file(tiny_models["cgan"], precision="int4")
+
+
+@needs_fashion
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_amp_auto_is_bf16_for_image_models_on_cpus_with_bf16_only(has_bf16, monkeypatch, tmp_path):
+    """amp=auto on the CPU: bf16 autocast for image models where the CPU has bf16 instructions; the 2D
+    mixtures always fp32; amp=off always fp32; the checkpoint header says which ran."""
+    from conftest import tiny_config
+    from ctrlgen import precision as P
+    from ctrlgen.train.trainer import Trainer
+
+    monkeypatch.setattr(P, "cpu_has_bf16", lambda: has_bf16)
+    image = Trainer(tiny_config("fashion-cgan", "device=cpu"), tmp_path / "a")
+    assert image.amp_dtype == (torch.bfloat16 if has_bf16 else None)
+    assert image.meta()["precision"] == ("bf16 autocast" if has_bf16 else "fp32")
+    assert Trainer(tiny_config("fashion-cgan", "device=cpu", "amp=off"), tmp_path / "b").amp_dtype is None
+    assert Trainer(tiny_config("ring8", "device=cpu"), tmp_path / "c").amp_dtype is None
+    if has_bf16:
+        image.train_step()  # and a bf16 step runs, with fused Adam
+        assert all(g.get("fused") for g in image.opt_g.param_groups)
+
+
+def test_cpu_has_bf16_reads_the_cpu_flags():
+    from ctrlgen.precision import cpu_has_bf16
+
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        flags = []
+    assert cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & set(flags))
