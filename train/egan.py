@@ -278,7 +278,7 @@ class EganTrainer(Trainer):
         super().__init__(cfg, run_dir, distributed)
         self.egan = egan_settings(cfg)
         self.eval_share = _rank_share(self.egan, cfg, self.dist.world) * self.ensemble  # rows of the fitness batch
-        self.mutations = [(name, self._wrapped(get_loss(name))) for name in self.egan.mutations]
+        self.mutations = [(name, self.wrapped_loss(get_loss(name))) for name in self.egan.mutations]
         _zero_adam_state(self.opt_g)
         mu, n_children = self.egan.population, self.egan.population * len(self.mutations)
         # Parents 1..μ-1 start as copies of G (E-GAN starts from one generator); parent 0 is G itself.
@@ -288,12 +288,6 @@ class EganTrainer(Trainer):
         self._children = [Slot(self.G, self.opt_g) for _ in range(n_children)]
         self._last_real: tuple[Tensor, Tensor] | None = None
         self._pending: list[dict[str, Any]] = []  # per-step records, written with the next training record
-
-    def _wrapped(self, loss: GanLoss) -> GanLoss:
-        """A mutation changed by the techniques as the run's own loss is (wrap_loss)."""
-        for t in self.techniques:
-            loss = t.wrap_loss(loss)
-        return loss
 
     # ------------------------------------------------------------------ D's fakes: the survivors share the batch
     def parents(self) -> list[Slot]:

@@ -103,11 +103,9 @@ class Trainer:
         self.nonfinite_events = 0
         # ---- techniques
         self.techniques: list[Technique] = build_techniques(cfg)
-        loss = get_loss(cfg.loss)
         for t in self.techniques:
             t.setup(self)
-            loss = t.wrap_loss(loss)
-        self.loss = loss
+        self.loss = self.wrapped_loss(get_loss(cfg.loss))
         self.g_train, self.d_train = self.dist.wrap(self)  # DDP wrappers of G and D for the update passes (or G, D)
         base = Technique
         self._d_pen = [t for t in self.techniques if type(t).d_penalty is not base.d_penalty]
@@ -119,6 +117,12 @@ class Trainer:
         self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
 
     # ------------------------------------------------------------------ setup helpers
+    def wrapped_loss(self, loss):
+        """``loss`` as the active techniques change it (``wrap_loss``: label smoothing, feature matching's replace)."""
+        for t in self.techniques:
+            loss = t.wrap_loss(loss)
+        return loss
+
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.cfg.amp
         if amp == "auto" and self.device.type != "cuda":
