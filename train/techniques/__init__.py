@@ -60,6 +60,12 @@ class StepContext:
         return (self.d or self.trainer.D)(x, label)
 
 
+def seeds(trainer: Any) -> int:
+    """How many seeds a batch holds as contiguous blocks: the trainer's ensemble size (ctrlgen.ensemble),
+    1 for an ordinary run (and for the stand-in trainers of the unit tests)."""
+    return getattr(trainer, "ensemble", 1)
+
+
 class Technique:
     """Base class: every hook does nothing.  Subclasses override what they need."""
 

@@ -18,7 +18,7 @@ import math
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import Technique, register
+from ctrlgen.train.techniques import Technique, register, seeds
 
 
 class ReplayBuffer:
@@ -74,7 +74,7 @@ class ExperienceReplay(Technique):
 
     def setup(self, trainer) -> None:
         self.rng = trainer.rng  # the run's generator: checkpointed, so replay draws resume exactly
-        self.buffer.groups = getattr(trainer, "ensemble", 1)
+        self.buffer.groups = seeds(trainer)
 
     def fake_for_d(self, fake, inputs):
         g = self.buffer.groups

@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques import StepContext, Technique, register, seeds
 
 
 def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor, groups: int = 1) -> torch.Tensor:
@@ -55,4 +55,4 @@ class FeatureMatching(Technique):
     def g_penalty(self, ctx: StepContext):
         with torch.no_grad():
             real_features = ctx.discriminate(ctx.real, ctx.real_label).features
-        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features, getattr(ctx.trainer, "ensemble", 1))}
+        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features, seeds(ctx.trainer))}

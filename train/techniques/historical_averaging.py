@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques import StepContext, Technique, register, seeds
 
 PLAYERS = {"both": ("G", "D"), "g": ("G",), "d": ("D",)}
 
@@ -60,7 +60,7 @@ class HistoricalAveraging(Technique):
         super().__init__(**params)
         self.means = {who: RunningMean() for who in PLAYERS[self.p["players"]]}
 
-    def _term(self, who: str, module: torch.nn.Module, seeds: int = 1) -> dict[str, torch.Tensor] | None:
+    def _term(self, who: str, module: torch.nn.Module, n_seeds: int = 1) -> dict[str, torch.Tensor] | None:
         if who not in self.means:
             return None
         params = list(module.parameters())
@@ -70,13 +70,13 @@ class HistoricalAveraging(Technique):
             return None
         # An ensemble's parameters hold every seed's copy: the sum over them is the seeds' penalties
         # summed, while the batch-mean losses beside it average the seeds.  Average it too.
-        return {f"{who.lower()}_hist_avg": self.p["weight"] * pen / seeds}
+        return {f"{who.lower()}_hist_avg": self.p["weight"] * pen / n_seeds}
 
     def d_penalty(self, ctx: StepContext):
-        return self._term("D", ctx.trainer.D, getattr(ctx.trainer, "ensemble", 1))
+        return self._term("D", ctx.trainer.D, seeds(ctx.trainer))
 
     def g_penalty(self, ctx: StepContext):
-        return self._term("G", ctx.trainer.G, getattr(ctx.trainer, "ensemble", 1))
+        return self._term("G", ctx.trainer.G, seeds(ctx.trainer))
 
     def state_dict(self):
         out = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques import StepContext, Technique, register, seeds
 
 
 def input_gradient_norm(ctx: StepContext, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
@@ -60,8 +60,8 @@ class DraganPenalty(Technique):
         real = ctx.real
         gen = ctx.trainer.rng
         # std(x) of each seed's own block when the run is an ensemble (one block, the batch, otherwise)
-        seeds = getattr(ctx.trainer, "ensemble", 1)
-        std = real.reshape(seeds, -1).std(1).repeat_interleave(real.shape[0] // seeds).view(-1, *([1] * (real.dim() - 1)))
+        n = seeds(ctx.trainer)
+        std = real.reshape(n, -1).std(1).repeat_interleave(real.shape[0] // n).view(-1, *([1] * (real.dim() - 1)))
         delta = self.p["scale"] * std * torch.rand(real.shape, device=real.device, generator=gen)
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=gen)
         norm = input_gradient_norm(ctx, real + alpha * delta, ctx.real_label)

@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import LABEL
-from ctrlgen.train.techniques import Technique, active_techniques, register
+from ctrlgen.train.techniques import Technique, active_techniques, register, seeds
 
 
 def adam_moments(opt: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter]):
@@ -63,7 +63,7 @@ def look_ahead(trainer, steps: int, second_order: bool) -> dict[str, torch.Tenso
             if g is None:  # e.g. the Q head: the adversarial loss does not reach it
                 new[k] = params[k]
                 continue
-            g = g * getattr(trainer, "ensemble", 1)  # an ensemble's batch means average its seeds (ctrlgen.ensemble)
+            g = g * seeds(trainer)  # an ensemble's batch means average its seeds (ctrlgen.ensemble)
             m, v, t = moments[k]
             m, v, t = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g.detach() ** 2, t + 1
             moments[k] = (m, v, t)
