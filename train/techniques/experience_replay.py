@@ -34,9 +34,9 @@ class ReplayBuffer:
         self.filled = 0
 
     def draw(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """n rows, n / groups from each block's store, as contiguous blocks."""
-        idx = torch.randint(0, self.filled, (n // self.groups,), generator=gen, device=gen.device)
-        return {k: v[:, idx].flatten(0, 1) for k, v in self.data.items()}
+        """n rows from each block's store: (groups, n, ...)."""
+        idx = torch.randint(0, self.filled, (n,), generator=gen, device=gen.device)
+        return {k: v[:, idx] for k, v in self.data.items()}
 
     @torch.no_grad()
     def write(self, rows: dict[str, torch.Tensor], gen: torch.Generator) -> None:
@@ -82,7 +82,7 @@ class ExperienceReplay(Technique):
         n_old = math.ceil(self.p["ratio"] * next(iter(rows.values())).shape[1])  # per block
         mixed = rows
         if self.buffer.filled:
-            old = {k: v.reshape(g, n_old, *v.shape[1:]) for k, v in self.buffer.draw(g * n_old, self.rng).items()}
+            old = self.buffer.draw(n_old, self.rng)
             mixed = {k: torch.cat([old[k].to(v.dtype), v[:, n_old:]], 1) for k, v in rows.items()}
         self.buffer.write({k: v[:, :n_old].flatten(0, 1) for k, v in rows.items()}, self.rng)  # fresh fakes D did not see
         mixed = {k: v.flatten(0, 1) for k, v in mixed.items()}
