@@ -8,6 +8,7 @@ ConvTranspose(k=4, s=2, p=1) in the sub-pixel form that int8 Conv kernels run;
 from __future__ import annotations
 
 import copy
+import itertools
 
 import torch
 from torch import nn
@@ -76,20 +77,14 @@ class SubPixelChain(nn.Module):
         self.act2 = b.act
         wb, bb = b.conv.weight.detach(), b.conv.bias.detach()  # (4·C₂, C, 2, 2), o = c₂·4 + 2·ty + tx
         c2, c = wb.shape[0] // 4, wb.shape[1]
-        w2 = wb.new_zeros(c2, 2, 2, 2, 2, c, 2, 2, 2, 2)  # (c₂, α, ty, β, tx, c, sy, sx, δy, δx)
-        for al in range(2):
-            for sy in range(2):
-                for dly in range(2):
-                    dy = 2 * dly + sy - al
-                    if dy not in (0, 1):
-                        continue
-                    for be in range(2):
-                        for sx in range(2):
-                            for dlx in range(2):
-                                dx = 2 * dlx + sx - be
-                                if dx not in (0, 1):
-                                    continue
-                                w2[:, al, :, be, :, :, sy, sx, dly, dlx] = wb.view(c2, 2, 2, c, 2, 2)[:, :, :, :, dy, dx]
+        # One axis of the mapping (rows and columns alike): for output phase α, the second layer's kernel tap d
+        # reads phase s of the first layer's map at offset δ of the phase-map window, where d = 2δ + s − α.
+        tap = wb.new_zeros(2, 2, 2, 2)  # (α, s, δ, d)
+        for al, s, dl in itertools.product(range(2), repeat=3):
+            if 0 <= 2 * dl + s - al <= 1:
+                tap[al, s, dl, 2 * dl + s - al] = 1.0
+        # (c₂, α, ty, β, tx, c, sy, sx, δy, δx); each entry picks exactly one weight, so the sum is exact.
+        w2 = torch.einsum("aykd,bxle,otucde->oatbucyxkl", tap, tap, wb.view(c2, 2, 2, c, 2, 2))
         self.conv2 = nn.Conv2d(4 * c, 16 * c2, 2)
         with torch.no_grad():
             self.conv2.weight.copy_(w2.reshape(16 * c2, 4 * c, 2, 2))
