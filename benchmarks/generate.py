@@ -86,7 +86,6 @@ def matmul_calls(threads: int, n: int = 1024) -> dict[str, tuple[Callable, float
     rate is the best of them (torch's MKL, for one, runs far below the hardware's rate on AMD CPUs).
     bf16 through torch (oneDNN)."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -102,7 +101,6 @@ def matmul_calls(threads: int, n: int = 1024) -> dict[str, tuple[Callable, float
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    onnx.checker.check_model(model)
     out["matmul fp32 ort"] = ((lambda: sess.run(None, {"A": an, "B": bn})), 2.0 * n**3)
     return out
 
