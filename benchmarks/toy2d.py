@@ -69,6 +69,7 @@ class Row:
 
 ROWS = [
     Row("GAN", ()),
+    Row("GAN with z in R² (why the plain GAN uses R¹⁶)", ("noise_dim=2",), RING),
     Row("minimax loss (saturating G)", ("loss=minimax",), RING),
     Row("LSGAN", ("loss=lsgan",), RING),
     Row("hinge loss", ("loss=hinge",), RING),
