@@ -12,8 +12,9 @@ Why these two, measured on this CPU (AVX-512 VNNI and BF16; ``benchmarks/generat
   one-pixel crop (the "sub-pixel" form; 64/49 of the FLOPs, all of them int8).
   Two such layers in a row are chained (``SubPixelChain``): the second conv
   runs on the first one's phase maps, so no large DepthToSpace, crop and
-  layout Transposes sit in fp32 between the int8 convs (they took 60% of the
-  int8 model's time at batch 256 before the chain; after it, 10%).
+  layout Transposes sit in fp32 between the int8 convs (they took 68% of the
+  int8 model's kernel time at batch 256 before the chain, 18% after it:
+  ``benchmarks/profile_paths.py ort``, docs/results/generate.md).
 * **bf16**: ONNX Runtime's CPU provider has no bf16 MatMul/Gemm kernel and
   ONNX Conv has no bf16 type, so a bf16 ONNX file cannot run; torch (oneDNN)
   runs the same lowered generator in bf16, channels-last

@@ -126,7 +126,7 @@ class Trainer:
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.cfg.amp
         if amp == "auto" and self.device.type != "cuda":
-            # CPU: bf16 autocast for image models where the CPU has bf16 instructions (1.6x the fp32 step on
+            # CPU: bf16 autocast for image models where the CPU has bf16 instructions (about 2x the fp32 step on
             # AVX-512 BF16, benchmarks/train.py; same quality after an epoch, docs/results/train.md).  Never for
             # the 2D mixtures: bf16's 8 mantissa bits cannot place points on modes 0.01 wide.
             from ctrlgen.precision import cpu_has_bf16
@@ -496,9 +496,9 @@ class Trainer:
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam with torch's fused kernel (one vectorized pass per tensor; on the CPU 10x faster than the
-    default per-tensor loop, whose temporaries made Adam 60% of a Fashion-MNIST step).  The update rule
-    and the state it keeps are the same; where fused is not available, the default implementation."""
+    """Adam with torch's fused kernel: one vectorized pass per tensor, 3.5x faster than the default on the
+    fashion-cgan parameters, which took Adam from 30% to 7% of a CPU step (benchmarks/profile_paths.py).
+    The update rule and the state it keeps are the same; where fused is not available, the default."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
