@@ -117,11 +117,11 @@ class Ensemble(nn.Module):
                 return tuple(getattr(out, n) for n in names)
             return out
 
-        def split(v):
+        def blocks(v):
             return self.split(v) if torch.is_tensor(v) else v
 
-        a = [split(v) for v in args]
-        kw = {k: split(v) for k, v in kwargs.items()}
+        a = [blocks(v) for v in args]
+        kw = {k: blocks(v) for k, v in kwargs.items()}
         dims = (0, 0, [0 if torch.is_tensor(v) else None for v in a], {k: 0 if torch.is_tensor(v) else None for k, v in kw.items()})
         out = vmap(one, in_dims=dims, randomness="different")(params, buffers, a, kw)
         merged = _merge(out)
