@@ -46,8 +46,8 @@ EVAL_SEED = 10_000  # generator samples for seed s are spec.sample(2500, seed=EV
 # The plain GAN every technique row starts from: the non-saturating loss, Adam(1e-3, betas 0.5/0.999),
 # z in R^16, MLPs of depth 3 and width 64, batch 128, no technique.  Small nets and batches, so that
 # every row gets its 10 seeds within the time budget.  z in R^16, not R^2: with z in R^2 the plain GAN
-# kept all 8 ring modes in 10/10 seeds at these sizes (it lost quality instead), with R^16 it drops
-# modes in some seeds, as the GANs of the published tables do (Metz et al. used z in R^256).
+# kept all 8 ring modes in 9/10 seeds at these sizes (the row "GAN with z in R²"), with R^16 it drops
+# modes in several seeds, as the GANs of the published tables do (Metz et al. used z in R^256).
 PLAIN = {
     "ring8": ["steps=2500"],
     "grid25": ["steps=6000"],

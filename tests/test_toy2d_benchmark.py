@@ -17,7 +17,7 @@ def test_every_row_builds_a_valid_config(dataset):
             cfg = toy2d.build_config(dataset, row, seed=3, steps=10)
             assert cfg.data == dataset and cfg.seed == 3 and cfg.steps == 10
             if not row.from_recipe:
-                assert cfg.lr_g == 1e-3 and cfg.beta1 == 0.5 and cfg.noise_dim == 16
+                assert cfg.lr_g == 1e-3 and cfg.beta1 == 0.5 and cfg.noise_dim == (2 if "noise_dim=2" in row.overrides else 16)
 
 
 def test_the_plain_row_has_no_technique_and_the_recipe_row_has_the_recipes():
