@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install ctrlgen into ./.venv on a fresh Debian machine.
 #   scripts/install.sh          the tool: Fashion-MNIST (Debian package), torch (CPU build), ctrlgen
-#   scripts/install.sh --test   also the test extras and Debian chromium for the browser test
+#   scripts/install.sh --test   also the test extras, Debian chromium for the browser tests, and
+#                               onnxruntime-web (npm, pinned) in .web-deps/ for the exported web page's test
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +33,15 @@ if [ "$test_extras" = 1 ]; then
   "${pip[@]}" -e ".[test]"
 else
   "${pip[@]}" -e .
+fi
+# onnxruntime-web for tests/test_webpage_browser.py, the version ctrlgen.webpage.ORT_WEB_VERSION pins;
+# npm's registry only, no install scripts.  Skipped (the test then skips) where npm is absent.
+if [ "$test_extras" = 1 ] && [ ! -f .web-deps/node_modules/onnxruntime-web/dist/ort.min.js ]; then
+  if command -v npm >/dev/null; then
+    ort_web=onnxruntime-web@$(.venv/bin/python -c "from ctrlgen.webpage import ORT_WEB_VERSION as v; print(v)")
+    npm install --prefix .web-deps --save-exact --no-audit --no-fund --ignore-scripts --silent "$ort_web"
+  else
+    echo "npm not found: apt-get install npm, then run this again for the web page test" >&2
+  fi
 fi
 echo "ctrlgen installed in .venv ($(.venv/bin/ctrlgen --version 2>/dev/null || echo ready))"

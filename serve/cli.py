@@ -255,11 +255,17 @@ def export(
     triton_kind: Annotated[str, typer.Option(help="--triton: instance_group kind, gpu or cpu.")] = "gpu",
     triton_instances: Annotated[int, typer.Option(help="--triton: model instances per GPU (or on the CPU).")] = 1,
     max_batch_size: Annotated[int, typer.Option(help="--triton: the largest batch Triton's dynamic batcher forms.")] = 1024,
+    web: Annotated[Path | None, typer.Option(help="Write a static page DIR/{index.html,ctrlgen.js,model.onnx} that generates in the browser with onnxruntime-web.")] = None,
+    ort_url: Annotated[str | None, typer.Option(help="--web: where the page loads onnxruntime-web from (default: the jsDelivr CDN).")] = None,
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
 
+    if web is not None:
+        from ctrlgen.webpage import export_web
+
+        return typer.echo(export_web(source, web, ort_url, force, {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}))
     if triton is not None:
         _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
                        {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)
