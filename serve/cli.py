@@ -327,12 +327,13 @@ def generate(
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str | None, typer.Option(help="bf16: run a checkpoint or run directory in torch bf16; fp32/int8: require an .onnx file of that precision (default: as stored).")] = None,
+    runtime: Annotated[str, typer.Option(help="onnxruntime, or openvino for an .onnx file (pip install 'ctrlgen[openvino]').")] = "onnxruntime",
 ) -> None:
     """Generate samples from a model as a grid PNG, a folder of PNGs, or an npz archive."""
     import numpy as np
 
     from ctrlgen.files import check_output, free_name
-    from ctrlgen.runtime import Runtime
+    from ctrlgen.runtime_openvino import open_runtime
     from ctrlgen.writers import infer_format, make_writer
 
     if n is not None and n < 1:
@@ -344,7 +345,7 @@ def generate(
     if scale < 1 or scale > 16:
         raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
     path = resolve_model(model)
-    rt = Runtime.from_file(path, threads=threads, device=device, precision=precision)
+    rt = open_runtime(runtime, path, threads=threads, device=device, precision=precision)
     spec = rt.spec
     cats, conts = parse_codes(spec, cat, cont)
     if output is None:
