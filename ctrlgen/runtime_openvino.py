@@ -6,7 +6,8 @@ OpenVINO's CPU plugin.  Precision follows the file, as with ONNX Runtime: an
 fp32 file runs with ``INFERENCE_PRECISION_HINT=f32``, because OpenVINO's CPU
 default on processors with AMX or AVX-512 BF16 is bf16, which moves outputs by
 up to 0.37 on grid25 and 0.025 on the images; an int8 file runs as it is (its
-quantized layers in int8).  ``precision_hint`` overrides that (e.g. ``"bf16"``).
+quantized layers in int8).  ``precision_hint`` overrides that (``"bf16"``, ``"f32"``, or
+``"default"`` for OpenVINO's own choice).
 
 ``open_runtime(name, path, ...)`` picks a runtime by name; ``ctrlgen generate
 --runtime openvino`` goes through it.
@@ -78,6 +79,7 @@ class OpenVinoRuntime(Runtime):
             raise CtrlgenError(f"{self.source} has a damaged '{CARD_KEY}' entry; re-export the model") from None
         config: dict[str, Any] = {}
         hint = precision_hint or ("f32" if self.precision == "fp32" else None)
+        hint = None if hint == "default" else hint
         if hint:
             config["INFERENCE_PRECISION_HINT"] = hint
         if threads:
