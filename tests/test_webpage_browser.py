@@ -87,7 +87,7 @@ def test_cgan_page_from_url_parameters_then_from_the_controls(browser, tmp_path)
 def test_infogan_page_with_fixed_codes(browser, tmp_path):
     rt = Runtime.from_file(models_dir() / "fashion-infogan.onnx")
     (cat,), conts = rt.spec.categorical, rt.spec.continuous
-    write_page(rt.source, tmp_path, ort_url=ORT_URL)
+    write_page(rt.source, tmp_path, ort_url="ort/ort.min.js")  # relative, as when ORT's dist/ is copied beside the page
     with serving(tmp_path) as url:
         page = open_page(browser, url + f"?seed=11&n=16&cat.{cat.name}=3&cont.{conts[0].name}=0.5")
         run = last_run(page)
