@@ -104,7 +104,7 @@ def web_inputs(
         for j, c in enumerate(spec.continuous):
             codes_cont[i, j] = c.low + (c.high - c.low) * next(u)
     if label is not None:
-        labels[:] = spec.label_index(label) if isinstance(label, (int, str)) else [spec.label_index(v) for v in label]
+        labels[:] = spec.label_index(label) if np.ndim(label) == 0 else [spec.label_index(v) for v in np.asarray(label).tolist()]
     for name, value in (cat or {}).items():
         codes_cat[:, spec.categorical_index(name)] = value
     for name, value in (cont or {}).items():

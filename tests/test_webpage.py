@@ -35,6 +35,10 @@ def test_web_inputs_are_deterministic_well_distributed_and_fixed_values_leave_th
     fixed = web_inputs(spec, 2000, 3, label="b", cat={"c": 4}, cont={"u": 2.5})
     assert np.array_equal(fixed["z"], x["z"])  # everything is still drawn
     assert (fixed["label"] == 1).all() and (fixed["code_cat"] == 4).all() and (fixed["code_cont"] == 2.5).all()
+    assert (web_inputs(spec, 3, 0, label=np.int64(2))["label"] == 2).all()
+    assert web_inputs(spec, 3, 0, label=np.array([2, 0, 1]))["label"].tolist() == [2, 0, 1]
+    with pytest.raises(CtrlgenError, match="label 'd' is unknown"):
+        web_inputs(spec, 3, 0, label="d")
     uni = web_inputs(LatentSpec(noise_dim=4, output_kind="points", output_shape=(2,), noise="uniform"), 500, 0)
     assert list(uni) == ["z"] and uni["z"].min() >= -1 and uni["z"].max() <= 1 and uni["z"].std() > 0.5
 
