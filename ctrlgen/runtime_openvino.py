@@ -4,9 +4,9 @@
 ``__call__``, ``inputs``, ``generate``, ``stream``) and runs the file on
 OpenVINO's CPU plugin.  Precision follows the file, as with ONNX Runtime: an
 fp32 file runs with ``INFERENCE_PRECISION_HINT=f32``, because OpenVINO's CPU
-default on processors with AMX or AVX-512 BF16 is bf16, which moves outputs by
-up to 0.37 on grid25 and 0.025 on the images; an int8 file runs as it is (its
-quantized layers in int8).  ``precision_hint`` overrides that (``"bf16"``, ``"f32"``, or
+default on processors with AMX or AVX-512 BF16 is bf16, which moves outputs
+(``scripts/compat_table.py`` prints by how much: docs/results/compat.md); an int8
+file runs as it is (its quantized layers in int8).  ``precision_hint`` overrides that (``"bf16"``, ``"f32"``, or
 ``"default"`` for OpenVINO's own choice).
 
 ``open_runtime(name, path, ...)`` picks a runtime by name; ``ctrlgen generate
