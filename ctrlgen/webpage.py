@@ -178,8 +178,13 @@ def write_page(
     return WebReport(folder, spec, title, ort_url, len(data))
 
 
-def export_web(source: str | os.PathLike, folder: str | os.PathLike, ort_url: str | None, force: bool, export_options: dict) -> str:
+def export_web(source: str | os.PathLike, folder: str | os.PathLike, ort_url: str | None, force: bool, export_options: dict,
+               evaluate: bool = False, triton: os.PathLike | None = None) -> str:
     """``ctrlgen export SOURCE --web DIR``: write the page and say how to serve it."""
+    if triton is not None:
+        raise CtrlgenError("--web and --triton write different things; run ctrlgen export once for each")
+    if evaluate:
+        raise CtrlgenError(f"--eval measures an .onnx file; export with -o m.onnx --eval, then ctrlgen export m.onnx --web {folder}")
     rep = write_page(source, folder, ort_url=ort_url or DEFAULT_ORT_URL, force=force, export_options=export_options)
     controls = ", ".join(name for name, _ in rep.spec.describe() if name not in ("noise", "output", "inputs"))
     return (

@@ -265,7 +265,7 @@ def export(
     if web is not None:
         from ctrlgen.webpage import export_web
 
-        return typer.echo(export_web(source, web, ort_url, force, {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}))
+        return typer.echo(export_web(source, web, ort_url, force, {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate, triton))
     if triton is not None:
         _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
                        {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)

@@ -87,6 +87,9 @@ def test_bad_input_is_one_line(tmp_path):
     (out / "x").write_text("")
     assert_one_line_error(run_cli("export", CGAN, "--web", out, ok=False), "--force")
     assert_one_line_error(run_cli("export", CGAN, "--web", tmp_path / "p2", "--ort-url", "javascript:x", ok=False), "--ort-url")
+    assert_one_line_error(run_cli("export", CGAN, "--web", tmp_path / "p2", "--eval", ok=False), "--eval measures an .onnx file")
+    assert_one_line_error(run_cli("export", CGAN, "--web", tmp_path / "p2", "--triton", tmp_path / "r", ok=False), "--web and --triton")
+    assert not (tmp_path / "p2").exists()
     plain = tmp_path / "plain.onnx"
     model = onnx.load(str(models_dir() / "ring8.onnx"))
     del model.metadata_props[:]
