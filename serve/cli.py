@@ -176,8 +176,9 @@ def train(
     distributed: Annotated[bool, typer.Option("--distributed", help="One rank of a torchrun job: DistributedDataParallel over its ranks, batch_size global (README: Scaling).")] = False,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
-    from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe, with_data_folder
+    from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.distributed import close, launched_by_torchrun
+    from ctrlgen.train.recipe import with_data_folder
     from ctrlgen.train.trainer import Trainer
 
     if launched_by_torchrun() and not distributed:
