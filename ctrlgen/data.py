@@ -133,6 +133,11 @@ def _class_files(folder: Path) -> tuple[list[str], list[list[Path]]]:
     return classes, files
 
 
+def image_classes(folder: str | os.PathLike) -> list[str]:
+    """The class names of a folder of class subfolders (checked as ``load_image_folder`` checks them)."""
+    return _class_files(Path(folder))[0]
+
+
 def _open_image(f: Path, read):
     """``read(image)`` on the opened file ``f``; unreadable files and decompression bombs are one line."""
     from PIL import Image, UnidentifiedImageError

@@ -268,6 +268,12 @@ def test_images_that_disagree_name_the_set_to_give(tmp_path):
     odd = make_folder(tmp_path / "odd", sizes=((100, 100),), per_class=2)
     assert_one_line_error(run_cli("train", "cgan", "--data", odd, "-o", tmp_path / "r", ok=False), "give --set image_size=96")
     assert_one_line_error(run_cli("train", "ring8", "--data", odd, "-o", tmp_path / "r", ok=False), "needs an image recipe")
+    single = make_folder(tmp_path / "single", per_class=2)
+    for f in (single / "square").iterdir():
+        f.unlink()
+    (single / "square").rmdir()
+    assert_one_line_error(run_cli("train", "cgan", "--data", single, "-o", tmp_path / "r", ok=False), "or train infogan")
+    assert with_data_folder(read_recipe("infogan"), str(single))["image_size"] == 32  # no labels needed
     # what the user sets is kept and not probed; the rest still comes from the images
     d = with_data_folder(apply_overrides(read_recipe("cgan"), ["image_size=16"]), str(sizes), ["image_size=16"])
     assert (d["data"], d["channels"], d["image_size"]) == ("image-folder", 3, 16)

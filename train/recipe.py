@@ -22,7 +22,7 @@ from typing import Any
 
 import tomllib
 
-from ctrlgen.data import MIXTURES, is_idx_folder, probe_image_folder
+from ctrlgen.data import MIXTURES, image_classes, is_idx_folder, probe_image_folder
 from ctrlgen.errors import CtrlgenError
 
 
@@ -137,6 +137,9 @@ def with_data_folder(d: dict[str, Any], folder: str, overrides: list[str] = ()) 
         return d  # a missing folder or IDX files: load_images says what is wrong when the run starts
     given = {".".join(parse_override(item)[0]) for item in overrides}
     d["data"] = "image-folder"
+    if d.get("conditional", True) and len(image_classes(path)) < 2:
+        raise CtrlgenError(f"{folder} has one class subfolder but recipe {d.get('recipe')} is class-conditional; "
+                           "add a subfolder per class, or train infogan (or --set conditional=false)")
     channels, size = probe_image_folder(path, need_channels="channels" not in given, need_size="image_size" not in given)
     if channels is not None:
         d["channels"] = channels
