@@ -117,46 +117,121 @@ def load_idx_split(folder: str | os.PathLike | None = None, split: str = "train"
     return ImageData(images[:, None], labels, names, str(folder))
 
 
-def load_image_folder(folder: str | os.PathLike, size: int, channels: int) -> ImageData:
-    """One subfolder per class; every image resized (centre crop) to size×size with ``channels`` channels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    folder = Path(folder)
+def _class_files(folder: Path) -> tuple[list[str], list[list[Path]]]:
+    """The class subfolders of ``folder`` (sorted) and the image files in each; one line for anything else."""
     if not folder.is_dir():
         raise CtrlgenError(f"image folder {folder} does not exist; pass --data with a folder of class subfolders")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 1:
         raise CtrlgenError(f"{folder} has no class subfolders; put each class's images in a subfolder of its own")
+    files = [sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith(".")) for name in classes]
+    for f in (f for group in files for f in group):
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
+    if not any(files):
+        raise CtrlgenError(f"{folder} has class subfolders but no images in them; add images")
+    return classes, files
+
+
+def image_classes(folder: str | os.PathLike) -> list[str]:
+    """The class names of a folder of class subfolders (checked as ``load_image_folder`` checks them)."""
+    return _class_files(Path(folder))[0]
+
+
+def _open_image(f: Path, read):
+    """``read(image)`` on the opened file ``f``; unreadable files and decompression bombs are one line."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a warning would be a second line
+            with Image.open(f) as im:
+                return read(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CtrlgenError(f"{f} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}; a decompression bomb?); remove or shrink it") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise CtrlgenError(f"{f} cannot be read as an image ({type(e).__name__}); remove or replace it") from None
+
+
+def load_image_folder(folder: str | os.PathLike, size: int, channels: int) -> ImageData:
+    """One subfolder per class; every image resized (centre crop) to size×size with ``channels`` channels."""
+    from PIL import Image, ImageOps
+
+    folder = Path(folder)
+    classes, files = _class_files(folder)
     mode = "L" if channels == 1 else "RGB"
     images, labels = [], []
-    for k, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith("."))
-        for f in files:
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)  # a warning would be a second line
-                    with Image.open(f) as im:
-                        im = ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS)
-                        arr = np.asarray(im, dtype=np.uint8)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise CtrlgenError(f"{f} has too many pixels (over {Image.MAX_IMAGE_PIXELS:,}; a decompression bomb?); remove or shrink it") from None
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-                raise CtrlgenError(f"{f} cannot be read as an image ({type(e).__name__}); remove or replace it") from None
+    for k, group in enumerate(files):
+        for f in group:
+            arr = _open_image(f, lambda im: np.asarray(ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS), dtype=np.uint8))
             images.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
             labels.append(k)
-    if not images:
-        raise CtrlgenError(f"{folder} has class subfolders but no images in them; add images")
     return ImageData(np.stack(images), np.asarray(labels, np.int64), tuple(classes), str(folder))
+
+
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+"""PIL modes read as one channel; every other mode (RGB, RGBA, P, CMYK, ...) as three."""
+
+
+def probe_image_folder(folder: str | os.PathLike, need_channels: bool = True, need_size: bool = True) -> tuple[int | None, int | None]:
+    """(channels, image_size) that fit every image of a class-subfolder folder, read from the file headers.
+
+    Channels: 1 if every image is grayscale, 3 if every one is in colour.  Size: the shorter side
+    (images are centre-cropped to squares), the same for every image and one the conv networks
+    can make.  When the images disagree, one line says which ``--set`` to give; a value not asked
+    for (``need_*`` False: the user set it) comes back as None and is not checked.
+    """
+    from ctrlgen.nets import conv_plan
+
+    folder = Path(folder)
+    _, files = _class_files(folder)
+    first: dict[str, tuple[Path, object]] = {}
+    for f in (f for group in files for f in group):
+        mode, (w, h) = _open_image(f, lambda im: (im.mode, im.size))
+        for key, value in (("channels", 1 if mode in GRAY_MODES else 3), ("image_size", min(w, h))):
+            if key not in first:
+                first[key] = (f, value)
+                continue
+            (f0, v0), wanted = first[key], need_channels if key == "channels" else need_size
+            if wanted and v0 != value:
+                if key == "channels":
+                    raise CtrlgenError(f"images in {folder} mix grayscale and colour ({f0.relative_to(folder)}: {v0} channel(s), "
+                                       f"{f.relative_to(folder)}: {value}); give --set channels=3 (or channels=1)")
+                raise CtrlgenError(f"images in {folder} have different sizes ({f0.relative_to(folder)}: {v0} px, "
+                                   f"{f.relative_to(folder)}: {value} px on the shorter side); give --set image_size=N "
+                                   f"(each is centre-cropped and resized to N×N, e.g. {_supported(min(v0, value))})")
+    channels, size = first["channels"][1] if need_channels else None, first["image_size"][1] if need_size else None
+    if size is not None:
+        try:
+            conv_plan(size)
+        except CtrlgenError:
+            raise CtrlgenError(f"images in {folder} are {size} px on the shorter side, a size the conv networks cannot make; "
+                               f"give --set image_size={_supported(size)} (sizes s·2^k, s in 3..7, k >= 1)") from None
+    return channels, size
+
+
+def _supported(size: int) -> int:
+    """The largest image size <= ``size`` the conv networks can make (s·2^k, s in 3..7, k >= 1), at least 6."""
+    from ctrlgen.nets import conv_plan
+
+    for n in range(max(size, 6), 5, -1):
+        try:
+            conv_plan(n)
+            return n
+        except CtrlgenError:
+            continue
+    return 6
+
+
+def is_idx_folder(folder: Path) -> bool:
+    """True if ``folder`` holds IDX files (Fashion-MNIST layout) rather than class subfolders."""
+    return any(p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz", "idx1-ubyte", "idx1-ubyte.gz")) for p in folder.iterdir())
 
 
 def load_images(data: str | None, split: str, size: int, channels: int) -> ImageData:
     """The recipe's data: IDX files if the folder has them, else an image folder."""
     folder = Path(data) if data else None
-    if folder is not None and folder.is_dir() and not any(
-        p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz", "idx1-ubyte", "idx1-ubyte.gz")) for p in folder.iterdir()
-    ):
+    if folder is not None and folder.is_dir() and not is_idx_folder(folder):
         return load_image_folder(folder, size, channels)
     out = load_idx_split(folder, split)
     if out.images.shape[1:] != (channels, size, size):
@@ -165,6 +240,13 @@ def load_images(data: str | None, split: str, size: int, channels: int) -> Image
             f"{channels}x{size}x{size}; set image_size={out.images.shape[2]} channels={out.images.shape[1]}"
         )
     return out
+
+
+def describe_images(kind: str, data_dir: str, data: ImageData) -> dict[str, object]:
+    """What a run's checkpoint and model card say about its image data: the folder's own name when it
+    trained on a folder (``shapes`` for ``--data shapes/``), else the data kind (``fashion-mnist``)."""
+    name = (Path(data_dir).resolve().name or str(data_dir)) if data_dir else kind
+    return {"name": name, "source": data.source, "n": int(len(data.labels))}
 
 
 # --------------------------------------------------------------------------- 2D mixtures

@@ -161,7 +161,7 @@ def parse_codes(spec, cat: list[str], cont: list[str]) -> tuple[dict[str, int], 
 @app.command()
 @user_errors
 def train(
-    recipe: Annotated[str | None, typer.Argument(help="Recipe name (fashion-cgan, fashion-infogan, ring8, grid25, ...) or a TOML path.")] = None,
+    recipe: Annotated[str | None, typer.Argument(help="Recipe: a model family (cgan, infogan, gan2d), a preset (fashion-cgan, fashion-infogan, ring8, grid25, ...) or a TOML path.")] = None,
     set_: Annotated[list[str], typer.Option("--set", "-s", help="Override any field: key=value (lr_g=1e-4, net.g_width=128, techniques.ema.decay=0.99).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/RECIPE-TIMESTAMP).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its newest checkpoint.")] = None,
@@ -169,7 +169,7 @@ def train(
     epochs: Annotated[float | None, typer.Option(help="Passes over the data (image recipes).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (default: the Debian Fashion-MNIST).")] = None,
+    data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (channels and size from its images; default: the recipe's data).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     monitor_every: Annotated[int | None, typer.Option(help="Steps between monitor checks (cheap metrics, collapse detector); 0 = off.")] = None,
     on_collapse: Annotated[str | None, typer.Option(help="When the detector fires: warn, rollback (last healthy state, new seed, halved lrs) or stop.")] = None,
@@ -178,6 +178,7 @@ def train(
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.distributed import close, launched_by_torchrun
+    from ctrlgen.train.recipe import with_data_folder
     from ctrlgen.train.trainer import Trainer
 
     if launched_by_torchrun() and not distributed:
@@ -208,6 +209,8 @@ def train(
         if recipe is None:
             raise CtrlgenError("give a RECIPE (e.g. fashion-cgan) or --resume RUN_DIR")
         d = {**apply_overrides(read_recipe(recipe), extra), **direct}
+        if data is not None:  # a folder of class subfolders: data = "image-folder", channels and size from its images
+            d = with_data_folder(d, data, set_)
         cfg = TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "config.json").exists():

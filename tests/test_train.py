@@ -22,7 +22,9 @@ def test_shipped_recipes_all_load():
     for name in recipe_names():
         load_config(name)
     info = load_config("fashion-infogan")
-    assert info.noise_dim == 62 and info.categorical == (10,) and info.continuous == 2 and not info.conditional
+    assert info.latent.noise_dim == 62 and not info.conditional
+    assert [(c.name, c.n) for c in info.latent.categorical] == [("c", 10)]  # the shipped model's code names
+    assert [(c.name, c.low, c.high) for c in info.latent.continuous] == [("u0", -1.0, 1.0), ("u1", -1.0, 1.0)]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -1,11 +1,16 @@
-"""Training configuration: a frozen dataclass, TOML recipes, command-line overrides.
+"""Training configuration: a frozen dataclass built from a recipe and command-line overrides.
 
-A recipe is a TOML file under ``train/recipes/`` whose keys are the fields of
-``TrainConfig`` (with a ``[net]`` table for ``NetConfig`` and a
-``[techniques.NAME]`` table per stabilizer).  Unknown keys and wrong types
-are rejected with the list of valid names.  Every field can be overridden on
-the command line as ``--set key=value`` (``net.g_width=128``,
-``techniques.ema.decay=0.999``).
+A recipe (``ctrlgen.train.recipe``: TOML files, ``extends``, ``--set``) gives a table whose
+keys are the fields of ``TrainConfig``: a ``[net]`` table for ``NetConfig``, a ``[latent]``
+table in the shape of the LatentSpec's JSON (``noise_dim``, ``noise``, ``[[latent.categorical]]``
+with ``name`` and ``n``, ``[[latent.continuous]]`` with ``name``, ``low`` and ``high``), and a
+``[techniques.NAME]`` table of parameters per technique.  Unknown keys and wrong types are
+rejected with the list of valid names.  Every field can be overridden on the command line as
+``--set key=value`` (``net.g_width=128``, ``latent.noise_dim=32``, ``techniques.ema.decay=0.999``).
+
+Configs written before the ``[latent]`` table (flat ``noise_dim``, ``noise``, ``categorical = [10]``,
+``continuous = 2``, ``lambda_cat``, ``lambda_cont``) still load: ``from_dict`` converts them
+(see ``upgrade``), so old runs resume and old checkpoints export.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field, fields
-from importlib import resources
-from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ctrlgen.data import FASHION_MNIST_LABELS, MIXTURES
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import NetConfig
-from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
+from ctrlgen.spec import NOISE_KINDS, CategoricalCode, ContinuousCode, LatentSpec
+from ctrlgen.train.recipe import apply_overrides, parse_override, read_recipe, recipe_names, with_data_folder
+
+__all__ = ["LatentConfig", "TrainConfig", "apply_overrides", "load_config", "parse_override", "read_recipe", "recipe_names",
+           "upgrade", "with_data_folder"]
 
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 DEVICES = ("auto", "cpu", "cuda")
@@ -31,6 +36,78 @@ AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
               "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}
 """Fields that may change on --resume; the rest define the run and must stay."""
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """The recipe's ``[latent]`` table: the parts of the LatentSpec a recipe chooses, with the field
+    names of the spec's JSON.  Labels come from the data; the output shape from data, channels, image_size."""
+
+    noise_dim: int = 64  # size of z
+    noise: str = "normal"  # normal | uniform
+    categorical: tuple[CategoricalCode, ...] = ()  # InfoGAN: [[latent.categorical]] name, n (values 0..n-1)
+    continuous: tuple[ContinuousCode, ...] = ()  # InfoGAN: [[latent.continuous]] name, low, high (uniform in [low, high])
+
+    def __post_init__(self) -> None:
+        if isinstance(self.noise_dim, bool) or not isinstance(self.noise_dim, int) or self.noise_dim < 1:
+            raise CtrlgenError(f"latent.noise_dim must be an integer >= 1, got {self.noise_dim!r}")
+        if self.noise not in NOISE_KINDS:
+            raise CtrlgenError(f"latent.noise {self.noise!r} is unknown; use one of {', '.join(NOISE_KINDS)}")
+        names = [c.name for c in (*self.categorical, *self.continuous)]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise CtrlgenError(f"latent code name(s) {dup} are used twice; give every [[latent.categorical]] and [[latent.continuous]] its own name")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "noise_dim": self.noise_dim,
+            "noise": self.noise,
+            "categorical": [{"name": c.name, "n": c.n} for c in self.categorical],
+            "continuous": [{"name": c.name, "low": c.low, "high": c.high} for c in self.continuous],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "config") -> LatentConfig:
+        where = f"{where} [latent]"
+        if not isinstance(d, dict):
+            raise CtrlgenError(f"{where}: latent must be a table (noise_dim, noise, categorical, continuous), got {d!r}")
+        unknown = sorted(set(d) - {"noise_dim", "noise", "categorical", "continuous"})
+        if unknown:
+            raise CtrlgenError(f"{where}: unknown key(s) {unknown}; valid keys: categorical, continuous, noise, noise_dim")
+        kw: dict[str, Any] = {}
+        if "noise_dim" in d:
+            kw["noise_dim"] = _check_type(d["noise_dim"], int, "noise_dim", where)
+        if "noise" in d:
+            kw["noise"] = _check_type(d["noise"], str, "noise", where)
+        kw["categorical"] = tuple(_code(CategoricalCode, c, f"{where} categorical[{i}]", {"name": str, "n": int}, 'name = "c", n = 10')
+                                  for i, c in enumerate(_codes(d, "categorical", where)))
+        kw["continuous"] = tuple(_code(ContinuousCode, c, f"{where} continuous[{i}]", {"name": str, "low": float, "high": float},
+                                       'name = "width", low = -1.0, high = 1.0')
+                                 for i, c in enumerate(_codes(d, "continuous", where)))
+        try:
+            return cls(**kw)
+        except CtrlgenError as e:
+            raise CtrlgenError(f"{where}: {e}") from None
+
+
+def _codes(d: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = d.get(key, [])
+    if not isinstance(value, (list, tuple)):
+        raise CtrlgenError(f"{where}: {key} must be an array of tables ([[latent.{key}]] entries), got {value!r}")
+    return list(value)
+
+
+def _code(kind: type, c: Any, where: str, types: dict[str, type], example: str):
+    """One code from its table (name required, the rest as the spec's JSON has them), checked by the spec's own class."""
+    if not isinstance(c, dict) or "name" not in c or ("n" in types and "n" not in c):
+        raise CtrlgenError(f"{where} must be a table with {', '.join(types)} (e.g. {{{example}}}), got {c!r}")
+    unknown = sorted(set(c) - set(types))
+    if unknown:
+        raise CtrlgenError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(types)}")
+    try:
+        return kind(**{k: _check_type(v, types[k], k, where) for k, v in c.items()})
+    except CtrlgenError as e:
+        raise CtrlgenError(f"{where}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -44,13 +121,8 @@ class TrainConfig:
     image_size: int = 28  # images are resized to this (image folders) or checked against it (IDX)
     channels: int = 1  # 1 = grayscale, 3 = RGB
     # ---- latent layout (becomes the LatentSpec)
-    conditional: bool = True  # condition G and D on the class label
-    noise_dim: int = 64  # size of z
-    noise: str = "normal"  # normal | uniform
-    categorical: tuple[int, ...] = ()  # InfoGAN: values of each categorical code, e.g. [10]
-    continuous: int = 0  # InfoGAN: number of continuous codes, uniform in [-1, 1]
-    lambda_cat: float = 1.0  # InfoGAN: weight of the categorical mutual-information term
-    lambda_cont: float = 1.0  # InfoGAN: weight of the continuous term (Gaussian NLL with unit variance)
+    conditional: bool = True  # condition G and D on the class label (the spec's labels come from the data)
+    latent: LatentConfig = field(default_factory=LatentConfig)  # [latent]: noise and InfoGAN codes, as in the spec's JSON
     # ---- networks
     net: NetConfig = field(default_factory=NetConfig)
     # ---- optimization
@@ -89,18 +161,18 @@ class TrainConfig:
         # Techniques that are network options (packing, spectral_norm, ...) set net.* fields.
         object.__setattr__(self, "net", resolve_net(self))
         if self.data not in DATASETS:
-            raise CtrlgenError(f"data {self.data!r} is unknown; use one of {', '.join(DATASETS)}")
+            raise CtrlgenError(f"data {self.data!r} is unknown; use one of {', '.join(DATASETS)} (a folder of images: --data DIR)")
         if self.device not in DEVICES:
             raise CtrlgenError(f"device {self.device!r} is unknown; use one of {', '.join(DEVICES)}")
         if self.amp not in AMPS:
             raise CtrlgenError(f"amp {self.amp!r} is unknown; use one of {', '.join(AMPS)}")
         if self.data == "image-folder" and not self.data_dir:
             raise CtrlgenError("data=image-folder needs data_dir (a folder with one subfolder per class)")
-        positive = ("noise_dim", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size", "nonfinite_limit")
+        positive = ("batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size", "nonfinite_limit")
         for name in positive:
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("steps", "sample_every", "continuous", "monitor_every"):
+        for name in ("steps", "sample_every", "monitor_every"):
             if getattr(self, name) < 0:
                 raise CtrlgenError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d", "epochs"):
@@ -110,8 +182,6 @@ class TrainConfig:
             raise CtrlgenError("beta1 and beta2 must be in [0, 1)")
         if self.channels not in (1, 3):
             raise CtrlgenError(f"channels must be 1 or 3, got {self.channels}")
-        if any(n < 2 for n in self.categorical):
-            raise CtrlgenError(f"each categorical code needs >= 2 values, got {list(self.categorical)}")
         if self.batch_size % self.net.pack:
             raise CtrlgenError(f"batch_size {self.batch_size} must be a multiple of net.pack={self.net.pack}")
         if self.points and self.net.family != "mlp":
@@ -147,18 +217,22 @@ class TrainConfig:
 
     @property
     def infogan(self) -> bool:
-        return bool(self.categorical) or self.continuous > 0
+        return bool(self.latent.categorical or self.latent.continuous)
+
+    @property
+    def noise_dim(self) -> int:
+        return self.latent.noise_dim
 
     # ------------------------------------------------------------------ spec
     def spec(self, class_names: tuple[str, ...]) -> LatentSpec:
         return LatentSpec(
-            noise_dim=self.noise_dim,
-            noise=self.noise,
+            noise_dim=self.latent.noise_dim,
+            noise=self.latent.noise,
             output_kind="points" if self.points else "image",
             output_shape=(2,) if self.points else (self.channels, self.image_size, self.image_size),
             labels=tuple(class_names) if self.conditional else (),
-            categorical=tuple(CategoricalCode(f"c{i}" if len(self.categorical) > 1 else "c", n) for i, n in enumerate(self.categorical)),
-            continuous=tuple(ContinuousCode(f"u{i}", -1.0, 1.0) for i in range(self.continuous)),
+            categorical=self.latent.categorical,
+            continuous=self.latent.continuous,
             extra={"mixture": self.data} if self.points else {"data": self.data},
         )
 
@@ -170,7 +244,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ (de)serialization
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["categorical"] = list(self.categorical)
+        d["latent"] = self.latent.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -178,7 +252,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
-        return _build(cls, d, where)
+        """From a recipe, a run's config.json or a checkpoint header; the old flat shape is converted (``upgrade``)."""
+        return _build(cls, upgrade(d, where), where)
 
     def replace(self, **changes: Any) -> TrainConfig:
         d = self.to_dict()
@@ -232,65 +307,60 @@ def _build(cls: type, d: dict[str, Any], where: str):
     for k, v in d.items():
         if hints[k] is NetConfig:
             kwargs[k] = v if isinstance(v, NetConfig) else _build(NetConfig, v, f"{where} [net]")
+        elif hints[k] is LatentConfig:
+            kwargs[k] = v if isinstance(v, LatentConfig) else LatentConfig.from_dict(v, where)
         else:
             kwargs[k] = _check_type(v, hints[k], k, where)
     return cls(**kwargs)
 
 
-# ---------------------------------------------------------------------- recipes
-def recipe_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("ctrlgen.train").joinpath("recipes").iterdir() if p.name.endswith(".toml"))
+# ---------------------------------------------------------------------- the old shape
+LEGACY_LATENT = ("noise_dim", "noise", "categorical", "continuous")
+LEGACY_LAMBDAS = ("lambda_cat", "lambda_cont")
 
 
-def read_recipe(name_or_path: str) -> dict[str, Any]:
-    """A recipe by name (``fashion-cgan``) or by path to a TOML file."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise CtrlgenError(f"recipe file {path} does not exist; give a recipe name ({', '.join(recipe_names())}) or a TOML path")
-        text, where = path.read_text(), str(path)
-    else:
-        res = resources.files("ctrlgen.train").joinpath("recipes", f"{name_or_path}.toml")
-        if not res.is_file():
-            raise CtrlgenError(f"recipe {name_or_path!r} is unknown; use one of: {', '.join(recipe_names())} (or a TOML path)")
-        text, where = res.read_text(), f"recipe {name_or_path}"
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CtrlgenError(f"{where} is not valid TOML ({e}); fix the file") from None
-    d.setdefault("recipe", path.stem if path.suffix == ".toml" else name_or_path)
-    return d
+def upgrade(d: Any, where: str = "config") -> Any:
+    """A config in the shape before ``[latent]`` and technique-owned parameters, in today's shape.
 
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``key.sub=value`` -> (["key", "sub"], value); the value is read as TOML, else as a bare string."""
-    if "=" not in item:
-        raise CtrlgenError(f"override {item!r} must look like key=value (e.g. lr_g=1e-4 or net.g_width=128)")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise CtrlgenError(f"override {item!r} has an empty key; use key=value")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return key.split("."), value
-
-
-def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    d = json.loads(json.dumps(d))  # deep copy of plain data
-    for item in overrides:
-        keys, value = parse_override(item)
-        node = d
-        for k in keys[:-1]:
-            nxt = node.setdefault(k, {})
-            if not isinstance(nxt, dict):
-                raise CtrlgenError(f"override {item!r}: {k} is a value, not a table; set it as {k}=VALUE")
-            node = nxt
-        node[keys[-1]] = value
+    Flat ``noise_dim`` / ``noise`` go into ``latent``; ``categorical = [10, 4]`` becomes codes ``c0``, ``c1``
+    (``c`` when there is one) and ``continuous = 2`` codes ``u0``, ``u1`` in [-1, 1], the names ctrlgen
+    gave them; ``lambda_cat`` / ``lambda_cont`` become ``techniques.mutual_information`` parameters (and
+    are dropped when the config has no codes: they never did anything there).  A flat key given next to
+    a ``[latent]`` table (``--set noise_dim=16`` on a recipe) overrides the field it names.
+    """
+    if not isinstance(d, dict) or not any(k in d for k in (*LEGACY_LATENT, *LEGACY_LAMBDAS)):
+        return d
+    d = dict(d)
+    latent = d.get("latent", {})
+    if not isinstance(latent, dict):
+        return d  # reported by LatentConfig.from_dict
+    latent = dict(latent)
+    for k in ("noise_dim", "noise"):
+        if k in d:
+            latent[k] = d.pop(k)
+    if "categorical" in d:
+        cats = d.pop("categorical")
+        if not isinstance(cats, (list, tuple)) or any(isinstance(n, bool) or not isinstance(n, int) for n in cats):
+            raise CtrlgenError(f"{where}: categorical (old shape) must be a list of integers such as [10], got {cats!r}; "
+                               'or declare [[latent.categorical]] name = "c", n = 10')
+        latent["categorical"] = [{"name": "c" if len(cats) == 1 else f"c{i}", "n": n} for i, n in enumerate(cats)]
+    if "continuous" in d:
+        n = d.pop("continuous")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise CtrlgenError(f"{where}: continuous (old shape) must be an integer >= 0, got {n!r}; "
+                               'or declare [[latent.continuous]] name = "u0", low = -1.0, high = 1.0')
+        latent["continuous"] = [{"name": f"u{i}", "low": -1.0, "high": 1.0} for i in range(n)]
+    d["latent"] = latent
+    lambdas = {k: d.pop(k) for k in LEGACY_LAMBDAS if k in d}
+    if lambdas and (latent.get("categorical") or latent.get("continuous")):
+        techniques = d.get("techniques", {})
+        if isinstance(techniques, dict):
+            mi = techniques.get("mutual_information", {})
+            d["techniques"] = {**techniques, "mutual_information": {**(mi if isinstance(mi, dict) else {}), **lambdas}}
     return d
 
 
 def load_config(recipe: str, overrides: list[str] = ()) -> TrainConfig:
+    """A recipe (name or TOML path, its ``extends`` merged) with ``--set`` overrides, validated."""
     d = apply_overrides(read_recipe(recipe), list(overrides))
     return TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")

@@ -23,7 +23,7 @@ import torch
 
 import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
-from ctrlgen.data import load_images, mixture
+from ctrlgen.data import describe_images, load_images, mixture
 from ctrlgen.ensemble import Ensemble
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
@@ -80,7 +80,7 @@ class Trainer:
             data = load_images(cfg.data_dir or None, "train", cfg.image_size, cfg.channels)
             self.batches = ImageBatches(data, cfg.batch_size, cfg.seed, self.device, *shard)
             class_names, self.mixture = data.class_names, None
-            self.data_info = {"name": cfg.data, "source": data.source, "n": int(len(data.labels))}
+            self.data_info = describe_images(cfg.data, cfg.data_dir, data)  # names the folder when trained on one
         self.spec = cfg.spec(class_names)
         # ---- networks and optimizers (init from the seed)
         torch.manual_seed(cfg.seed)

@@ -1,0 +1,148 @@
+"""Recipes as plain data: TOML files, ``extends``, ``--set`` overrides and ``--data DIR``.
+
+A recipe names a model family (``cgan``, ``infogan``, ``gan2d``) with its data
+as a field; a preset (``fashion-cgan``, ``ring8``, ...) is a thin file that
+starts with ``extends = "BASE"`` and overrides what differs.  The merge rule:
+tables merge key by key, recursively, and the preset wins; any other value
+(a number, a string, an array, an array of tables such as
+``[[latent.continuous]]``) is replaced whole.  A preset cannot remove a table
+its base sets.  ``BASE`` is a shipped recipe name or a TOML path (relative to
+the preset's folder).
+
+Everything here works on plain dicts; ``ctrlgen.train.config`` turns the
+result into a validated ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ctrlgen.data import MIXTURES, image_classes, is_idx_folder, probe_image_folder
+from ctrlgen.errors import CtrlgenError
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("ctrlgen.train").joinpath("recipes").iterdir() if p.name.endswith(".toml"))
+
+
+def _read_one(name_or_path: str, folder: Path | None) -> tuple[dict[str, Any], str, Path | None]:
+    """One TOML file, unmerged: (table, where, its folder for relative bases)."""
+    path = Path(name_or_path)
+    if folder is not None and path.suffix == ".toml" and not path.is_absolute():
+        path = folder / path
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise CtrlgenError(f"recipe file {path} does not exist; give a recipe name ({', '.join(recipe_names())}) or a TOML path")
+        text, where, home = path.read_text(), str(path), path.parent
+    else:
+        res = resources.files("ctrlgen.train").joinpath("recipes", f"{name_or_path}.toml")
+        if not res.is_file():
+            raise CtrlgenError(f"recipe {name_or_path!r} is unknown; use one of: {', '.join(recipe_names())} (or a TOML path)")
+        text, where, home = res.read_text(), f"recipe {name_or_path}", None
+    try:
+        return tomllib.loads(text), where, home
+    except tomllib.TOMLDecodeError as e:
+        raise CtrlgenError(f"{where} is not valid TOML ({e}); fix the file") from None
+
+
+def merge(base: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:
+    """``preset`` over ``base``: tables merge key by key (recursively), the preset wins; other values are replaced."""
+    out = dict(base)
+    for k, v in preset.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_recipe(name_or_path: str) -> dict[str, Any]:
+    """A recipe by name (``fashion-cgan``) or by path to a TOML file, with its ``extends`` chain merged in."""
+    chain: list[str] = []
+    layers: list[dict[str, Any]] = []
+    name, folder = name_or_path, None
+    while True:
+        d, where, folder = _read_one(name, folder)
+        key = str(Path(where).resolve()) if folder is not None else where
+        if key in chain:
+            names = " -> ".join([*(c.removeprefix("recipe ") for c in chain), key.removeprefix("recipe ")])
+            raise CtrlgenError(f"recipes extend each other in a cycle ({names}); remove one of the extends")
+        chain.append(key)
+        base = d.pop("extends", None)
+        layers.append(d)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base:
+            raise CtrlgenError(f"{where}: extends must be a recipe name or a TOML path, got {base!r}")
+        if Path(base).suffix == ".toml":
+            known = (folder / base if folder is not None and not Path(base).is_absolute() else Path(base)).is_file()
+        else:
+            known = resources.files("ctrlgen.train").joinpath("recipes", f"{base}.toml").is_file()
+        if not known:
+            raise CtrlgenError(f"{where} extends {base!r}, which is unknown; use one of: {', '.join(recipe_names())} (or a TOML path)")
+        name = base
+    out: dict[str, Any] = {}
+    for layer in reversed(layers):
+        out = merge(out, layer)
+    out.setdefault("recipe", Path(name_or_path).stem if Path(name_or_path).suffix == ".toml" else name_or_path)
+    return out
+
+
+# ---------------------------------------------------------------------- --set key=value
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``key.sub=value`` -> (["key", "sub"], value); the value is read as TOML, else as a bare string."""
+    if "=" not in item:
+        raise CtrlgenError(f"override {item!r} must look like key=value (e.g. lr_g=1e-4 or net.g_width=128)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise CtrlgenError(f"override {item!r} has an empty key; use key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    d = json.loads(json.dumps(d))  # deep copy of plain data
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = d
+        for k in keys[:-1]:
+            nxt = node.setdefault(k, {})
+            if not isinstance(nxt, dict):
+                raise CtrlgenError(f"override {item!r}: {k} is a value, not a table; set it as {k}=VALUE")
+            node = nxt
+        node[keys[-1]] = value
+    return d
+
+
+# ---------------------------------------------------------------------- --data DIR
+def with_data_folder(d: dict[str, Any], folder: str, overrides: list[str] = ()) -> dict[str, Any]:
+    """The recipe ``d`` trained on ``folder`` (``--data DIR``).
+
+    A folder of class subfolders makes ``data = "image-folder"``, and its images choose
+    ``channels`` and ``image_size`` unless ``overrides`` (the ``--set`` items) set them; images
+    that disagree (sizes, grayscale and colour) give one line naming the ``--set`` to add.
+    A folder of IDX files keeps the recipe's data and shape (they are checked when loaded).
+    """
+    if d.get("data") in MIXTURES:
+        raise CtrlgenError(f"recipe {d.get('recipe')} trains on the 2D mixture {d['data']}; --data DIR needs an image recipe (cgan or infogan)")
+    d = {**d, "data_dir": folder}
+    path = Path(folder)
+    if not path.is_dir() or is_idx_folder(path):
+        return d  # a missing folder or IDX files: load_images says what is wrong when the run starts
+    given = {".".join(parse_override(item)[0]) for item in overrides}
+    d["data"] = "image-folder"
+    if d.get("conditional", True) and len(image_classes(path)) < 2:
+        raise CtrlgenError(f"{folder} has one class subfolder but recipe {d.get('recipe')} is class-conditional; "
+                           "add a subfolder per class, or train infogan (or --set conditional=false)")
+    channels, size = probe_image_folder(path, need_channels="channels" not in given, need_size="image_size" not in given)
+    if channels is not None:
+        d["channels"] = channels
+    if size is not None:
+        d["image_size"] = size
+    return d
