@@ -3,8 +3,8 @@
 L_I = λ_cat · CE(Q_cat(G(z, c)), c_cat) + λ_cont · ½‖Q_cont(G(z, c)) − c_cont‖²
 (the continuous term is the Gaussian NLL with unit variance, up to a constant).
 Both players minimize it: G so its codes are recoverable, D's trunk and Q head
-(on detached fakes) to recover them.  λ comes from the config
-(``lambda_cat``, ``lambda_cont``).
+(on detached fakes) to recover them.  λ are this technique's parameters
+(``[techniques.mutual_information] lambda_cat, lambda_cont``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_c
 @register
 class MutualInformation(Technique):
     name = "mutual_information"
-    doc = "InfoGAN: G and Q minimize the code reconstruction loss (lambda_cat, lambda_cont from the config)."
-    params = {}
-
-    def setup(self, trainer) -> None:
-        self.lam = (trainer.cfg.lambda_cat, trainer.cfg.lambda_cont)
+    doc = "InfoGAN: G and Q minimize the code reconstruction loss, weighted by lambda_cat and lambda_cont."
+    params = {"lambda_cat": 1.0, "lambda_cont": 1.0}
 
     def d_penalty(self, ctx: StepContext):
-        return {f"d_{k}": v for k, v in info_terms(ctx.out_fake, ctx.inputs, *self.lam).items()}
+        return {f"d_{k}": v for k, v in info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"]).items()}
 
     def g_penalty(self, ctx: StepContext):
-        return info_terms(ctx.out_fake, ctx.inputs, *self.lam)
+        return info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"])
