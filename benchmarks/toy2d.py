@@ -10,7 +10,7 @@ every mode.  The published rows of PacGAN Table 1 and VEEGAN Table 1 are
 printed beside ours.
 
 The seeds of a configuration train at once as ensembles (``ensemble = N``,
-ctrlgen/ensemble.py: the seeds' networks stacked and run under torch.func.vmap,
+train/ensemble.py: the seeds' networks stacked and run under torch.func.vmap,
 each seed's networks, batches and batch-level techniques kept apart, tested
 against separate runs in tests/test_ensemble.py).  Copy s starts from the
 weights of ``seed = s``; the seeds share one stream of data and latent draws.

@@ -41,6 +41,37 @@ SPEC_KEY, CARD_KEY = "ctrlgen.spec", "ctrlgen.card"
 Z, LABEL, CODE_CAT, CODE_CONT = "z", "label", "code_cat", "code_cont"
 
 
+class Draws:
+    """The random draws a spec needs, for one array library (``LatentSpec.draw`` says in which order):
+    ``normal(shape)`` float32, ``uniform(low, high, shape)`` float32, ``integers(n, count)`` int64 in [0, n),
+    ``stack(columns)`` as the columns of a matrix."""
+
+    def normal(self, shape: tuple[int, ...]) -> Any: ...
+
+    def uniform(self, low: float, high: float, shape: tuple[int, ...]) -> Any: ...
+
+    def integers(self, n: int, count: int) -> Any: ...
+
+    def stack(self, columns: list[Any]) -> Any: ...
+
+
+class NumpyDraws(Draws):
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def normal(self, shape):
+        return self.rng.standard_normal(shape, dtype=np.float32)
+
+    def uniform(self, low, high, shape):
+        return self.rng.uniform(low, high, shape).astype(np.float32)
+
+    def integers(self, n, count):
+        return self.rng.integers(0, n, count, dtype=np.int64)
+
+    def stack(self, columns):
+        return np.stack(columns, 1)
+
+
 def _check_name(kind: str, name: str) -> None:
     if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
         raise CtrlgenError(f"{kind} name {name!r} is invalid; use letters, digits, '_' or '-'")
@@ -210,30 +241,33 @@ class LatentSpec:
 
     def _sample_block(self, seed: int, block: int, truncation: float | None) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, block, SPEC_FORMAT]))
+        return self.draw(BLOCK, NumpyDraws(rng), truncation)
+
+    def draw(self, n: int, src: Draws, truncation: float | None = None) -> dict[str, Any]:
+        """The one definition of how inputs are drawn, for any array library (``src``: numpy here, torch in
+        the trainer, ``ctrlgen.train.latent``).  Order: z, then a label, then each categorical code, then each
+        continuous code; the label is drawn even for an unconditional model, so fixing one input never
+        shifts the others' draws."""
         if self.noise == "normal":
-            z = rng.standard_normal((BLOCK, self.noise_dim), dtype=np.float32)
+            z = src.normal((n, self.noise_dim))
             if truncation is not None:
-                bad = np.abs(z) > truncation
+                bad = abs(z) > truncation
                 while bad.any():
-                    z[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
-                    bad = np.abs(z) > truncation
+                    z[bad] = src.normal((int(bad.sum()),))
+                    bad = abs(z) > truncation
         else:
             lim = 1.0 if truncation is None else min(1.0, truncation)
-            z = rng.uniform(-lim, lim, (BLOCK, self.noise_dim)).astype(np.float32)
+            z = src.uniform(-lim, lim, (n, self.noise_dim))
         out = {Z: z}
-        label = rng.integers(0, max(self.n_classes, 1), BLOCK, dtype=np.int64)
-        cat = np.stack([rng.integers(0, c.n, BLOCK, dtype=np.int64) for c in self.categorical], 1) if self.categorical else None
-        cont = (
-            np.stack([rng.uniform(c.low, c.high, BLOCK) for c in self.continuous], 1).astype(np.float32)
-            if self.continuous
-            else None
-        )
+        label = src.integers(max(self.n_classes, 1), n)
+        cat = [src.integers(c.n, n) for c in self.categorical]
+        cont = [src.uniform(c.low, c.high, (n,)) for c in self.continuous]
         if self.conditional:
             out[LABEL] = label
-        if cat is not None:
-            out[CODE_CAT] = cat
-        if cont is not None:
-            out[CODE_CONT] = cont
+        if cat:
+            out[CODE_CAT] = src.stack(cat)
+        if cont:
+            out[CODE_CONT] = src.stack(cont)
         return out
 
     # ------------------------------------------------------------------ checking

@@ -180,7 +180,7 @@ def test_two_gloo_ranks_train_one_run(tmp_path):
         r0, r1 = load(0, name), load(1, name)
         assert r0.keys() == r1.keys()
         assert [k for k in r0 if not torch.equal(r0[k], r1[k])] == [], name
-    assert any(k.startswith("tech.egan_population.") for k in load(0, "egan"))
+    assert any(k.startswith("population.") for k in load(0, "egan"))
     survivors = [json.loads(line) for line in (tmp_path / "egan" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in survivors if r.get("event") == "egan"] == [1, 2, 3]  # rank 0 alone logged them
     if with_cgan:

@@ -1,4 +1,4 @@
-"""Ensembles (ctrlgen.ensemble): S seeds trained as one vmapped module must behave as S separate models."""
+"""Ensembles (train/ensemble.py): S seeds trained as one vmapped module must behave as S separate models."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from ctrlgen.ensemble import Ensemble
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import Discriminator, Generator, NetConfig
 from ctrlgen.train.config import TrainConfig, apply_overrides, read_recipe
+from ctrlgen.train.ensemble import Ensemble
 from ctrlgen.train.trainer import Trainer
 
 S, B = 3, 8
@@ -139,7 +139,7 @@ class _Seeded:
     def next_real(self):
         x = self._rows(self.reals, self.i, self.t.batch)
         self.i += 1
-        self.t._last_real = (x, torch.zeros(len(x), dtype=torch.long))  # E-GAN's fitness batch
+        self.t.last_real = (x, torch.zeros(len(x), dtype=torch.long))  # E-GAN's fitness batch
         return x, torch.zeros(len(x), dtype=torch.long)
 
     def sample_latent(self, n):
@@ -226,18 +226,18 @@ def test_egan_ensemble_gives_each_seed_its_fittest_child(tmp_path):
     """Seed s's new G (weights and Adam moments) is slice s of the child with the best fitness for seed s."""
     t = Trainer(_ring8("mode=egan"), tmp_path / "e")
     t.train_step()  # Adam moments exist
-    for c, child in enumerate(t._children):  # child c's tensors hold c + 10·seed, so each slice says where it came from
+    for c, child in enumerate(t.g_update.children):  # child c's tensors hold c + 10·seed, so each slice says where it came from
         for part in child.tensors()[:4]:
             for x in part:
                 x.copy_(torch.arange(S, dtype=x.dtype).view(-1, *[1] * (x.dim() - 1)).expand_as(x) * 10 + c)
     fitness = torch.tensor([[0.1, 0.9, 0.5], [0.7, 0.2, 0.5], [0.3, 0.3, float("nan")]])  # (children, seeds)
-    stats = t._select_per_seed(fitness, torch.stack([fitness, fitness * 0]), [{"g_adv": torch.tensor(float(c))} for c in range(3)])
+    stats = t.g_update._select_per_seed(fitness, torch.stack([fitness, fitness * 0]), [{"g_adv": torch.tensor(float(c))} for c in range(3)])
     best = [1, 0, 0]  # seed 2: a tie between 0 and 1 goes to the earlier child; NaN loses
     for s, c in enumerate(best):
         for p in t.G.parameters():
             assert (p[s] == 10 * s + c).all()
             assert (t.opt_g.state[p]["exp_avg"][s] == 10 * s + c).all()
-    assert t._pending[-1]["won"] == [t.egan.mutations[c] for c in best]
+    assert t.g_update.pending[-1]["won"] == [t.g_update.settings.mutations[c] for c in best]
     assert float(stats["g_adv"]) == pytest.approx(sum(best) / S)
 
 

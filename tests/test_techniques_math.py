@@ -37,8 +37,8 @@ class LinearD(nn.Module):
 
 
 def _ctx(d, real, fake, step=1):
-    trainer = SimpleNamespace(D=d, rng=torch.Generator().manual_seed(0), step=step)
-    return StepContext(trainer, real, None, {}, fake, d(fake))
+    run = SimpleNamespace(D=d, rng=torch.Generator().manual_seed(0), step=step, seeds=1)
+    return StepContext(run, real, None, {}, fake, d(fake))
 
 
 # ------------------------------------------------------------------ input-gradient penalties
@@ -170,7 +170,7 @@ def test_replay_mixes_the_ratio_of_old_fakes_with_their_labels():
 
 
 def test_replay_keeps_the_seeds_of_an_ensemble_apart():
-    """Two seeds' blocks (ctrlgen.ensemble): each block replays only its own seed's past fakes."""
+    """Two seeds' blocks (train/ensemble.py): each block replays only its own seed's past fakes."""
     er = ExperienceReplay(size=8, ratio=0.5)
     er.rng = torch.Generator().manual_seed(0)
     er.buffer.groups = 2
@@ -188,7 +188,7 @@ def test_unrolling_matches_a_real_adam_step_and_leaves_d_untouched(tmp_path):
     before = {k: v.clone() for k, v in t.D.state_dict().items()}
     opt_before = copy.deepcopy(t.opt_d.state_dict())
     rng, drawn = t.rng.get_state(), t.batches_drawn
-    ahead = look_ahead(t, steps=1, second_order=False)
+    ahead = look_ahead(t.run_context, steps=1, second_order=False)
     for k, v in t.D.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(torch.equal(a, b) for a, b in zip(_flat(t.opt_d.state_dict()), _flat(opt_before), strict=True))
@@ -214,7 +214,7 @@ def test_second_order_unrolling_changes_gs_gradient(tmp_path):
     for second in (False, True):
         t = Trainer(tiny_config("ring8", "steps=4", "techniques.unrolled.steps=3", f"techniques.unrolled.second_order={str(second).lower()}"), tmp_path / str(second))
         t.train_step()
-        d = t.techniques[0].d_for_g(t, t.D)
+        d = t.techniques[0].d_for_g(t.run_context, t.D)
         inputs = t.sample_latent(64)
         loss = t.loss.g(d(t.G(**inputs)).logit)
         grads[second] = torch.autograd.grad(loss, list(t.G.parameters()))
@@ -253,12 +253,13 @@ def test_ema_decays_towards_g_with_the_warmup_schedule():
     assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(10_000) == pytest.approx(0.99)
     g = nn.Linear(1, 1, bias=False)
     nn.init.constant_(g.weight, 2.0)
-    trainer = SimpleNamespace(G=g)
-    ema.setup(trainer)
+    run = SimpleNamespace(G=g)
+    ema.setup(run)
     nn.init.constant_(g.weight, 12.0)
-    trainer.step = 10_000
-    ema.after_g_step(trainer)
-    assert trainer.g_ema.weight.item() == pytest.approx(0.99 * 2 + 0.01 * 12)
+    run.step = 10_000
+    ema.after_g_step(run)
+    assert ema.average.weight.item() == pytest.approx(0.99 * 2 + 0.01 * 12)
+    assert ema.state_dict()["weight"].item() == pytest.approx(0.99 * 2 + 0.01 * 12)  # checkpointed under ema.
     assert g.weight.item() == 12.0
 
 
@@ -272,7 +273,7 @@ def test_historical_average_penalizes_distance_to_the_mean_of_past_parameters():
     ha = HistoricalAveraging(weight=0.5, players="d")
     d = LinearD([1.0, 1.0])
     ctx = _ctx(d, torch.zeros(2, 2), torch.zeros(2, 2))
-    ctx.trainer.G = d
+    ctx.run.G = d
     assert ha.d_penalty(ctx) is None  # the first D iterate starts the average
     with torch.no_grad():
         d.w += torch.tensor([2.0, 0.0])

@@ -58,10 +58,8 @@ def _weights(t: Trainer) -> dict[str, torch.Tensor]:
     """G, D, EMA and technique state as they are (state_tensors would recalibrate the EMA's BatchNorm: slow)."""
     out = {f"G.{k}": v for k, v in t.G.state_dict().items()}
     out.update({f"D.{k}": v for k, v in t.D.state_dict().items()})
-    if t.g_ema is not None:
-        out.update({f"ema.{k}": v for k, v in t.g_ema.state_dict().items()})
-    for tech in t.techniques:
-        out.update({f"tech.{tech.name}.{k}": v for k, v in tech.state_dict().items()})
+    for tech in t.techniques:  # EMA's average among them, under ema.
+        out.update({f"{tech.group()}.{k}": v for k, v in tech.state_dict().items()})
     return out
 
 

@@ -138,7 +138,7 @@ class TrainConfig:
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # stabilizers by name, with parameters
     mode: str = "standard"  # standard (one G) | egan (a population of G's evolved with several losses: train/egan.py)
     egan: dict[str, Any] = field(default_factory=dict)  # E-GAN settings (mode = "egan"): population, mutations, gamma, ...
-    ensemble: int = 1  # 2D mixtures: train this many seeds at once as one vmapped ensemble (ctrlgen.ensemble); batch_size is per seed
+    ensemble: int = 1  # 2D mixtures: train this many seeds at once as one vmapped ensemble (train/ensemble.py); batch_size is per seed
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda

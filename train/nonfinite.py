@@ -1,8 +1,9 @@
 """NaN and inf losses: the step is undone from the last good state, counted, and too many stop the run.
 
 The trainer runs each step through ``NonfiniteGuard.train_step``.  The guard
-keeps an in-memory copy of the last good state (G, D and EMA weights with
-their buffers, both optimizers' moments, the techniques' state), taken every
+keeps an in-memory copy of the last good state (G and D weights with their
+buffers, both optimizers' moments, the techniques' state, EMA's average
+among them, and the G update's state), taken every
 ``log_every`` steps, so it costs one copy per log line, not one per step.
 After each step it checks every loss term once (one host sync): when one is
 NaN or inf, the copy is loaded back, the step counter returns to it, and the
@@ -75,8 +76,7 @@ class NonfiniteGuard:
     # ------------------------------------------------------------------ state
     def snapshot(self, trainer: Trainer) -> None:
         state: dict[str, Any] = {"G": _clone(trainer.G.state_dict()), "D": _clone(trainer.D.state_dict())}
-        if trainer.g_ema is not None:
-            state["ema"] = _clone(trainer.g_ema.state_dict())
+        state["g_update"] = _clone(trainer.g_update.state_dict())
         state["opt_g"] = copy.deepcopy(trainer.opt_g.state_dict())
         state["opt_d"] = copy.deepcopy(trainer.opt_d.state_dict())
         state["tech"] = {t.name: _clone(t.state_dict()) for t in trainer.techniques}
@@ -87,8 +87,7 @@ class NonfiniteGuard:
         assert s is not None
         trainer.G.load_state_dict(s["G"])
         trainer.D.load_state_dict(s["D"])
-        if trainer.g_ema is not None:
-            trainer.g_ema.load_state_dict(s["ema"])
+        trainer.g_update.load_state_dict(_clone(s["g_update"]))
         trainer.opt_g.load_state_dict(copy.deepcopy(s["opt_g"]))  # the optimizer would share the copy's tensors
         trainer.opt_d.load_state_dict(copy.deepcopy(s["opt_d"]))
         for t in trainer.techniques:

@@ -1,18 +1,20 @@
 """The training loop: D and G updates built from a loss and the active techniques.
 
-One G step = ``n_critic`` D updates, then one G update.  Each update sums the
-adversarial loss and whatever the active techniques return; no technique is
-special-cased here.  A run directory holds config.json, metrics.jsonl,
-checkpoints/ and samples/; a checkpoint holds everything needed to continue
-exactly (weights, EMA, optimizer moments, RNG state, technique state, counters).
+One G step = ``n_critic`` D updates, then one G update.  The D update sums
+the adversarial loss and whatever the active techniques return; the G update
+is a piece named by the config's ``mode`` (train/updates.py: ``standard``, or
+E-GAN's ``egan``).  No technique is special-cased here: techniques see a
+``RunContext`` (train/techniques), never the trainer.  A run directory holds
+config.json, metrics.jsonl, checkpoints/ and samples/; a checkpoint holds
+everything needed to continue exactly (train/run_state.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import platform
 import signal
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,22 +23,28 @@ from typing import Any
 import numpy as np
 import torch
 
-import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.data import describe_images, load_images, mixture
-from ctrlgen.ensemble import Ensemble
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
-from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
-from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
+from ctrlgen.precision import cpu_has_bf16
+from ctrlgen.spec import CODE_CAT, LABEL
+from ctrlgen.train import (
+    egan_update,  # noqa: F401  (registers the "egan" G update)
+    run_state,
+)
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.distributed import rank_seed, ranks
+from ctrlgen.train.ensemble import build_networks
+from ctrlgen.train.latent import sample_latent
 from ctrlgen.train.losses import d_probability, get_loss
 from ctrlgen.train.monitor import Monitor
 from ctrlgen.train.nonfinite import NonfiniteGuard
-from ctrlgen.train.techniques import StepContext, Technique, build_techniques
+from ctrlgen.train.progress import Progress
+from ctrlgen.train.techniques import RunContext, StepContext, Technique, build_techniques
+from ctrlgen.train.updates import G_UPDATES
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
 
@@ -50,14 +58,6 @@ def pick_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __new__(cls, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> Trainer:
-        # mode = "egan" builds the evolutionary trainer (train/egan.py), so every caller of Trainer(cfg, dir) gets it.
-        if cls is Trainer and cfg.mode == "egan":
-            from ctrlgen.train.egan import EganTrainer
-
-            cls = EganTrainer
-        return super().__new__(cls)
-
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, distributed: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -65,7 +65,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         # ---- this process's rank (train/distributed.py); batch_size is the global batch, self.batch this rank's share
         self.dist = ranks(cfg, self.device, distributed)
-        self.ensemble = cfg.ensemble  # seeds trained at once (ctrlgen.ensemble): every batch holds one block per seed
+        self.ensemble = cfg.ensemble  # seeds trained at once (train/ensemble.py): every batch holds one block per seed
         if self.ensemble > 1 and self.dist.world > 1:
             raise CtrlgenError("an ensemble run trains many seeds in one process; run it without --distributed")
         self.batch = self.dist.local_batch(cfg) * self.ensemble
@@ -82,35 +82,31 @@ class Trainer:
             class_names, self.mixture = data.class_names, None
             self.data_info = describe_images(cfg.data, cfg.data_dir, data)  # names the folder when trained on one
         self.spec = cfg.spec(class_names)
-        # ---- networks and optimizers (init from the seed)
-        torch.manual_seed(cfg.seed)
-        self.G = Generator(self.spec, cfg.net).to(self.device)
-        self.D = Discriminator(self.spec, cfg.net, q_head=cfg.infogan).to(self.device)
-        if self.ensemble > 1:  # copy s is initialized exactly as a run with seed = cfg.seed + s would be
-            gs, ds = [self.G], [self.D]
-            for s in range(1, self.ensemble):
-                torch.manual_seed(cfg.seed + s)
-                gs.append(Generator(self.spec, cfg.net).to(self.device))
-                ds.append(Discriminator(self.spec, cfg.net, q_head=cfg.infogan).to(self.device))
-            self.G, self.D = Ensemble(gs), Ensemble(ds)
-        self.g_ema: Generator | None = None
+        # ---- networks (from the seed; an ensemble's copy s from seed + s) and optimizers
+        self.G, self.D = build_networks(self.spec, cfg.net, cfg.seed, self.ensemble, cfg.infogan, self.device)
         self.opt_g = adam(self.G.parameters(), cfg.lr_g, (cfg.beta1, cfg.beta2))
         self.opt_d = adam(self.D.parameters(), cfg.lr_d, (cfg.beta1, cfg.beta2))
         self.rng = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.seed, self.dist.rank))
         self.step = 0  # G updates done
         self.batches_drawn = 0  # real batches consumed (the data position)
+        self.last_real: tuple[torch.Tensor, torch.Tensor] | None = None  # the last real batch drawn (E-GAN's fitness)
         self.wall_time = 0.0  # seconds of training, summed over resumes
         self.nonfinite_events = 0
-        # ---- techniques
+        # ---- techniques: they see this narrow view of the run, never the trainer
+        self.run_context = RunContext(
+            G=self.G, D=self.D, opt_d=self.opt_d, spec=self.spec, device=self.device, rng=self.rng, seed=cfg.seed,
+            seeds=self.ensemble, sample_latent=lambda n: self.sample_latent(n), next_real=lambda: self.next_real(), autocast=self.autocast,
+        )
         self.techniques: list[Technique] = build_techniques(cfg)
         for t in self.techniques:
-            t.setup(self)
-        self.loss = self.wrapped_loss(get_loss(cfg.loss))
+            t.setup(self.run_context)
+        self.loss = self.run_context.loss = self.wrapped_loss(get_loss(cfg.loss))
         self.g_train, self.d_train = self.dist.wrap(self)  # DDP wrappers of G and D for the update passes (or G, D)
         base = Technique
-        self._d_pen = [t for t in self.techniques if type(t).d_penalty is not base.d_penalty]
-        self._g_pen = [t for t in self.techniques if type(t).g_penalty is not base.g_penalty]
-        self._needs_real_g = any(t.needs_real_in_g_step for t in self.techniques)
+        self.d_penalties = [t for t in self.techniques if type(t).d_penalty is not base.d_penalty]
+        self.g_penalties = [t for t in self.techniques if type(t).g_penalty is not base.g_penalty]
+        self.needs_real_in_g = any(t.needs_real_in_g_step for t in self.techniques)
+        self.g_update = G_UPDATES[cfg.mode](self)  # standard, or E-GAN's population (train/updates.py)
         self.total_steps = self._total_steps()
         self._stop_requested = False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
@@ -129,8 +125,6 @@ class Trainer:
             # CPU: bf16 autocast for image models where the CPU has bf16 instructions (about 2x the fp32 step on
             # AVX-512 BF16, benchmarks/train.py; same quality after an epoch, docs/results/train.md).  Never for
             # the 2D mixtures: bf16's 8 mantissa bits cannot place points on modes 0.01 wide.
-            from ctrlgen.precision import cpu_has_bf16
-
             return torch.bfloat16 if not self.cfg.points and cpu_has_bf16() else None
         if amp == "off":
             return None
@@ -150,30 +144,15 @@ class Trainer:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
-    # ------------------------------------------------------------------ sampling
+    # ------------------------------------------------------------------ inputs
     def sample_latent(self, n: int) -> dict[str, torch.Tensor]:
-        """Latent inputs drawn from the spec with the run's own generator (checkpointed)."""
-        spec, gen, dev = self.spec, self.rng, self.device
-        if spec.noise == "normal":
-            z = torch.randn(n, spec.noise_dim, device=dev, generator=gen)
-        else:
-            z = torch.rand(n, spec.noise_dim, device=dev, generator=gen) * 2 - 1
-        out = {Z: z}
-        if spec.conditional:
-            out[LABEL] = torch.randint(0, spec.n_classes, (n,), device=dev, generator=gen)
-        if spec.categorical:
-            out[CODE_CAT] = torch.stack(
-                [torch.randint(0, c.n, (n,), device=dev, generator=gen) for c in spec.categorical], 1
-            )
-        if spec.continuous:
-            lo = torch.tensor([c.low for c in spec.continuous], device=dev)
-            hi = torch.tensor([c.high for c in spec.continuous], device=dev)
-            out[CODE_CONT] = lo + (hi - lo) * torch.rand(n, len(spec.continuous), device=dev, generator=gen)
-        return out
+        """Latent inputs drawn by the spec's definition with the run's own generator (checkpointed)."""
+        return sample_latent(self.spec, n, self.rng, self.device)
 
     def next_real(self) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.batches.get(self.batches_drawn)
         self.batches_drawn += 1
+        self.last_real = (x, y)
         return x, y
 
     # ------------------------------------------------------------------ one step
@@ -181,22 +160,22 @@ class Trainer:
         real, y = self.next_real()
         inputs = self.sample_latent(self.batch)
         with torch.no_grad(), self.autocast():
-            fake = self.generate_fake(inputs)
+            fake = self.g_update.generate_fake(inputs)
         for t in self.techniques:
             fake, inputs = t.fake_for_d(fake, inputs)
         with self.autocast():
             out_r = self.d_train(real, y if self.spec.conditional else None)
             out_f = self.d_train(fake.float(), inputs.get(LABEL))
         terms = {"d_adv": self.loss.d(out_r.logit.float(), out_f.logit.float())}
-        ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, out_r)
-        for t in self._d_pen:
+        ctx = StepContext(self.run_context, real, y if self.spec.conditional else None, inputs, fake, out_f, out_r)
+        for t in self.d_penalties:
             terms.update(t.d_penalty(ctx) or {})
         total = sum(terms.values())
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
         self.opt_d.step()
         for t in self.techniques:
-            t.after_d_step(self)
+            t.after_d_step(self.run_context)
         with torch.no_grad():
             p_real = d_probability(self.loss, out_r.logit.float())
             p_fake = d_probability(self.loss, out_f.logit.float())
@@ -205,39 +184,17 @@ class Trainer:
             terms["d_fake"] = p_fake.mean()
         return {k: v.detach() for k, v in terms.items()}
 
-    def generate_fake(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """D's fake batch (E-GAN splits it among its surviving generators)."""
-        return self.G(**inputs)
-
     def g_step(self) -> dict[str, torch.Tensor]:
-        inputs = self.sample_latent(self.batch)
-        real = y = None
-        if self._needs_real_g:
-            real, y = self.next_real()
-        d_fn = self.D
+        return self.g_update.step()
+
+    def after_g_step(self) -> None:
+        """The techniques' after-G-step hooks (EMA, ...), run once per step by the G update."""
         for t in self.techniques:
-            d_fn = t.d_for_g(self, d_fn)
-        self.D.requires_grad_(False)  # no D weight gradients in G's update
-        try:
-            with self.autocast():
-                fake = self.g_train(**inputs)
-                out_f = d_fn(fake, inputs.get(LABEL))
-            terms = {"g_adv": self.loss.g(out_f.logit.float())}
-            ctx = StepContext(self, real, y if self.spec.conditional else None, inputs, fake, out_f, d=d_fn)
-            for t in self._g_pen:
-                terms.update(t.g_penalty(ctx) or {})
-            total = sum(terms.values())
-            self.opt_g.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt_g.step()
-        finally:
-            self.D.requires_grad_(True)
-        for t in self.techniques:
-            t.after_g_step(self)
-        return {k: v.detach() for k, v in terms.items()}
+            t.after_g_step(self.run_context)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
+        self.run_context.step = self.step
         for _ in range(self.cfg.n_critic):
             stats.update(self.d_step())
         stats.update(self.g_step())
@@ -245,17 +202,13 @@ class Trainer:
         return self.dist.end_step(self, stats)
 
     # ------------------------------------------------------------------ sampling for people
-    def sampling_generator(self) -> Generator:
-        """The generator that samples and exports: EMA when the run has it (BatchNorm recalibrated), else G."""
-        if self.g_ema is None:
-            return self.G
-        n = 256 * self.ensemble  # 256 per seed of an ensemble
-        batches = [
-            {k: torch.from_numpy(v).to(self.device) for k, v in self.spec.sample(n, seed=self.cfg.seed + 104729, start=n * i).items()}
-            for i in range(8)
-        ]
-        recalibrate_batchnorm(self.g_ema, batches)
-        return self.g_ema
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator that samples and exports: a technique's (EMA's average) when one offers it, else G."""
+        for t in self.techniques:
+            g = t.sampler()
+            if g is not None:
+                return g
+        return self.G
 
     def fixed_inputs(self) -> dict[str, np.ndarray]:
         """The fixed latent inputs of the sample grids: rows of classes for conditional models."""
@@ -296,50 +249,18 @@ class Trainer:
             save_png(grid(to_uint8(out), per_row), path, scale=2)
         return path
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ checkpoints (train/run_state.py)
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        t: dict[str, torch.Tensor] = {}
-        t.update({f"G.{k}": v for k, v in self.G.state_dict().items()})
-        t.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
-        if self.g_ema is not None:
-            self.sampling_generator()  # BatchNorm statistics that match the averaged weights
-            t.update({f"ema.{k}": v for k, v in self.g_ema.state_dict().items()})
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            for pid, st in opt.state_dict()["state"].items():
-                for key, val in st.items():
-                    t[f"{name}.{pid}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-        t["rng.train"] = self.rng.get_state()
-        t["rng.torch"] = torch.get_rng_state()
-        for tech in self.techniques:
-            t.update({f"tech.{tech.name}.{k}": v for k, v in tech.state_dict().items()})
-        return t
+        return run_state.state_tensors(self)
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "config": self.cfg.to_dict(),
-            "spec": self.spec.to_dict(),
-            "net": self.cfg.net.to_dict(),
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "batches_drawn": self.batches_drawn,
-            "wall_time": round(self.wall_time, 3),
-            "nonfinite_events": self.nonfinite_events,
-            "world_size": self.dist.world,
-            "opt_g.param_groups": self.opt_g.state_dict()["param_groups"],
-            "opt_d.param_groups": self.opt_d.state_dict()["param_groups"],
-            "data": self.data_info,
-            "device": self.device_name(),
-            "precision": "bf16 autocast" if self.amp_dtype is not None else "fp32",
-            "versions": {"ctrlgen": ctrlgen.__version__, "torch": torch.__version__, "python": platform.python_version()},
-            "params": {"G": count_parameters(self.G), "D": count_parameters(self.D)},
-        }
+        return run_state.meta(self)
 
     def device_name(self) -> str:
-        if self.device.type == "cuda":
-            return torch.cuda.get_device_name(self.device)
-        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return run_state.device_name(self.device)
 
     def save_checkpoint(self) -> Path:
+        self.flush_update_records()  # a stop between two log lines must not lose its steps' records
         path = ckpt_io.checkpoint_path(self.run_dir, self.step)
         rngs = self.dist.gather_rng(self.rng)  # collective: every rank saves at the same steps
         if not self.dist.main:
@@ -351,33 +272,7 @@ class Trainer:
         return path
 
     def load_checkpoint(self, ck: ckpt_io.Checkpoint) -> None:
-        try:
-            self.G.load_state_dict(ck.group("G"))
-            self.D.load_state_dict(ck.group("D"))
-            if self.g_ema is not None:
-                self.g_ema.load_state_dict(ck.group("ema"))
-            for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-                state: dict[int, dict[str, torch.Tensor]] = defaultdict(dict)
-                for key, val in ck.group(name).items():
-                    pid, k = key.split(".", 1)
-                    state[int(pid)][k] = val
-                opt.load_state_dict({"state": dict(state), "param_groups": ck.meta[f"{name}.param_groups"]})
-            self.rng.set_state(ck.tensors["rng.train"])
-            if self.dist.rank:  # its own stream when the checkpoint has one (same number of ranks), else a fresh one
-                own = ck.tensors.get(f"rng.train.rank{self.dist.rank}")
-                if own is not None:
-                    self.rng.set_state(own)
-                else:
-                    self.rng.manual_seed(rank_seed(self.cfg.seed, self.dist.rank, int(ck.meta["step"])))
-            torch.set_rng_state(ck.tensors["rng.torch"])
-            for tech in self.techniques:
-                tech.load_state_dict(ck.group(f"tech.{tech.name}"))
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CtrlgenError(f"{ck.path} does not match this run's networks ({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
-        self.step = int(ck.meta["step"])
-        self.batches_drawn = int(ck.meta["batches_drawn"])
-        self.wall_time = float(ck.meta.get("wall_time", 0.0))
-        self.nonfinite_events = int(ck.meta.get("nonfinite_events", 0))
+        run_state.load_state(self, ck)
 
     # ------------------------------------------------------------------ the loop
     def write_config(self) -> None:
@@ -387,6 +282,15 @@ class Trainer:
         write_text(self.run_dir / "config.json", self.cfg.to_json() + "\n")
 
     def log(self, record: dict[str, Any]) -> None:
+        if "event" not in record:  # a training record: the G update's per-step lines (E-GAN's) go first
+            self.flush_update_records()
+        self._append(record)
+
+    def flush_update_records(self) -> None:
+        for r in self.g_update.take_records(self.step):
+            self._append(r)
+
+    def _append(self, record: dict[str, Any]) -> None:
         if not self.dist.main:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -415,13 +319,14 @@ class Trainer:
         """Train up to step ``until`` (default: the run's total).  Returns 'done' or 'interrupted'."""
         until = self.total_steps if until is None else min(until, self.total_steps)
         self.write_config()
-        previous = signal.signal(signal.SIGINT, self.request_stop) if _main_thread() else None
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self.request_stop) if main_thread else None
         acc: dict[str, list[torch.Tensor]] = defaultdict(list)
         window_start, window_steps = time.perf_counter(), 0
         cfg = self.cfg
         status = "done"
         try:
-            with _progress(cfg.progress and self.dist.main, self.step, until) as bar:
+            with Progress(cfg.progress and self.dist.main, self.step, until) as bar:
                 while self.step < until:
                     t0 = time.perf_counter()
                     stats = self.guard.train_step(self)
@@ -470,19 +375,8 @@ class Trainer:
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, distributed: bool = False) -> Trainer:
         """Rebuild a run from its directory and its newest checkpoint."""
         run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.is_file():
-            raise CtrlgenError(f"{run_dir} is not a run directory (no config.json); give the folder ctrlgen train wrote")
-        try:
-            d = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
-            raise CtrlgenError(f"{cfg_path} is damaged; restore it from a copy (every checkpoint's header holds the config too) or start a new run") from None
-        changes = dict(overrides or {})
-        bad = sorted(set(changes) - RUN_FIELDS)
-        if bad:
-            raise CtrlgenError(f"cannot change {bad} on --resume (they define the run); only {sorted(RUN_FIELDS)} may change")
-        d.update(changes)
-        cfg = TrainConfig.from_dict(d, where=str(cfg_path))
+        d = run_state.read_run_config(run_dir, overrides, RUN_FIELDS)
+        cfg = TrainConfig.from_dict(d, where=str(run_dir / "config.json"))
         trainer = cls(cfg, run_dir, distributed)
         found = ckpt_io.newest(run_dir)
         if found is None and ckpt_io.list_checkpoints(run_dir):
@@ -504,43 +398,3 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(params, lr=lr, betas=betas)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-class _progress:
-    """A rich progress bar with step, losses and ETA (silent when disabled)."""
-
-    SHOW = ("d_adv", "g_adv", "d_acc")
-
-    def __init__(self, enabled: bool, start: int, total: int) -> None:
-        self.enabled, self.start, self.total = enabled, start, total
-        self.bar = None
-
-    def __enter__(self) -> _progress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
-                TimeRemainingColumn(), transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, completed=self.start, losses="")
-        return self
-
-    def update(self, step: int, record: dict[str, Any] | None) -> None:
-        if self.bar is None:
-            return
-        fields = {}
-        if record is not None:
-            fields["losses"] = " ".join(f"{k}={record[k]:.3f}" for k in self.SHOW if k in record)
-        self.bar.update(self.task, completed=step, **fields)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -6,9 +6,11 @@ technique's hooks and sums what they return:
 * ``d_penalty(ctx)`` / ``g_penalty(ctx)``: extra loss terms (a dict name -> scalar, or None);
 * ``fake_for_d(fake, inputs)``: change the fake batch D sees (experience replay);
 * ``wrap_loss(loss)``: change the adversarial loss (label smoothing);
-* ``after_d_step(trainer)`` / ``after_g_step(trainer)``: act on weights (clipping, EMA);
-* ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact;
-* ``d_for_g(trainer, d)``: the discriminator G's update differentiates through (unrolled GANs);
+* ``after_d_step(run)`` / ``after_g_step(run)``: act on weights (clipping, EMA);
+* ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact
+  (under ``tech.NAME.``, or the group ``state_group`` names);
+* ``d_for_g(run, d)``: the discriminator G's update differentiates through (unrolled GANs);
+* ``sampler()``: a generator to sample and export with instead of G (EMA's average), or None;
 * ``net_fields(params)``: for techniques that *are* a network option (packing, minibatch
   discrimination, spectral norm, virtual batch norm), the ``net.*`` fields they set.  Those
   are resolved into the config's NetConfig when it is built, so checkpoints and exports
@@ -18,6 +20,11 @@ A new technique is one new file in this folder with a class decorated by
 ``@register``; its ``params`` are its settings, set from a recipe's
 ``[techniques.NAME]`` table.  ``check(cfg)`` rejects combinations that make
 no sense at config time.
+
+Hooks see a ``RunContext``: the networks, D's optimizer, the spec, the run's
+random generator, the step, and the few trainer services a technique may
+call (draw latents, draw a real batch, autocast, the loss).  They never get
+the trainer itself, so a technique cannot reach into the loop.
 """
 
 from __future__ import annotations
@@ -35,18 +42,37 @@ from ctrlgen.errors import CtrlgenError
 
 if TYPE_CHECKING:
     from ctrlgen.nets import DOut
+    from ctrlgen.spec import LatentSpec
     from ctrlgen.train.config import TrainConfig
     from ctrlgen.train.losses import GanLoss
-    from ctrlgen.train.trainer import Trainer
 
 Tensor = torch.Tensor
+
+
+@dataclass
+class RunContext:
+    """What techniques see of a run (the trainer builds one and keeps it current)."""
+
+    G: torch.nn.Module  # the generator being trained (an ensemble of seeds' copies when ``seeds`` > 1)
+    D: torch.nn.Module
+    opt_d: torch.optim.Optimizer
+    spec: LatentSpec
+    device: torch.device
+    rng: torch.Generator  # the run's own generator: checkpointed, so draws resume exactly
+    seed: int
+    seeds: int = 1  # seeds trained at once (train/ensemble.py): every batch holds one block per seed
+    sample_latent: Callable[[int], dict[str, Tensor]] | None = None
+    next_real: Callable[[], tuple[Tensor, Tensor]] | None = None
+    autocast: Callable[[], Any] | None = None
+    loss: GanLoss | None = None  # the run's adversarial loss, as the techniques wrapped it
+    step: int = 0  # G updates done (the trainer updates it)
 
 
 @dataclass
 class StepContext:
     """What a hook may look at during one D or G update."""
 
-    trainer: Trainer
+    run: RunContext
     real: Tensor | None  # a real batch (None in the G step unless a technique asked for it)
     real_label: Tensor | None
     inputs: dict[str, Tensor]  # the latent inputs the fake batch was made from
@@ -57,13 +83,7 @@ class StepContext:
     d: Callable[..., DOut] | None = None  # the D this update uses (G's look-ahead D when unrolled)
 
     def discriminate(self, x: Tensor, label: Tensor | None) -> DOut:
-        return (self.d or self.trainer.D)(x, label)
-
-
-def seeds(trainer: Any) -> int:
-    """How many seeds a batch holds as contiguous blocks: the trainer's ensemble size (ctrlgen.ensemble),
-    1 for an ordinary run (and for the stand-in trainers of the unit tests)."""
-    return getattr(trainer, "ensemble", 1)
+        return (self.d or self.run.D)(x, label)
 
 
 class Technique:
@@ -87,7 +107,9 @@ class Technique:
         """The ``net.*`` fields this technique sets, from the parameters given in the config."""
         return {}
 
-    def setup(self, trainer: Trainer) -> None: ...
+    state_group: ClassVar[str] = ""  # checkpoint group of state_dict(); "" = tech.NAME
+
+    def setup(self, run: RunContext) -> None: ...
 
     def wrap_loss(self, loss: GanLoss) -> GanLoss:
         return loss
@@ -101,13 +123,20 @@ class Technique:
     def g_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
         return None
 
-    def d_for_g(self, trainer: Trainer, d_fn):
+    def d_for_g(self, run: RunContext, d_fn):
         """The discriminator the G step differentiates through (unrolled GANs return a look-ahead copy)."""
         return d_fn
 
-    def after_d_step(self, trainer: Trainer) -> None: ...
+    def after_d_step(self, run: RunContext) -> None: ...
 
-    def after_g_step(self, trainer: Trainer) -> None: ...
+    def after_g_step(self, run: RunContext) -> None: ...
+
+    def sampler(self) -> torch.nn.Module | None:
+        """A generator that samples and exports in G's place (EMA's average), ready to use; None: G."""
+        return None
+
+    def group(self) -> str:
+        return self.state_group or f"tech.{self.name}"
 
     def state_dict(self) -> dict[str, Tensor]:
         return {}

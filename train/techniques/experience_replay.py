@@ -7,7 +7,7 @@ from the buffer (when it holds any), and the fresh fakes they displaced are
 written into it: appended while it fills, then over random slots.  D is thus
 reminded of modes G has left, and G cannot escape by hopping between them.
 The buffer is checkpointed, so resume is exact.  In an ensemble run
-(ctrlgen.ensemble) every seed's block of the batch has its own buffer
+(train/ensemble.py) every seed's block of the batch has its own buffer
 (``groups``): a seed's D is only ever shown its own G's past samples.
 """
 
@@ -18,7 +18,7 @@ import math
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import Technique, register, seeds
+from ctrlgen.train.techniques import Technique, register
 
 
 class ReplayBuffer:
@@ -72,9 +72,9 @@ class ExperienceReplay(Technique):
         super().__init__(**params)
         self.buffer = ReplayBuffer(self.p["size"])
 
-    def setup(self, trainer) -> None:
-        self.rng = trainer.rng  # the run's generator: checkpointed, so replay draws resume exactly
-        self.buffer.groups = seeds(trainer)
+    def setup(self, run) -> None:
+        self.rng = run.rng  # the run's generator: checkpointed, so replay draws resume exactly
+        self.buffer.groups = run.seeds
 
     def fake_for_d(self, fake, inputs):
         g = self.buffer.groups

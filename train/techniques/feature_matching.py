@@ -16,13 +16,13 @@ import dataclasses
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register, seeds
+from ctrlgen.train.techniques import StepContext, Technique, register
 
 
 def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor, groups: int = 1) -> torch.Tensor:
     """‖mean(real) − mean(fake)‖² over the batch (real side detached).
 
-    ``groups``: the batch is that many contiguous blocks of an ensemble (ctrlgen.ensemble); the
+    ``groups``: the batch is that many contiguous blocks of an ensemble (train/ensemble.py); the
     distance is taken per block and averaged, like the batch-mean losses beside it.
     """
     real = real_features.detach().float().reshape(groups, -1, real_features.shape[-1])
@@ -55,4 +55,4 @@ class FeatureMatching(Technique):
     def g_penalty(self, ctx: StepContext):
         with torch.no_grad():
             real_features = ctx.discriminate(ctx.real, ctx.real_label).features
-        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features, seeds(ctx.trainer))}
+        return {"feature_matching": self.p["weight"] * feature_distance(real_features, ctx.out_fake.features, ctx.run.seeds)}

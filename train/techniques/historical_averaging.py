@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register, seeds
+from ctrlgen.train.techniques import StepContext, Technique, register
 
 PLAYERS = {"both": ("G", "D"), "g": ("G",), "d": ("D",)}
 
@@ -73,10 +73,10 @@ class HistoricalAveraging(Technique):
         return {f"{who.lower()}_hist_avg": self.p["weight"] * pen / n_seeds}
 
     def d_penalty(self, ctx: StepContext):
-        return self._term("D", ctx.trainer.D, seeds(ctx.trainer))
+        return self._term("D", ctx.run.D, ctx.run.seeds)
 
     def g_penalty(self, ctx: StepContext):
-        return self._term("G", ctx.trainer.G, seeds(ctx.trainer))
+        return self._term("G", ctx.run.G, ctx.run.seeds)
 
     def state_dict(self):
         out = {}

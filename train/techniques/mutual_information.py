@@ -42,11 +42,8 @@ class MutualInformation(Technique):
             if v < 0:
                 raise CtrlgenError(f"techniques.mutual_information.{k} must be >= 0, got {v}")
 
-    def setup(self, trainer) -> None:
-        self.lam = (float(self.p["lambda_cat"]), float(self.p["lambda_cont"]))
-
     def d_penalty(self, ctx: StepContext):
-        return {f"d_{k}": v for k, v in info_terms(ctx.out_fake, ctx.inputs, *self.lam).items()}
+        return {f"d_{k}": v for k, v in info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"]).items()}
 
     def g_penalty(self, ctx: StepContext):
-        return info_terms(ctx.out_fake, ctx.inputs, *self.lam)
+        return info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"])

@@ -95,8 +95,8 @@ class VirtualBatchNorm(Technique):
         return {"g_vbn": params.get("ref_size", cls.params["ref_size"])}
 
     @torch.no_grad()
-    def after_g_step(self, trainer) -> None:
+    def after_g_step(self, run) -> None:
         """Refresh the reference statistics with G's new weights (a pass of the reference batch alone),
         so the buffers a checkpoint or an export holds match its weights."""
-        empty = trainer.spec.sample(0, seed=0)  # no samples of its own: the reference batch alone runs
-        trainer.G(**{name: torch.from_numpy(v).to(trainer.device) for name, v in empty.items()})
+        empty = run.spec.sample(0, seed=0)  # no samples of its own: the reference batch alone runs
+        run.G(**{name: torch.from_numpy(v).to(run.device) for name, v in empty.items()})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register, seeds
+from ctrlgen.train.techniques import StepContext, Technique, register
 
 
 def input_gradient_norm(ctx: StepContext, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
@@ -40,7 +40,7 @@ class GradientPenalty(Technique):
 
     def d_penalty(self, ctx):
         real, fake = ctx.real, ctx.fake.detach()
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=ctx.trainer.rng)
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=ctx.run.rng)
         x_hat = eps * real + (1 - eps) * fake
         norm = input_gradient_norm(ctx, x_hat, ctx.real_label)
         return {"gp": self.p["weight"] * ((norm - 1.0) ** 2).mean()}
@@ -58,9 +58,9 @@ class DraganPenalty(Technique):
 
     def d_penalty(self, ctx):
         real = ctx.real
-        gen = ctx.trainer.rng
+        gen = ctx.run.rng
         # std(x) of each seed's own block when the run is an ensemble (one block, the batch, otherwise)
-        n = seeds(ctx.trainer)
+        n = ctx.run.seeds
         std = real.reshape(n, -1).std(1).repeat_interleave(real.shape[0] // n).view(-1, *([1] * (real.dim() - 1)))
         delta = self.p["scale"] * std * torch.rand(real.shape, device=real.device, generator=gen)
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=gen)
@@ -82,7 +82,7 @@ class R1(Technique):
 
     def d_penalty(self, ctx):
         every = self.p["every"]
-        if ctx.trainer.step % every:
+        if ctx.run.step % every:
             return None
         norm = input_gradient_norm(ctx, ctx.real, ctx.real_label)
         return {"r1": 0.5 * self.p["gamma"] * every * (norm**2).mean()}

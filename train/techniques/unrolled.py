@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import LABEL
-from ctrlgen.train.techniques import Technique, active_techniques, register, seeds
+from ctrlgen.train.techniques import Technique, active_techniques, register
 
 
 def adam_moments(opt: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter]):
@@ -37,25 +37,25 @@ def adam_moments(opt: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter
     return out
 
 
-def look_ahead(trainer, steps: int, second_order: bool) -> dict[str, torch.Tensor]:
+def look_ahead(run, steps: int, second_order: bool) -> dict[str, torch.Tensor]:
     """D's parameters after ``steps`` Adam steps on one real and one fake batch (D untouched)."""
-    D = trainer.D
+    D = run.D
     named = dict(D.named_parameters())
     buffers = {k: b.clone() for k, b in D.named_buffers()}  # BN / spectral-norm state: copies
-    group = trainer.opt_d.param_groups[0]
+    group = run.opt_d.param_groups[0]
     lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
-    moments = adam_moments(trainer.opt_d, named)
-    real, y = trainer.next_real()
-    y = y if trainer.spec.conditional else None
-    inputs = trainer.sample_latent(real.shape[0])
-    with torch.set_grad_enabled(second_order), trainer.autocast():
-        fake = trainer.G(**inputs).float()
+    moments = adam_moments(run.opt_d, named)
+    real, y = run.next_real()
+    y = y if run.spec.conditional else None
+    inputs = run.sample_latent(real.shape[0])
+    with torch.set_grad_enabled(second_order), run.autocast():
+        fake = run.G(**inputs).float()
     params = {k: p.detach().requires_grad_(True) for k, p in named.items()}
     for _ in range(steps):
-        with trainer.autocast():
+        with run.autocast():
             out_r = functional_call(D, {**params, **buffers}, (real, y))
             out_f = functional_call(D, {**params, **buffers}, (fake, inputs.get(LABEL)))
-        loss = trainer.loss.d(out_r.logit.float(), out_f.logit.float())
+        loss = run.loss.d(out_r.logit.float(), out_f.logit.float())
         keys = list(params)
         grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=second_order, allow_unused=True)
         new = {}
@@ -63,7 +63,7 @@ def look_ahead(trainer, steps: int, second_order: bool) -> dict[str, torch.Tenso
             if g is None:  # e.g. the Q head: the adversarial loss does not reach it
                 new[k] = params[k]
                 continue
-            g = g * seeds(trainer)  # an ensemble's batch means average its seeds (ctrlgen.ensemble)
+            g = g * run.seeds  # an ensemble's batch means average its seeds (train/ensemble.py)
             m, v, t = moments[k]
             m, v, t = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g.detach() ** 2, t + 1
             moments[k] = (m, v, t)
@@ -89,9 +89,9 @@ class Unrolled(Technique):
                 "weight_clip (loss wgan); use loss wgan-gp or hinge with unrolled"
             )
 
-    def d_for_g(self, trainer, d_fn):
-        state = look_ahead(trainer, self.p["steps"], self.p["second_order"])
-        D = trainer.D
+    def d_for_g(self, run, d_fn):
+        state = look_ahead(run, self.p["steps"], self.p["second_order"])
+        D = run.D
 
         def unrolled_d(x, label=None):
             return functional_call(D, state, (x, label))

@@ -22,7 +22,7 @@ class WeightClip(Technique):
             raise CtrlgenError("weight_clip and spectral normalization both bound D's Lipschitz constant; use one of them")
 
     @torch.no_grad()
-    def after_d_step(self, trainer) -> None:
+    def after_d_step(self, run) -> None:
         c = self.p["clip"]
-        for p in trainer.D.parameters():
+        for p in run.D.parameters():
             p.clamp_(-c, c)

@@ -37,6 +37,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.nets import Discriminator, Generator
 
 
 def _flat(name: str) -> str:
@@ -146,3 +147,14 @@ def _merge(out: Any) -> Any:
     if isinstance(out, (tuple, list)):
         return type(out)(_merge(v) for v in out)
     return out
+
+
+def build_networks(spec: Any, net: Any, seed: int, copies: int, q_head: bool, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """G and D initialized from ``seed``; with ``copies`` > 1, an Ensemble of each whose copy s is
+    initialized exactly as a run with seed = ``seed`` + s would be."""
+    gs, ds = [], []
+    for s in range(copies):
+        torch.manual_seed(seed + s)
+        gs.append(Generator(spec, net).to(device))
+        ds.append(Discriminator(spec, net, q_head=q_head).to(device))
+    return (gs[0], ds[0]) if copies == 1 else (Ensemble(gs), Ensemble(ds))
