@@ -12,29 +12,20 @@ from typing import Annotated
 import typer
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.serve.options import (
+    Device,
+    Force,
+    Model,
+    Scale,
+    Seed,
+    Threads,
+    Truncation,
+    check_scale,
+    open_model,
+)
 
 MAX_CELLS = 10_000
 MAX_FRAMES = 2_000
-
-Model = Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")]
-Seed = Annotated[int, typer.Option(help="Random seed: row/walk i uses sample i of this seed.")]
-Truncation = Annotated[float | None, typer.Option(help="Resample |z| above this (truncation trick).")]
-Scale = Annotated[int, typer.Option(help="Upscale factor of the images (1..16).")]
-Force = Annotated[bool, typer.Option(help="Overwrite an existing output.")]
-Threads = Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-
-
-def _open(model: str | None, threads: int | None, device: str):
-    from ctrlgen.runtime import Runtime
-    from ctrlgen.serve.cli import resolve_model
-
-    return Runtime.from_file(resolve_model(model), threads=threads, device=device)
-
-
-def _check_scale(scale: int) -> None:
-    if not 1 <= scale <= 16:
-        raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
 
 
 def sweep(
@@ -57,23 +48,23 @@ def sweep(
     device: Device = "auto",
 ) -> None:
     """Traversal grid: rows are different z, columns the values of one code (or label) across its range."""
-    from ctrlgen.explore import parse_codes
-    from ctrlgen.explore import sweep as make_sweep
+    from ctrlgen.controls import parse_controls
     from ctrlgen.files import check_output
     from ctrlgen.images import save_png
+    from ctrlgen.traversal import sweep as make_sweep
 
     chosen = [x for x in (code, "label" if labels else None, cat) if x is not None]
     if len(chosen) != 1:
         raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
-    _check_scale(scale)
+    check_scale(scale)
     check_output(output, force)
-    rt = _open(model, threads, device)
+    rt = open_model(model, threads, device)
     if cat is not None and cat not in [c.name for c in rt.spec.categorical]:
         have = ", ".join(c.name for c in rt.spec.categorical) or "none"
         raise CtrlgenError(f"--cat {cat!r} is not a categorical code of this model; it has: {have}")
-    cats, conts = parse_codes(rt.spec, fix)
+    controls = parse_controls(rt.spec, label=label, codes=fix)
     res = make_sweep(
-        rt, chosen[0], steps=steps, rows=rows, seed=seed, label=label, cat=cats, cont=conts,
+        rt, chosen[0], steps=steps, rows=rows, seed=seed, controls=controls,
         truncation=truncation, captions=captions, transpose=transpose, scale=scale, max_cells=MAX_CELLS,
     )
     save_png(res.image, output)
@@ -99,28 +90,28 @@ def interpolate(
     device: Device = "auto",
 ) -> None:
     """An animated GIF of a spherical walk through z (optionally between labels or code values)."""
-    from ctrlgen.explore import parse_codes, parse_labels, walk
+    from ctrlgen.controls import parse_controls
     from ctrlgen.files import check_output
     from ctrlgen.images import save_gif
+    from ctrlgen.traversal import walk
 
     if not 2 <= frames <= MAX_FRAMES:
         raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
     if not 10 <= ms <= 10_000:
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
-    _check_scale(scale)
+    check_scale(scale)
     if output.suffix.lower() != ".gif":
         raise CtrlgenError(f"{output} must end in .gif")
     check_output(output, force)
-    rt = _open(model, threads, device)
+    rt = open_model(model, threads, device)
     spec = rt.spec
     if walks is None:
         walks = 256 if spec.output_kind == "points" else 1
     if walks < 1 or walks * frames > 1_000_000:
         raise CtrlgenError(f"--walks must be at least 1 and walks x frames at most 1,000,000, got {walks} x {frames}")
-    cats, conts = parse_codes(spec, code, lists=True)
+    controls = parse_controls(spec, label=label, codes=code, keyframes=True)
     pics = walk(
-        rt, frames=frames, keys=keys, walks=walks, seed=seed, labels=parse_labels(spec, label),
-        cats=cats, conts=conts, truncation=truncation, loop=loop, scale=scale,
+        rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls, truncation=truncation, loop=loop, scale=scale,
     )
     save_gif(pics, output, ms_per_frame=ms)
     typer.echo(f"Wrote {output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
@@ -136,7 +127,8 @@ def ui(
     threads: Threads = None,
 ) -> None:
     """The web UI: generate, sweep, interpolate and compare models in a browser (and over gradio_client)."""
-    from ctrlgen.serve.app import Limits, launch
+    from ctrlgen.serve.app import launch
+    from ctrlgen.serve.ui_backend import Limits
 
     if not 1 <= port <= 65535:
         raise CtrlgenError(f"--port must be in 1..65535, got {port}")

@@ -36,7 +36,7 @@ from ctrlgen.train.distributed import rank_seed, ranks
 from ctrlgen.train.losses import d_probability, get_loss
 from ctrlgen.train.monitor import Monitor
 from ctrlgen.train.nonfinite import NonfiniteGuard
-from ctrlgen.train.techniques import StepContext, Technique, build_techniques
+from ctrlgen.train.techniques import StepContext, Technique, active_techniques, build_techniques
 
 FIXED_SEED_OFFSET = 7919  # the fixed-z sample grids draw from spec.sample(seed + this)
 
@@ -319,6 +319,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "spec": self.spec.to_dict(),
             "net": self.cfg.net.to_dict(),
+            "techniques": active_techniques(self.cfg),  # the card's list (export reads no training code)
             "step": self.step,
             "total_steps": self.total_steps,
             "batches_drawn": self.batches_drawn,

@@ -28,6 +28,10 @@ from ctrlgen.metrics import Pair, SampleSet, applicable
 DEFAULT_N_IMAGES = 10_000
 DEFAULT_N_POINTS = 2_500  # the PacGAN / VEEGAN protocol draws 2,500 samples
 CHUNK = 1000
+# The quality check of a reduced-precision (int8) model against its fp32 export:
+QUALITY_ACC_POINTS = 1.0  # conditional accuracy may drop by at most this many percentage points
+QUALITY_FD_RATIO = 0.10  # FD may grow by at most this fraction
+QUALITY_N = 10_000
 
 
 @dataclass
@@ -161,7 +165,7 @@ def evaluate(
         seconds["total"] = time.perf_counter() - t0
         return Report(rt.name, str(model), "points", n, seed, rows, None, _round(seconds), notes)
 
-    from ctrlgen.evaluator import Evaluator
+    from ctrlgen.classifier import Evaluator
     from ctrlgen.reference import real_sets
 
     data = spec.extra.get("data")
@@ -200,3 +204,31 @@ def _check_n(n: int) -> None:
 def _round(seconds: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in seconds.items()}
 
+
+def check_quality(reference: Any, candidate: Any, n: int = QUALITY_N, seed: int = 0) -> dict[str, Any]:
+    """Evaluator conditional accuracy and FD of two runtimes on the same inputs; raise if ``candidate`` lost quality.
+
+    Returns ``{"n", "fp32": {...}, "reduced": {...}}`` for the card."""
+    from ctrlgen.classifier import Evaluator
+    from ctrlgen.metrics.classes import conditional_accuracy
+    from ctrlgen.metrics.frechet import fd
+    from ctrlgen.reference import real_sets
+
+    spec = reference.spec
+    if spec.output_kind != "image" or spec.extra.get("data") != "fashion-mnist" or not spec.conditional:
+        raise CtrlgenError("reduced precision needs a class-conditional Fashion-MNIST image generator (its quality check uses the evaluator)")
+    evaluator = Evaluator.load()
+    test, _ = real_sets(evaluator)
+    got = {}
+    for key, rt in (("fp32", reference), ("reduced", candidate)):
+        pair = Pair(generated_set(rt, n, seed, evaluator), test)
+        got[key] = {"conditional_accuracy": round(float(conditional_accuracy(pair)), 5), "fd": round(float(fd(pair)), 4)}
+    ref, new = got["fp32"], got["reduced"]
+    drop = 100 * (ref["conditional_accuracy"] - new["conditional_accuracy"])
+    growth = new["fd"] / ref["fd"] - 1 if ref["fd"] > 0 else 0.0
+    if drop > QUALITY_ACC_POINTS or growth > QUALITY_FD_RATIO:
+        raise CtrlgenError(
+            f"reduced precision lost quality: conditional accuracy {ref['conditional_accuracy']:.4f} -> {new['conditional_accuracy']:.4f}, "
+            f"FD {ref['fd']:.3f} -> {new['fd']:.3f} (allowed: -{QUALITY_ACC_POINTS:g} point, +{QUALITY_FD_RATIO:.0%}); keep fp32"
+        )
+    return {"n": n, "seed": seed, **got}

@@ -37,7 +37,7 @@ from torch import nn
 
 from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.evaluator import EVALUATOR_FORMAT, EVALUATOR_KEY, FEATURES, IMAGE, LOGITS
+from ctrlgen.classifier import EVALUATOR_FORMAT, EVALUATOR_KEY, FEATURES, IMAGE, LOGITS
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY
 
