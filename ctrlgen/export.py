@@ -31,7 +31,7 @@ from torch import nn
 from ctrlgen.card import build_card
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
-from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+from ctrlgen.spec import CARD_KEY, Q_OUTPUT, SPEC_KEY, LatentSpec
 
 PARITY_BATCHES = (1, 37)
 DEFAULT_TOL = 1e-4
@@ -147,7 +147,7 @@ def export(
             if q is None:
                 _torch_export(module, spec, tmp_path)
             else:
-                from ctrlgen.qhead import Q_OUTPUT, WithQ
+                from ctrlgen.qhead import WithQ
 
                 _torch_export(WithQ(module, q).eval(), spec, tmp_path, ("sample", Q_OUTPUT))
         except Exception as e:  # noqa: BLE001 - the exporter raises many types

@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 from conftest import needs_fashion
-from ctrlgen.data import load_idx_split
 from ctrlgen.classifier import EVALUATOR_KEY, Evaluator, default_path
+from ctrlgen.data import load_idx_split
 from ctrlgen.metrics import Pair, SampleSet, compute
 from ctrlgen.reference import TRAIN_SUBSET, real_sets, train_subset
 

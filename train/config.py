@@ -23,10 +23,10 @@ import tomllib
 from ctrlgen.data import FASHION_MNIST_LABELS, MIXTURES
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import NetConfig
+from ctrlgen.runtime import DEVICES
 from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
 
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
-DEVICES = ("auto", "cpu", "cuda")
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
               "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}

@@ -86,7 +86,7 @@ def balanced_labels(n: int, k: int) -> np.ndarray:
 
 def _q_predictor(rt, notes: list[str]):
     """A function samples/inputs -> Q predictions, or None (with a note saying why)."""
-    from ctrlgen.qhead import Q_OUTPUT, load_q, predict
+    from ctrlgen.spec import Q_OUTPUT
 
     session = getattr(rt, "session", None)
     if session is not None:
@@ -94,6 +94,8 @@ def _q_predictor(rt, notes: list[str]):
             return lambda samples, inputs: session.run([Q_OUTPUT], inputs)[0]
         notes.append("consistency: this ONNX file has no Q head; export it with --q-head or evaluate its run directory")
         return None
+    from ctrlgen.qhead import load_q, predict
+
     q = load_q(rt.source)
     return None if q is None else (lambda samples, inputs: predict(q, samples))
 
