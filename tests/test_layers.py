@@ -67,8 +67,26 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
                     found.add(f"{module}.{alias.name}")
                 elif module in known:
                     found.add(module)
+        elif isinstance(node, ast.Call) and _is_import_module(node) and node.args:
+            found.update(_dynamic_targets(node.args[0], name if is_pkg else here, known))
     found.discard(name)  # `from . import x` in a package's __init__ names the package itself
     return found
+
+
+def _is_import_module(call: ast.Call) -> bool:
+    f = call.func
+    return (isinstance(f, ast.Attribute) and f.attr == "import_module") or (isinstance(f, ast.Name) and f.id == "import_module")
+
+
+def _dynamic_targets(arg: ast.expr, package: str, known: set[str]) -> set[str]:
+    """``importlib.import_module("a.b")`` imports a.b; ``import_module(f"{__name__}.{x}")`` any module of the package."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return {arg.value} & known
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.FormattedValue):
+        head = arg.values[0].value
+        if isinstance(head, ast.Name) and head.id == "__name__":
+            return {m for m in known if m.startswith(package + ".") and m.count(".") == package.count(".") + 1}
+    return set()
 
 
 def graph() -> dict[str, set[str]]:
@@ -158,6 +176,10 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     init = pkg / "__init__.py"
     init.write_text("from .a import x\n")
     assert imported("pkg", init, known) == {"pkg.a"}
+    # a plugin loader: every module of the package, and a literal name
+    init.write_text("import importlib\ndef load():\n    for m in names:\n        importlib.import_module(f'{__name__}.{m}')\n"
+                    "    importlib.import_module('pkg.h')\n")
+    assert imported("pkg", init, known) == {f"pkg.{m}" for m in "abcdefgh"}
 
 
 def test_cycles_finds_components_and_self_loops() -> None:
@@ -196,5 +218,7 @@ def test_no_import_cycles() -> None:
     g = graph()
     found = cycles(g)
     assert not found, f"{len(found)} import cycle(s):\n" + "\n".join(
-        f"{cycle_path(g, c)}  (cycle of {len(c)}: {', '.join(c)})" for c in found
+        f"{cycle_path(g, c)}  (a knot of {len(c)} modules; its imports: "
+        + ", ".join(f"{a} -> {b}" for a in c for b in sorted(g[a] & set(c))) + ")"
+        for c in found
     )
