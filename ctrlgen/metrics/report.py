@@ -1,4 +1,4 @@
-"""Evaluate a generator: draw samples, read them with the evaluator, compute every metric that applies.
+"""A model's metrics report: draw samples, read them with the evaluation classifier, compute every metric that applies.
 
 ``evaluate(model)`` takes an ``.onnx`` file, a checkpoint or a run directory
 and returns a ``Report``: one row per metric with the model's value and the
@@ -10,6 +10,9 @@ density/coverage; conditional models add conditional accuracy, intra-class
 FD and diversity; InfoGAN models add purity and, when a Q head is at hand,
 consistency.  Conditional models are asked for every class equally often
 (sample i gets label i mod K), so the label distribution asked for is uniform.
+
+``check_quality(fp32, reduced)`` compares two runtimes on the same inputs
+(conditional accuracy, FD): the check every int8 export passes.
 """
 
 from __future__ import annotations
