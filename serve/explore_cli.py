@@ -6,46 +6,68 @@ gradio) happen inside the commands so ``ctrlgen --help`` stays instant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.serve.options import (
-    Device,
-    Force,
-    Model,
-    Scale,
-    Seed,
-    Threads,
-    Truncation,
-    check_scale,
-    open_model,
-)
+from ctrlgen.serve.options import Force, Model, Runner, Scale, Seed, Threads, Truncation, check_scale, grouped
 
 MAX_CELLS = 10_000
 MAX_FRAMES = 2_000
 
 
+@dataclass(frozen=True)
+class SweepFactor:
+    """What varies across the columns: exactly one of these."""
+
+    code: Annotated[str | None, typer.Option(help="The code to traverse: a continuous code (--steps values across its range) or a categorical one (all values).")] = None
+    labels: Annotated[bool, typer.Option("--labels", help="Sweep the class label: a label x z grid.")] = False
+    cat: Annotated[str | None, typer.Option(help="Sweep a categorical code: a categorical x z grid.")] = None
+
+    def chosen(self) -> str:
+        chosen = [x for x in (self.code, "label" if self.labels else None, self.cat) if x is not None]
+        if len(chosen) != 1:
+            raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
+        return chosen[0]
+
+    def check(self, spec) -> None:
+        if self.cat is not None and self.cat not in [c.name for c in spec.categorical]:
+            have = ", ".join(c.name for c in spec.categorical) or "none"
+            raise CtrlgenError(f"--cat {self.cat!r} is not a categorical code of this model; it has: {have}")
+
+
+@dataclass(frozen=True)
+class Held:
+    """What stays fixed while the factor varies (parsed by ctrlgen.controls)."""
+
+    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None
+    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SweepPicture:
+    captions: Annotated[bool, typer.Option(help="Write the values above the columns and a title.")] = True
+    transpose: Annotated[bool, typer.Option(help="Values down the rows, z across the columns.")] = False
+    scale: Scale = 2
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("sweep.png")
+    force: Force = False
+
+
+@grouped(factor=SweepFactor, held=Held, picture=SweepPicture, run=Runner)
 def sweep(
+    *,
     model: Model = None,
-    code: Annotated[str | None, typer.Option(help="The code to traverse: a continuous code (--steps values across its range) or a categorical one (all values).")] = None,
-    labels: Annotated[bool, typer.Option("--labels", help="Sweep the class label: a label x z grid.")] = False,
-    cat: Annotated[str | None, typer.Option(help="Sweep a categorical code: a categorical x z grid.")] = None,
+    factor: SweepFactor,
     steps: Annotated[int, typer.Option(help="Values across a continuous code's range (columns).")] = 10,
     rows: Annotated[int, typer.Option(help="Different z, one per row.")] = 8,
     seed: Seed = 0,
-    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None,
-    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = [],  # noqa: B006
+    held: Held,
     truncation: Truncation = None,
-    captions: Annotated[bool, typer.Option(help="Write the values above the columns and a title.")] = True,
-    transpose: Annotated[bool, typer.Option(help="Values down the rows, z across the columns.")] = False,
-    scale: Scale = 2,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("sweep.png"),
-    force: Force = False,
-    threads: Threads = None,
-    device: Device = "auto",
+    picture: SweepPicture,
+    run: Runner,
 ) -> None:
     """Traversal grid: rows are different z, columns the values of one code (or label) across its range."""
     from ctrlgen.controls import parse_controls
@@ -53,41 +75,50 @@ def sweep(
     from ctrlgen.images import save_png
     from ctrlgen.traversal import sweep as make_sweep
 
-    chosen = [x for x in (code, "label" if labels else None, cat) if x is not None]
-    if len(chosen) != 1:
-        raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
-    check_scale(scale)
-    check_output(output, force)
-    rt = open_model(model, threads, device)
-    if cat is not None and cat not in [c.name for c in rt.spec.categorical]:
-        have = ", ".join(c.name for c in rt.spec.categorical) or "none"
-        raise CtrlgenError(f"--cat {cat!r} is not a categorical code of this model; it has: {have}")
-    controls = parse_controls(rt.spec, label=label, codes=fix)
+    chosen = factor.chosen()
+    check_scale(picture.scale)
+    check_output(picture.output, picture.force)
+    rt = run.open(model)
+    factor.check(rt.spec)
+    controls = parse_controls(rt.spec, label=held.label, codes=held.fix)
     res = make_sweep(
-        rt, chosen[0], steps=steps, rows=rows, seed=seed, controls=controls,
-        truncation=truncation, captions=captions, transpose=transpose, scale=scale, max_cells=MAX_CELLS,
+        rt, chosen, steps=steps, rows=rows, seed=seed, controls=controls, truncation=truncation,
+        captions=picture.captions, transpose=picture.transpose, scale=picture.scale, max_cells=MAX_CELLS,
     )
-    save_png(res.image, output)
+    save_png(res.image, picture.output)
     cols = len(res.axis.values)
-    typer.echo(f"Wrote {output}: {rows} z x {cols} values of {res.axis.name} from {rt.name} ({res.image.shape[1]}x{res.image.shape[0]} px)")
+    typer.echo(f"Wrote {picture.output}: {rows} z x {cols} values of {res.axis.name} from {rt.name} ({res.image.shape[1]}x{res.image.shape[0]} px)")
 
 
+@dataclass(frozen=True)
+class Keyframes:
+    """Labels and code values per keyframe (parsed by ctrlgen.controls)."""
+
+    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None
+    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GifOutput:
+    scale: Scale = 3
+    output: Annotated[Path, typer.Option("--output", "-o", help="The GIF to write.")] = Path("walk.gif")
+    force: Force = False
+
+
+@grouped(keyframes=Keyframes, gif=GifOutput, run=Runner)
 def interpolate(
+    *,
     model: Model = None,
     frames: Annotated[int, typer.Option(help="Frames in the GIF.")] = 48,
     keys: Annotated[int, typer.Option(help="Keyframes: z drawn from the seed, visited in turn.")] = 4,
     walks: Annotated[int | None, typer.Option(help="Walks side by side (default 1 for images, 256 points for 2D models).")] = None,
     seed: Seed = 0,
-    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None,
-    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = [],  # noqa: B006
+    keyframes: Keyframes,
     truncation: Truncation = None,
     loop: Annotated[bool, typer.Option(help="Return to the first keyframe so the GIF loops smoothly.")] = True,
     ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = 80,
-    scale: Scale = 3,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The GIF to write.")] = Path("walk.gif"),
-    force: Force = False,
-    threads: Threads = None,
-    device: Device = "auto",
+    gif: GifOutput,
+    run: Runner,
 ) -> None:
     """An animated GIF of a spherical walk through z (optionally between labels or code values)."""
     from ctrlgen.controls import parse_controls
@@ -99,22 +130,23 @@ def interpolate(
         raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
     if not 10 <= ms <= 10_000:
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
-    check_scale(scale)
-    if output.suffix.lower() != ".gif":
-        raise CtrlgenError(f"{output} must end in .gif")
-    check_output(output, force)
-    rt = open_model(model, threads, device)
+    check_scale(gif.scale)
+    if gif.output.suffix.lower() != ".gif":
+        raise CtrlgenError(f"{gif.output} must end in .gif")
+    check_output(gif.output, gif.force)
+    rt = run.open(model)
     spec = rt.spec
     if walks is None:
         walks = 256 if spec.output_kind == "points" else 1
     if walks < 1 or walks * frames > 1_000_000:
         raise CtrlgenError(f"--walks must be at least 1 and walks x frames at most 1,000,000, got {walks} x {frames}")
-    controls = parse_controls(spec, label=label, codes=code, keyframes=True)
+    controls = parse_controls(spec, label=keyframes.label, codes=keyframes.code, keyframes=True)
     pics = walk(
-        rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls, truncation=truncation, loop=loop, scale=scale,
+        rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls,
+        truncation=truncation, loop=loop, scale=gif.scale,
     )
-    save_gif(pics, output, ms_per_frame=ms)
-    typer.echo(f"Wrote {output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
+    save_gif(pics, gif.output, ms_per_frame=ms)
+    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
 
 
 def ui(

@@ -14,6 +14,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +28,17 @@ Scale = Annotated[int, typer.Option(help="Upscale factor of the images (1..16)."
 Force = Annotated[bool, typer.Option(help="Overwrite an existing output.")]
 Threads = Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Where a model runs (sweep, interpolate)."""
+
+    threads: Threads = None
+    device: Device = "auto"
+
+    def open(self, model: str | None):
+        return open_model(model, self.threads, self.device)
 
 
 def check_scale(scale: int) -> None:
