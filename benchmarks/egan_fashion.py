@@ -6,7 +6,7 @@ least-squares children, one survivor).  They train at the same time in two
 worker processes with one torch thread each, so the load of a shared machine
 hits both alike, and each stops when its training time (the seconds inside
 training steps, ``Trainer.wall_time``) reaches the budget.  Each final
-checkpoint is then measured by ``ctrlgen.evaluation.evaluate``, the machinery
+checkpoint is then measured by ``ctrlgen.metrics.report.evaluate``, the machinery
 of ``ctrlgen eval`` (10,000 samples, seed 0, EMA weights).
 
     nice -n 10 python benchmarks/egan_fashion.py --minutes 4.5
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=Path("runs/egan-fashion"), help="where the two run directories go")
     p.add_argument("--n", type=int, default=10_000, help="samples per evaluation (default 10,000)")
     args = p.parse_args(argv)
-    from ctrlgen.evaluation import evaluate
+    from ctrlgen.metrics.report import evaluate
 
     args.root.mkdir(parents=True, exist_ok=True)
     dirs = {name: args.root / f"{name.lower().replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}" for name in RUNS}

@@ -137,7 +137,8 @@ def build_torch(onnx_path: Path, run: str | None):
 def make_int8(g, spec, run: str | None, out: Path, fp32: Path) -> str:
     import onnx
 
-    from ctrlgen.export import OnnxInterface, _torch_export, read_metadata
+    from ctrlgen.card import read_metadata
+    from ctrlgen.export import OnnxInterface, _torch_export
     from ctrlgen.lowering import lower
     from ctrlgen.precision import quantize_int8
     from ctrlgen.spec import CARD_KEY

@@ -1,4 +1,8 @@
-"""Metrics measured at export, recorded in a model's card.
+"""A model's card: built from the checkpoint header, read from and recorded into an exported file.
+
+``build_card(meta, weights)`` makes the card of an export from the header that
+training wrote into the checkpoint (``Trainer.meta()``); ``read_metadata``
+reads the ``metadata_props`` (spec and card) of an ONNX file.
 
 ``record(onnx_path, report)`` writes the evaluation into the ``ctrlgen.card``
 metadata of an exported generator (``card["metrics"]``: value and real-data
@@ -20,6 +24,46 @@ from typing import Any
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+
+
+def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model card: how the model was made, from the checkpoint's header (``Trainer.meta()``).
+
+    The header holds everything the card shows, so reading it needs no training code.  Checkpoints
+    written before the header listed the active techniques (``meta["techniques"]``) fall back to the
+    techniques their config names (without those a loss switches on by itself)."""
+    cfg = meta.get("config", {})
+    card: dict[str, Any] = {
+        "name": cfg.get("recipe", "custom"),
+        "recipe": cfg.get("recipe", "custom"),
+        "loss": cfg.get("loss"),
+        "techniques": meta["techniques"] if "techniques" in meta else cfg.get("techniques"),
+        "steps": meta.get("step"),
+        "seed": cfg.get("seed"),
+        "batch_size": cfg.get("batch_size"),
+        "data": meta.get("data"),
+        "device": meta.get("device"),
+        "wall_time_s": meta.get("wall_time"),
+        "weights": weights,
+        "params": meta.get("params"),
+        "versions": meta.get("versions"),
+        "config": cfg,
+        "exported": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "metrics": {},
+    }
+    card.update(extra or {})
+    return card
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata_props of an ONNX file, read without building a session."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise CtrlgenError(f"{path} is not a readable ONNX file ({type(e).__name__}); re-export or download it again") from None
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def record(path: str | os.PathLike, report, measured_on: str | None = None) -> dict[str, Any]:
@@ -56,8 +100,6 @@ def record(path: str | os.PathLike, report, measured_on: str | None = None) -> d
 
 
 def spec_of(path: str | os.PathLike) -> LatentSpec:
-    from ctrlgen.export import read_metadata
-
     return LatentSpec.from_json(read_metadata(path)[SPEC_KEY])
 
 

@@ -15,7 +15,6 @@ checked against the fp32 export and by the evaluator.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -29,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ctrlgen.card import build_card
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
-from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+from ctrlgen.spec import CARD_KEY, Q_OUTPUT, SPEC_KEY, LatentSpec
 
 PARITY_BATCHES = (1, 37)
 DEFAULT_TOL = 1e-4
@@ -57,39 +57,6 @@ class ExportReport:
     weights: str
     card: dict[str, Any]
     precision: str = "fp32"
-
-
-def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The model card: how the model was made, from the checkpoint's header."""
-    from ctrlgen.train.techniques import active_techniques
-
-    cfg = meta.get("config", {})
-    card: dict[str, Any] = {
-        "name": cfg.get("recipe", "custom"),
-        "recipe": cfg.get("recipe", "custom"),
-        "loss": cfg.get("loss"),
-        "techniques": None,
-        "steps": meta.get("step"),
-        "seed": cfg.get("seed"),
-        "batch_size": cfg.get("batch_size"),
-        "data": meta.get("data"),
-        "device": meta.get("device"),
-        "wall_time_s": meta.get("wall_time"),
-        "weights": weights,
-        "params": meta.get("params"),
-        "versions": meta.get("versions"),
-        "config": cfg,
-        "exported": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "metrics": {},
-    }
-    try:
-        from ctrlgen.train.config import TrainConfig
-
-        card["techniques"] = active_techniques(TrainConfig.from_dict(cfg))
-    except Exception:  # noqa: BLE001 - a card from an older config still exports
-        card["techniques"] = cfg.get("techniques")
-    card.update(extra or {})
-    return card
 
 
 def _stamp(model, spec: LatentSpec, card: dict[str, Any], variant: str = "") -> None:
@@ -180,7 +147,7 @@ def export(
             if q is None:
                 _torch_export(module, spec, tmp_path)
             else:
-                from ctrlgen.qhead import Q_OUTPUT, WithQ
+                from ctrlgen.qhead import WithQ
 
                 _torch_export(WithQ(module, q).eval(), spec, tmp_path, ("sample", Q_OUTPUT))
         except Exception as e:  # noqa: BLE001 - the exporter raises many types
@@ -225,6 +192,7 @@ def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol
 
     from ctrlgen import precision as P
     from ctrlgen.lowering import lower
+    from ctrlgen.metrics.report import QUALITY_N, check_quality
     from ctrlgen.runtime import OnnxRuntime
 
     if spec.output_kind != "image":
@@ -255,7 +223,7 @@ def _int8(g: nn.Module, spec: LatentSpec, fp32: bytes, card: dict[str, Any], tol
         ref = Path(tmp) / "fp32.onnx"
         ref.write_bytes(fp32)
         qpath.write_bytes(model.SerializeToString())
-        quality = P.check_quality(OnnxRuntime(ref), OnnxRuntime(qpath), n=quality_n or P.QUALITY_N)
+        quality = check_quality(OnnxRuntime(ref), OnnxRuntime(qpath), n=quality_n or QUALITY_N)
     card["quality_check"] = quality
     for entry in model.metadata_props:
         if entry.key == CARD_KEY:
@@ -270,14 +238,3 @@ def _q_head(ck):
     if q is None:
         raise CtrlgenError("--q-head needs an InfoGAN model with continuous codes; this model has none, drop --q-head")
     return q
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata_props of an ONNX file, read without building a session."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
-        raise CtrlgenError(f"{path} is not a readable ONNX file ({type(e).__name__}); re-export or download it again") from None
-    return {p.key: p.value for p in model.metadata_props}

@@ -22,7 +22,7 @@ Why these two, measured on this CPU (AVX-512 VNNI and BF16; ``benchmarks/generat
 
 Quality is checked, not assumed: an int8 export is refused unless the
 evaluator's conditional accuracy stays within 1 point and FD within 10% of the
-fp32 model's on the same inputs (``check_quality``).  The torch side (the
+fp32 model's on the same inputs (``ctrlgen.metrics.report.check_quality``).  The torch side (the
 lowering, bf16) is ``ctrlgen.lowering``; this module imports neither torch nor
 onnxruntime at import time, so the ONNX runtime path stays torch-free.
 """
@@ -41,9 +41,6 @@ PRECISIONS = ("fp32", "int8", "bf16")
 # An int8 model is not bit-close to fp32: parity is judged on the mean pixel difference
 # (images in [-1, 1]); the card records it (8.7e-3 for the shipped model's run).
 INT8_MEAN_TOL = 0.03
-QUALITY_ACC_POINTS = 1.0  # conditional accuracy may drop by at most this many percentage points
-QUALITY_FD_RATIO = 0.10  # FD may grow by at most this fraction
-QUALITY_N = 10_000
 CALIBRATION_BATCHES, CALIBRATION_BATCH = 16, 128
 
 
@@ -106,34 +103,3 @@ def int8_parity(int8: bytes, fp32: bytes, spec: Any, batches=(1, 37), seed: int 
         diffs.append(np.abs(a.run(["sample"], x)[0] - b.run(["sample"], x)[0]).ravel())
     d = np.concatenate(diffs)
     return float(d.max()), float(d.mean())
-
-
-def check_quality(reference: Any, candidate: Any, n: int = QUALITY_N, seed: int = 0) -> dict[str, Any]:
-    """Evaluator conditional accuracy and FD of two runtimes on the same inputs; raise if ``candidate`` lost quality.
-
-    Returns ``{"n", "fp32": {...}, "reduced": {...}}`` for the card."""
-    from ctrlgen.evaluation import generated_set
-    from ctrlgen.evaluator import Evaluator
-    from ctrlgen.metrics import Pair
-    from ctrlgen.metrics.classes import conditional_accuracy
-    from ctrlgen.metrics.frechet import fd
-    from ctrlgen.reference import real_sets
-
-    spec = reference.spec
-    if spec.output_kind != "image" or spec.extra.get("data") != "fashion-mnist" or not spec.conditional:
-        raise CtrlgenError("reduced precision needs a class-conditional Fashion-MNIST image generator (its quality check uses the evaluator)")
-    evaluator = Evaluator.load()
-    test, _ = real_sets(evaluator)
-    got = {}
-    for key, rt in (("fp32", reference), ("reduced", candidate)):
-        pair = Pair(generated_set(rt, n, seed, evaluator), test)
-        got[key] = {"conditional_accuracy": round(float(conditional_accuracy(pair)), 5), "fd": round(float(fd(pair)), 4)}
-    ref, new = got["fp32"], got["reduced"]
-    drop = 100 * (ref["conditional_accuracy"] - new["conditional_accuracy"])
-    growth = new["fd"] / ref["fd"] - 1 if ref["fd"] > 0 else 0.0
-    if drop > QUALITY_ACC_POINTS or growth > QUALITY_FD_RATIO:
-        raise CtrlgenError(
-            f"reduced precision lost quality: conditional accuracy {ref['conditional_accuracy']:.4f} -> {new['conditional_accuracy']:.4f}, "
-            f"FD {ref['fd']:.3f} -> {new['fd']:.3f} (allowed: -{QUALITY_ACC_POINTS:g} point, +{QUALITY_FD_RATIO:.0%}); keep fp32"
-        )
-    return {"n": n, "seed": seed, **got}

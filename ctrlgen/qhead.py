@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from ctrlgen.errors import CtrlgenError
-
-Q_OUTPUT = "q_code_cont"
+from ctrlgen.spec import Q_OUTPUT
 
 
 class QHead(nn.Module):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ctrlgen.classifier import Evaluator
 from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.evaluator import Evaluator
 from ctrlgen.files import write_bytes
 from ctrlgen.metrics.manifold import K_DC, K_PR, knn_sq_radii, radii_key
 from ctrlgen.metrics.registry import SampleSet

@@ -237,8 +237,8 @@ class TorchRuntime(Runtime):
     def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "auto", precision: str = "fp32") -> None:
         import torch
 
+        from ctrlgen.card import build_card
         from ctrlgen.checkpoint import load_generator
-        from ctrlgen.export import build_card
         from ctrlgen.lowering import to_bf16
         from ctrlgen.precision import check_precision
 

@@ -39,6 +39,7 @@ _INDEX = re.compile(r"-?[0-9]+")  # a label given as an index (ASCII digits only
 SPEC_KEY, CARD_KEY = "ctrlgen.spec", "ctrlgen.card"
 # Input names of the public ONNX interface (DESIGN.md).
 Z, LABEL, CODE_CAT, CODE_CONT = "z", "label", "code_cat", "code_cont"
+Q_OUTPUT = "q_code_cont"  # the optional second output: InfoGAN's Q prediction (ctrlgen export --q-head)
 
 
 class Draws:

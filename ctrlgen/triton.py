@@ -36,10 +36,9 @@ from pathlib import Path
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import _umask, publish
-from ctrlgen.spec import SPEC_KEY, LatentSpec
+from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
 
 KINDS = ("gpu", "cpu")
-Q_OUTPUT = "q_code_cont"  # InfoGAN's Q head output (ctrlgen.qhead; that module needs torch)
 VERSION = "1"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 

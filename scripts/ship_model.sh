@@ -34,8 +34,8 @@ case "$name" in
     .venv/bin/python -c '
 import sys
 from ctrlgen.card import record, write_markdown
-from ctrlgen.evaluation import evaluate
-from ctrlgen.serve.evaluate import print_report
+from ctrlgen.metrics.report import evaluate
+from ctrlgen.serve.eval_cli import print_report
 report = evaluate(sys.argv[1])
 print_report(report)
 print("Recorded the metrics in the card; wrote", write_markdown(sys.argv[2], record(sys.argv[2], report, measured_on=sys.argv[1])))

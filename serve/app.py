@@ -1,6 +1,6 @@
 """The web UI (``ctrlgen ui``): a latent explorer around ``Explorer``, in gradio.
 
-Pure functions first (``explorer.py``), then ``build()`` lays out the Blocks,
+Pure functions first (``ui_backend.py``), then ``build()`` lays out the Blocks,
 and ``launch()`` serves them; importing this module loads no model and starts
 nothing.  The controls follow the chosen model's LatentSpec: a slider per
 continuous code (with its range), a dropdown per categorical code and for
@@ -29,8 +29,8 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from ctrlgen.errors import CtrlgenError  # noqa: E402
-from ctrlgen.explore import parse_codes, sweep_factors  # noqa: E402
-from ctrlgen.serve.explorer import Explorer, Limits, OutputStore, Registry  # noqa: E402
+from ctrlgen.serve.ui_backend import Explorer, Limits, OutputStore, Registry  # noqa: E402
+from ctrlgen.traversal import sweep_factors  # noqa: E402
 
 __all__ = ["Limits", "build", "launch", "make_explorer"]
 
@@ -76,16 +76,12 @@ def control_updates(ex: Explorer, model: str) -> list:
 
 
 def codes_from_controls(ex: Explorer, model: str, values: list) -> tuple[dict, dict]:
-    """The categorical dropdowns and continuous sliders as code values ("random" leaves a code drawn)."""
+    """The categorical dropdowns and continuous sliders by code name (ctrlgen.controls parses them; "random" leaves a code drawn)."""
     spec = ex.registry.get(model).spec
     cats, conts = values[:MAX_CAT], values[MAX_CAT:]
-    cat = {c.name: int(v) for c, v in zip(spec.categorical, cats, strict=False) if v not in (None, "", "random")}
-    cont = {c.name: float(v) for c, v in zip(spec.continuous, conts, strict=False) if v is not None}
+    cat = {c.name: v for c, v in zip(spec.categorical, cats, strict=False) if v not in (None, "")}
+    cont = {c.name: v for c, v in zip(spec.continuous, conts, strict=False) if v is not None}
     return cat, cont
-
-
-def text_codes(ex: Explorer, model: str, codes: str) -> tuple[dict, dict]:
-    return parse_codes(ex.registry.get(model).spec, codes or "")
 
 
 # --------------------------------------------------------------------------- the page
@@ -205,22 +201,22 @@ def add_api(ex: Explorer, gen_out: list, sweep_out: list, walk_out: list, cmp_ou
 
     def generate(model: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
         """n samples: the grid image, its PNG, an NPZ (samples + inputs), a note."""
-        return ex.generate(model, n, seed, label, truncation, *text_codes(ex, model, codes))
+        return ex.generate(model, n, seed, label, truncation, codes=codes)
 
     def sweep(model: str, factor: str, steps: int = 8, rows: int = 4, seed: int = 0, label: str = "random",
               truncation: float = 0, codes: str = "", captions: bool = True):
         """Rows of different z, columns of one factor's values ("label" or a code name): the image and its PNG."""
-        return ex.sweep(model, factor, steps, rows, seed, label, truncation, *text_codes(ex, model, codes), captions)
+        return ex.sweep(model, factor, steps, rows, seed, label, truncation, captions=captions, codes=codes)
 
     def interpolate(model: str, frames: int = 32, keyframes: int = 4, seed: int = 0, labels: str = "",
                     animate: str = "none", truncation: float = 0, codes: str = ""):
         """A looping GIF of a spherical walk through z; labels (comma-separated) per keyframe; animate a continuous code."""
-        path = ex.interpolate(model, frames, keyframes, seed, labels, animate, truncation, *text_codes(ex, model, codes))
+        path = ex.interpolate(model, frames, keyframes, seed, labels, animate, truncation, codes=codes)
         return path, path
 
     def compare(model_a: str, model_b: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
         """The same seed (the same z when the noise matches) through two models, side by side, and a note."""
-        return ex.compare(model_a, model_b, n, seed, label, truncation, *text_codes(ex, model_a, codes))
+        return ex.compare(model_a, model_b, n, seed, label, truncation, codes=codes)
 
     endpoint(models, gr.JSON(visible=False))
     endpoint(card_, card)
@@ -241,8 +237,7 @@ def hidden_input(param: inspect.Parameter) -> Any:
 def make_explorer(models: list[str | Path], limits: Limits | None = None, threads: int | None = None,
                   with_shipped: bool = True) -> Explorer:
     """The shipped models (unless ``with_shipped`` is False) plus ``models`` (paths or shipped names), nothing loaded yet."""
-    from ctrlgen.models import shipped
-    from ctrlgen.serve.cli import resolve_model
+    from ctrlgen.models import resolve_model, shipped
 
     paths = [*(shipped() if with_shipped else []), *(resolve_model(str(m)) for m in models)]
     if not paths:

@@ -8,10 +8,8 @@ non-zero exit (``user_errors``); a traceback means a bug.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,51 +108,6 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Controllable generation without mode collapse: train, export, generate, explore."""
-
-
-# --------------------------------------------------------------------------- models
-def resolve_model(model: str | None) -> Path:
-    """A path, the name of a shipped model (``fashion-cgan``), or None for the default."""
-    from ctrlgen.models import DEFAULT, models_dir, shipped
-
-    if model is None:
-        path = models_dir() / DEFAULT
-        if not path.exists():
-            raise CtrlgenError(f"no default model at {path}; give a MODEL path (an .onnx file, checkpoint or run directory)")
-        return path
-    path = Path(model)
-    if path.exists():
-        return path
-    for cand in (models_dir() / model, models_dir() / f"{model}.onnx"):
-        if cand.exists():
-            return cand
-    names = ", ".join(p.stem for p in shipped()) or "none"
-    raise CtrlgenError(f"model {model!r} not found; give a path or a shipped model name ({names})")
-
-
-def parse_assignments(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise CtrlgenError(f"--{what} {item!r} must look like NAME=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def parse_codes(spec, cat: list[str], cont: list[str]) -> tuple[dict[str, int], dict[str, float]]:
-    """--cat NAME=INT and --cont NAME=FLOAT, validated against the spec."""
-    from ctrlgen.explore import code_float, code_int
-
-    cats: dict[str, int] = {}
-    for name, raw in parse_assignments(cat, "cat").items():
-        c = spec.categorical[spec.categorical_index(name)]
-        cats[name] = code_int(raw, f"--cat {name}", c.n)
-    conts: dict[str, float] = {}
-    for name, raw in parse_assignments(cont, "cont").items():
-        c = spec.continuous[spec.continuous_index(name)]
-        conts[name] = code_float(raw, f"--cont {name}", c.low, c.high)
-    return cats, conts
 
 
 # --------------------------------------------------------------------------- train
@@ -285,7 +238,7 @@ def export(
             f"{q['reduced']['conditional_accuracy']:.4f} int8, FD {q['fp32']['fd']:.3f} -> {q['reduced']['fd']:.3f}"
         )
     if evaluate:
-        from ctrlgen.serve.evaluate import record_evaluation
+        from ctrlgen.serve.eval_cli import record_evaluation
 
         record_evaluation(output)
 
@@ -304,144 +257,18 @@ def _export_triton(source: Path, repo: Path, name: str | None, kind: str, instan
     typer.echo(f"Serve with: tritonserver --model-repository {repo.resolve()}")
 
 
-# --------------------------------------------------------------------------- generate
-class Format(str, Enum):
-    grid = "grid"
-    png_dir = "png-dir"
-    npz = "npz"
-
-
-@app.command()
-@user_errors
-def generate(
-    model: Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")] = None,
-    n: Annotated[int | None, typer.Option("--n", "-n", help="Number of samples (default 100; with --label all, split evenly over classes).")] = None,
-    label: Annotated[str | None, typer.Option(help="Class index or name for every sample, 'all' for a row per class, 'random' (default: all).")] = None,
-    cat: Annotated[list[str], typer.Option(help="Fix a categorical code: NAME=INT (repeatable).")] = [],  # noqa: B006
-    cont: Annotated[list[str], typer.Option(help="Fix a continuous code: NAME=FLOAT (repeatable).")] = [],  # noqa: B006
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical output.")] = 0,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path (default samples.png, or the next free samples-N.png).")] = None,
-    format: Annotated[Format | None, typer.Option("--format", "-f", help="grid (one PNG), png-dir (a PNG per sample) or npz; default from the output's suffix.")] = None,
-    truncation: Annotated[float | None, typer.Option(help="Resample |z| above this (truncation trick).")] = None,
-    nrow: Annotated[int | None, typer.Option(help="Samples per grid row.")] = None,
-    scale: Annotated[int, typer.Option(help="Upscale factor of grid images.")] = 2,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
-    batch: Annotated[int, typer.Option(help="Samples per model call.")] = 1024,
-    threads: Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str | None, typer.Option(help="bf16: run a checkpoint or run directory in torch bf16; fp32/int8: require an .onnx file of that precision (default: as stored).")] = None,
-    runtime: Annotated[str, typer.Option(help="onnxruntime, or openvino for an .onnx file (pip install 'ctrlgen[openvino]').")] = "onnxruntime",
-) -> None:
-    """Generate samples from a model as a grid PNG, a folder of PNGs, or an npz archive."""
-    import numpy as np
-
-    from ctrlgen.files import check_output, free_name
-    from ctrlgen.runtime_openvino import open_runtime
-    from ctrlgen.writers import infer_format, make_writer
-
-    if n is not None and n < 1:
-        raise CtrlgenError(f"--n must be at least 1, got {n}")
-    if n is not None and n > 100_000_000:
-        raise CtrlgenError(f"--n {n} is too large (max 100,000,000); split the job")
-    if batch < 1:
-        raise CtrlgenError(f"--batch must be at least 1, got {batch}")
-    if scale < 1 or scale > 16:
-        raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
-    path = resolve_model(model)
-    rt = open_runtime(runtime, path, threads=threads, device=device, precision=precision)
-    spec = rt.spec
-    cats, conts = parse_codes(spec, cat, cont)
-    if output is None:
-        output = free_name(Path("samples.png")) if format in (None, Format.grid) else Path(f"samples{'.npz' if format == Format.npz else ''}")
-        output = free_name(output)
-    fmt = format.value if format is not None else infer_format(output)
-    check_output(output, force)
-    count = 100 if n is None else n
-    labels: Any = None
-    if spec.conditional:
-        choice = "all" if label is None else label
-        if choice == "all":
-            per = max(1, count // spec.n_classes)
-            if per * spec.n_classes != count:
-                typer.echo(f"Note: {per * spec.n_classes} samples ({per} per class), a row per class", err=True)
-            count = per * spec.n_classes
-            labels = np.repeat(np.arange(spec.n_classes), per)
-            nrow = nrow or per
-        elif choice != "random":
-            labels = spec.label_index(choice)
-    elif label not in (None, "random"):
-        raise CtrlgenError("this model is not class-conditional; drop --label")
-    means = None
-    if spec.output_kind == "points" and "mixture" in spec.extra:
-        from ctrlgen.data import mixture
-
-        means = mixture(spec.extra["mixture"]).means
-    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=scale, means=means)
-    t0 = time.perf_counter()
-    try:
-        from rich.progress import Progress
-
-        with Progress(transient=True, disable=count <= 10 * batch or not sys.stderr.isatty()) as bar:
-            task = bar.add_task("generate", total=count)
-            for samples, inputs in rt.stream(count, seed, chunk=batch, label=labels, cat=cats, cont=conts, truncation=truncation):
-                writer.add(samples, inputs)
-                bar.update(task, advance=len(samples))
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    dt = time.perf_counter() - t0
-    typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}, {rt.precision}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
-
-
-# --------------------------------------------------------------------------- info
-@app.command()
-@user_errors
-def info(
-    model: Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print spec and card as JSON.")] = False,
-) -> None:
-    """Print a model's latent spec and model card."""
-    from ctrlgen.runtime import Runtime
-
-    path = resolve_model(model)
-    rt = Runtime.from_file(path)
-    if as_json:
-        typer.echo(json.dumps({"path": str(path), "spec": rt.spec.to_dict(), "card": rt.card}, indent=2, sort_keys=True))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    t = Table(title=f"{rt.name} — {path}", show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
-    for k, v in rt.spec.describe():
-        t.add_row(k, v)
-    console.print(t)
-    card = rt.card
-    c = Table(title="model card", show_header=False, title_justify="left")
-    c.add_column(style="bold")
-    c.add_column()
-    for key in ("recipe", "loss", "techniques", "steps", "seed", "batch_size", "data", "device", "wall_time_s", "weights", "params", "export_parity_max_abs_diff", "exported"):
-        if key in card and card[key] is not None:
-            v = card[key]
-            c.add_row(key, v if isinstance(v, str) else json.dumps(v))
-    for k, v in (card.get("metrics") or {}).items():
-        c.add_row(f"metric {k}", json.dumps(v))
-    console.print(c)
-
-
 # --------------------------------------------------------------------------- commands kept in their own modules
 # (those modules import only typer at the top; each command imports its heavy parts itself)
-from ctrlgen.serve import evaluate, explore_cli  # noqa: E402
+from ctrlgen.serve import eval_cli, explore_cli, generate_cli  # noqa: E402
 
 for _name, _command in (
+    ("generate", generate_cli.generate),
+    ("info", generate_cli.info),
     ("sweep", explore_cli.sweep),
     ("interpolate", explore_cli.interpolate),
     ("ui", explore_cli.ui),
-    ("eval", evaluate.eval_model),
-    ("plot", evaluate.plot),
-    ("train-evaluator", evaluate.train_evaluator),
+    ("eval", eval_cli.eval_model),
+    ("plot", eval_cli.plot),
+    ("train-evaluator", eval_cli.train_evaluator),
 ):
     app.command(_name)(user_errors(_command))

@@ -6,124 +6,147 @@ gradio) happen inside the commands so ``ctrlgen --help`` stays instant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.serve.options import Force, Model, Runner, Scale, Seed, Threads, Truncation, check_scale, grouped
 
 MAX_CELLS = 10_000
 MAX_FRAMES = 2_000
 
-Model = Annotated[str | None, typer.Argument(help="An .onnx file, checkpoint, run directory or shipped model name (default: fashion-cgan).")]
-Seed = Annotated[int, typer.Option(help="Random seed: row/walk i uses sample i of this seed.")]
-Truncation = Annotated[float | None, typer.Option(help="Resample |z| above this (truncation trick).")]
-Scale = Annotated[int, typer.Option(help="Upscale factor of the images (1..16).")]
-Force = Annotated[bool, typer.Option(help="Overwrite an existing output.")]
-Threads = Annotated[int | None, typer.Option(help="ONNX Runtime / torch threads (default: all cores).")]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+@dataclass(frozen=True)
+class SweepFactor:
+    """What varies across the columns: exactly one of these."""
+
+    code: Annotated[str | None, typer.Option(help="The code to traverse: a continuous code (--steps values across its range) or a categorical one (all values).")] = None
+    labels: Annotated[bool, typer.Option("--labels", help="Sweep the class label: a label x z grid.")] = False
+    cat: Annotated[str | None, typer.Option(help="Sweep a categorical code: a categorical x z grid.")] = None
+
+    def chosen(self) -> str:
+        chosen = [x for x in (self.code, "label" if self.labels else None, self.cat) if x is not None]
+        if len(chosen) != 1:
+            raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
+        return chosen[0]
+
+    def check(self, spec) -> None:
+        if self.cat is not None and self.cat not in [c.name for c in spec.categorical]:
+            have = ", ".join(c.name for c in spec.categorical) or "none"
+            raise CtrlgenError(f"--cat {self.cat!r} is not a categorical code of this model; it has: {have}")
 
 
-def _open(model: str | None, threads: int | None, device: str):
-    from ctrlgen.runtime import Runtime
-    from ctrlgen.serve.cli import resolve_model
+@dataclass(frozen=True)
+class Held:
+    """What stays fixed while the factor varies (parsed by ctrlgen.controls)."""
 
-    return Runtime.from_file(resolve_model(model), threads=threads, device=device)
-
-
-def _check_scale(scale: int) -> None:
-    if not 1 <= scale <= 16:
-        raise CtrlgenError(f"--scale must be in 1..16, got {scale}")
+    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None
+    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SweepPicture:
+    captions: Annotated[bool, typer.Option(help="Write the values above the columns and a title.")] = True
+    transpose: Annotated[bool, typer.Option(help="Values down the rows, z across the columns.")] = False
+    scale: Scale = 2
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("sweep.png")
+    force: Force = False
+
+
+@grouped(factor=SweepFactor, held=Held, picture=SweepPicture, run=Runner)
 def sweep(
+    *,
     model: Model = None,
-    code: Annotated[str | None, typer.Option(help="The code to traverse: a continuous code (--steps values across its range) or a categorical one (all values).")] = None,
-    labels: Annotated[bool, typer.Option("--labels", help="Sweep the class label: a label x z grid.")] = False,
-    cat: Annotated[str | None, typer.Option(help="Sweep a categorical code: a categorical x z grid.")] = None,
+    factor: SweepFactor,
     steps: Annotated[int, typer.Option(help="Values across a continuous code's range (columns).")] = 10,
     rows: Annotated[int, typer.Option(help="Different z, one per row.")] = 8,
     seed: Seed = 0,
-    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None,
-    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = [],  # noqa: B006
+    held: Held,
     truncation: Truncation = None,
-    captions: Annotated[bool, typer.Option(help="Write the values above the columns and a title.")] = True,
-    transpose: Annotated[bool, typer.Option(help="Values down the rows, z across the columns.")] = False,
-    scale: Scale = 2,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("sweep.png"),
-    force: Force = False,
-    threads: Threads = None,
-    device: Device = "auto",
+    picture: SweepPicture,
+    run: Runner,
 ) -> None:
     """Traversal grid: rows are different z, columns the values of one code (or label) across its range."""
-    from ctrlgen.explore import parse_codes
-    from ctrlgen.explore import sweep as make_sweep
+    from ctrlgen.controls import parse_controls
     from ctrlgen.files import check_output
     from ctrlgen.images import save_png
+    from ctrlgen.traversal import sweep as make_sweep
 
-    chosen = [x for x in (code, "label" if labels else None, cat) if x is not None]
-    if len(chosen) != 1:
-        raise CtrlgenError("choose what to sweep: exactly one of --code NAME, --labels or --cat NAME")
-    _check_scale(scale)
-    check_output(output, force)
-    rt = _open(model, threads, device)
-    if cat is not None and cat not in [c.name for c in rt.spec.categorical]:
-        have = ", ".join(c.name for c in rt.spec.categorical) or "none"
-        raise CtrlgenError(f"--cat {cat!r} is not a categorical code of this model; it has: {have}")
-    cats, conts = parse_codes(rt.spec, fix)
+    chosen = factor.chosen()
+    check_scale(picture.scale)
+    check_output(picture.output, picture.force)
+    rt = run.open(model)
+    factor.check(rt.spec)
+    controls = parse_controls(rt.spec, label=held.label, codes=held.fix)
     res = make_sweep(
-        rt, chosen[0], steps=steps, rows=rows, seed=seed, label=label, cat=cats, cont=conts,
-        truncation=truncation, captions=captions, transpose=transpose, scale=scale, max_cells=MAX_CELLS,
+        rt, chosen, steps=steps, rows=rows, seed=seed, controls=controls, truncation=truncation,
+        captions=picture.captions, transpose=picture.transpose, scale=picture.scale, max_cells=MAX_CELLS,
     )
-    save_png(res.image, output)
+    save_png(res.image, picture.output)
     cols = len(res.axis.values)
-    typer.echo(f"Wrote {output}: {rows} z x {cols} values of {res.axis.name} from {rt.name} ({res.image.shape[1]}x{res.image.shape[0]} px)")
+    typer.echo(f"Wrote {picture.output}: {rows} z x {cols} values of {res.axis.name} from {rt.name} ({res.image.shape[1]}x{res.image.shape[0]} px)")
 
 
+@dataclass(frozen=True)
+class Keyframes:
+    """Labels and code values per keyframe (parsed by ctrlgen.controls)."""
+
+    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None
+    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GifOutput:
+    scale: Scale = 3
+    output: Annotated[Path, typer.Option("--output", "-o", help="The GIF to write.")] = Path("walk.gif")
+    force: Force = False
+
+
+@grouped(keyframes=Keyframes, gif=GifOutput, run=Runner)
 def interpolate(
+    *,
     model: Model = None,
     frames: Annotated[int, typer.Option(help="Frames in the GIF.")] = 48,
     keys: Annotated[int, typer.Option(help="Keyframes: z drawn from the seed, visited in turn.")] = 4,
     walks: Annotated[int | None, typer.Option(help="Walks side by side (default 1 for images, 256 points for 2D models).")] = None,
     seed: Seed = 0,
-    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None,
-    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = [],  # noqa: B006
+    keyframes: Keyframes,
     truncation: Truncation = None,
     loop: Annotated[bool, typer.Option(help="Return to the first keyframe so the GIF loops smoothly.")] = True,
     ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = 80,
-    scale: Scale = 3,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The GIF to write.")] = Path("walk.gif"),
-    force: Force = False,
-    threads: Threads = None,
-    device: Device = "auto",
+    gif: GifOutput,
+    run: Runner,
 ) -> None:
     """An animated GIF of a spherical walk through z (optionally between labels or code values)."""
-    from ctrlgen.explore import parse_codes, parse_labels, walk
+    from ctrlgen.controls import parse_controls
     from ctrlgen.files import check_output
     from ctrlgen.images import save_gif
+    from ctrlgen.traversal import walk
 
     if not 2 <= frames <= MAX_FRAMES:
         raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
     if not 10 <= ms <= 10_000:
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
-    _check_scale(scale)
-    if output.suffix.lower() != ".gif":
-        raise CtrlgenError(f"{output} must end in .gif")
-    check_output(output, force)
-    rt = _open(model, threads, device)
+    check_scale(gif.scale)
+    if gif.output.suffix.lower() != ".gif":
+        raise CtrlgenError(f"{gif.output} must end in .gif")
+    check_output(gif.output, gif.force)
+    rt = run.open(model)
     spec = rt.spec
     if walks is None:
         walks = 256 if spec.output_kind == "points" else 1
     if walks < 1 or walks * frames > 1_000_000:
         raise CtrlgenError(f"--walks must be at least 1 and walks x frames at most 1,000,000, got {walks} x {frames}")
-    cats, conts = parse_codes(spec, code, lists=True)
+    controls = parse_controls(spec, label=keyframes.label, codes=keyframes.code, keyframes=True)
     pics = walk(
-        rt, frames=frames, keys=keys, walks=walks, seed=seed, labels=parse_labels(spec, label),
-        cats=cats, conts=conts, truncation=truncation, loop=loop, scale=scale,
+        rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls,
+        truncation=truncation, loop=loop, scale=gif.scale,
     )
-    save_gif(pics, output, ms_per_frame=ms)
-    typer.echo(f"Wrote {output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
+    save_gif(pics, gif.output, ms_per_frame=ms)
+    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
 
 
 def ui(
@@ -136,7 +159,8 @@ def ui(
     threads: Threads = None,
 ) -> None:
     """The web UI: generate, sweep, interpolate and compare models in a browser (and over gradio_client)."""
-    from ctrlgen.serve.app import Limits, launch
+    from ctrlgen.serve.app import launch
+    from ctrlgen.serve.ui_backend import Limits
 
     if not 1 <= port <= 65535:
         raise CtrlgenError(f"--port must be in 1..65535, got {port}")

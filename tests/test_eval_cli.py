@@ -37,7 +37,7 @@ def test_eval_of_a_conditional_model_reports_every_image_metric_with_real_refere
 
 @needs_fashion
 def test_second_eval_reads_the_cached_real_features(tiny_models, monkeypatch):
-    from ctrlgen.evaluator import Evaluator
+    from ctrlgen.classifier import Evaluator
     from ctrlgen.reference import cache_dir
 
     report(tiny_models["cgan"], "--n", 100)

@@ -93,3 +93,22 @@ def test_onnx_and_checkpoint_runtimes_agree(tiny_runs, tiny_models):
     b, _ = torch_rt.generate(50, seed=3)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert onnx_rt.spec == torch_rt.spec
+
+
+@needs_fashion
+def test_card_lists_the_techniques_the_checkpoint_header_names(tiny_runs, tiny_models):
+    from ctrlgen.checkpoint import load
+
+    meta = load(tiny_runs["infogan"]).meta
+    assert "mutual_information" in meta["techniques"]  # switched on by InfoGAN itself, not by the recipe
+    assert Runtime.from_file(tiny_models["infogan"]).card["techniques"] == meta["techniques"]
+
+
+def test_card_of_a_checkpoint_from_before_the_header_listed_techniques():
+    from ctrlgen.card import build_card
+
+    meta = {"config": {"recipe": "r", "seed": 1, "techniques": {"ema": {"decay": 0.99}}}, "step": 3}
+    card = build_card(meta, "G")
+    assert card["techniques"] == {"ema": {"decay": 0.99}} and card["steps"] == 3 and card["recipe"] == "r"
+    now = {**meta, "techniques": {"ema": {"decay": 0.99}, "mutual_information": {}}}
+    assert build_card(now, "G_ema", {"precision": "fp32"})["techniques"] == now["techniques"]

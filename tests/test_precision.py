@@ -56,7 +56,8 @@ def test_lowering_folds_batchnorm_and_keeps_the_outputs(size, g_fc):
 @needs_fashion
 @pytest.mark.slow
 def test_int8_export_writes_a_checked_file_that_generate_uses(tiny_runs, tmp_path):
-    from ctrlgen.export import export, read_metadata
+    from ctrlgen.card import read_metadata
+    from ctrlgen.export import export
 
     out = tmp_path / "cgan-int8.onnx"
     rep = export(tiny_runs["cgan"], out, precision="int8", quality_n=1000)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -125,37 +124,41 @@ def test_labels_round_trip_as_index_or_name(i, case):
 @FAST
 @given(st.lists(st.text(max_size=12), max_size=3), st.lists(st.text(max_size=12), max_size=3))
 def test_cat_and_cont_options_give_values_or_a_ctrlgen_error(cat, cont):
-    from ctrlgen.serve.cli import parse_codes
+    from ctrlgen.controls import parse_controls
 
-    out = only_ctrlgen_errors(parse_codes, SPEC, cat, cont)
+    out = only_ctrlgen_errors(lambda: parse_controls(SPEC, cat=cat, cont=cont))
     if out is not None:
-        cats, conts = out
-        assert all(0 <= v < 10 for v in cats.values()) and all(math.isfinite(v) for v in conts.values())
+        fixed = out.fixed()
+        assert all(0 <= v < 10 for v in fixed["cat"].values())
+        assert all(c.low <= fixed["cont"][c.name] <= c.high for c in SPEC.continuous if c.name in fixed["cont"])
 
 
 @FAST
 @given(st.integers(0, 9), st.floats(-1, 1), st.floats(-2.5, 3.0))
 def test_cat_and_cont_options_round_trip(c, u0, u1):
-    from ctrlgen.serve.cli import parse_codes
+    from ctrlgen.controls import parse_controls
 
-    assert parse_codes(SPEC, [f"c={c}"], [f"u0={u0!r}", f" u1 = {u1!r} "]) == ({"c": c}, {"u0": u0, "u1": u1})
+    got = parse_controls(SPEC, cat=[f"c={c}"], cont=[f"u0={u0!r}", f" u1 = {u1!r} "]).fixed()
+    assert (got["cat"], got["cont"]) == ({"c": c}, {"u0": u0, "u1": u1})
 
 
 @FAST
-@given(st.text(max_size=30), st.booleans())
-def test_code_text_gives_values_or_a_ctrlgen_error(text, lists):
-    from ctrlgen.explore import parse_codes
+@given(st.text(max_size=30), st.booleans(), st.one_of(st.none(), st.text(max_size=12)))
+def test_code_text_and_labels_give_values_or_a_ctrlgen_error(text, keyframes, label):
+    from ctrlgen.controls import parse_controls
 
-    only_ctrlgen_errors(parse_codes, SPEC, text, lists)
+    only_ctrlgen_errors(lambda: parse_controls(SPEC, label=label, codes=text, keyframes=keyframes))
 
 
 @FAST
 @given(st.integers(0, 9), st.lists(st.floats(-1, 1), min_size=1, max_size=4), st.sampled_from([" ", ", ", "; ", "  "]))
 def test_code_text_round_trips(c, u0, sep):
-    from ctrlgen.explore import parse_codes
+    from ctrlgen.controls import parse_controls
 
-    assert parse_codes(SPEC, f"c={c}{sep}u0={u0[0]!r}") == ({"c": c}, {"u0": u0[0]})
-    assert parse_codes(SPEC, f"u0={','.join(map(repr, u0))}{sep}c={c}", lists=True) == ({"c": [c]}, {"u0": u0})
+    got = parse_controls(SPEC, codes=f"c={c}{sep}u0={u0[0]!r}").fixed()
+    assert (got["cat"], got["cont"]) == ({"c": c}, {"u0": u0[0]})
+    walk = parse_controls(SPEC, codes=f"u0={','.join(map(repr, u0))}{sep}c={c}", keyframes=True)
+    assert walk.keyframes()[1:] == ({"c": [c]}, {"u0": u0})
 
 
 # --------------------------------------------------------------------------- --set overrides

@@ -24,6 +24,7 @@ from typing import Any
 from ctrlgen.data import FASHION_MNIST_LABELS, MIXTURES
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import NetConfig
+from ctrlgen.runtime import DEVICES
 from ctrlgen.spec import NOISE_KINDS, CategoricalCode, ContinuousCode, LatentSpec
 from ctrlgen.train.recipe import apply_overrides, parse_override, read_recipe, recipe_names, with_data_folder
 
@@ -31,7 +32,6 @@ __all__ = ["LatentConfig", "TrainConfig", "apply_overrides", "load_config", "par
            "upgrade", "with_data_folder"]
 
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
-DEVICES = ("auto", "cpu", "cuda")
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
               "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}

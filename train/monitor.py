@@ -166,7 +166,7 @@ class Monitor:
             if self.cfg.data != "fashion-mnist":
                 self._warn("data", f"monitor: no evaluator for data={self.cfg.data}; only D accuracy is monitored")
                 return False
-            from ctrlgen.evaluator import Evaluator
+            from ctrlgen.classifier import Evaluator
             from ctrlgen.reference import real_sets
 
             try:

@@ -27,6 +27,7 @@ from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import count_parameters
 from ctrlgen.train.distributed import rank_seed
+from ctrlgen.train.techniques import active_techniques
 
 if TYPE_CHECKING:
     from ctrlgen.train.trainer import Trainer
@@ -57,6 +58,7 @@ def meta(tr: Trainer) -> dict[str, Any]:
         "config": tr.cfg.to_dict(),
         "spec": tr.spec.to_dict(),
         "net": tr.cfg.net.to_dict(),
+        "techniques": active_techniques(tr.cfg),  # the card's list (export reads no training code)
         "step": tr.step,
         "total_steps": tr.total_steps,
         "batches_drawn": tr.batches_drawn,

@@ -17,7 +17,7 @@ technique's hooks and sums what they return:
   rebuild the same networks; a clash with a ``net.*`` value set by hand is an error.
 
 A new technique is one new file in this folder with a class decorated by
-``@register``; its ``params`` are its settings, set from a recipe's
+``@register`` (both from ``ctrlgen.train.techniques.base``); its ``params`` are its settings, set from a recipe's
 ``[techniques.NAME]`` table.  ``check(cfg)`` rejects combinations that make
 no sense at config time.
 
@@ -32,126 +32,23 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques.base import (
+    TECHNIQUES,
+    RunContext,
+    StepContext,
+    Technique,
+    active_techniques,
+    register,
+)
 
 if TYPE_CHECKING:
-    from ctrlgen.nets import DOut
-    from ctrlgen.spec import LatentSpec
     from ctrlgen.train.config import TrainConfig
-    from ctrlgen.train.losses import GanLoss
 
-Tensor = torch.Tensor
-
-
-@dataclass
-class RunContext:
-    """What techniques see of a run (the trainer builds one and keeps it current)."""
-
-    G: torch.nn.Module  # the generator being trained (an ensemble of seeds' copies when ``seeds`` > 1)
-    D: torch.nn.Module
-    opt_d: torch.optim.Optimizer
-    spec: LatentSpec
-    device: torch.device
-    rng: torch.Generator  # the run's own generator: checkpointed, so draws resume exactly
-    seed: int
-    seeds: int = 1  # seeds trained at once (train/ensemble.py): every batch holds one block per seed
-    sample_latent: Callable[[int], dict[str, Tensor]] | None = None
-    next_real: Callable[[], tuple[Tensor, Tensor]] | None = None
-    autocast: Callable[[], Any] | None = None
-    loss: GanLoss | None = None  # the run's adversarial loss, as the techniques wrapped it
-    step: int = 0  # G updates done (the trainer updates it)
-
-
-@dataclass
-class StepContext:
-    """What a hook may look at during one D or G update."""
-
-    run: RunContext
-    real: Tensor | None  # a real batch (None in the G step unless a technique asked for it)
-    real_label: Tensor | None
-    inputs: dict[str, Tensor]  # the latent inputs the fake batch was made from
-    fake: Tensor
-    out_fake: DOut
-    out_real: DOut | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    d: Callable[..., DOut] | None = None  # the D this update uses (G's look-ahead D when unrolled)
-
-    def discriminate(self, x: Tensor, label: Tensor | None) -> DOut:
-        return (self.d or self.run.D)(x, label)
-
-
-class Technique:
-    """Base class: every hook does nothing.  Subclasses override what they need."""
-
-    name: ClassVar[str] = ""
-    params: ClassVar[dict[str, Any]] = {}  # defaults; the types of the defaults are enforced
-    doc: ClassVar[str] = ""
-    needs_real_in_g_step: ClassVar[bool] = False  # G step also runs D on a real batch (feature matching)
-
-    def __init__(self, **params: Any) -> None:
-        self.p = dict(self.params)
-        self.p.update(params)
-
-    @classmethod
-    def check(cls, cfg: TrainConfig, params: dict[str, Any]) -> None:
-        """Raise CtrlgenError if this technique makes no sense with ``cfg``."""
-
-    @classmethod
-    def net_fields(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """The ``net.*`` fields this technique sets, from the parameters given in the config."""
-        return {}
-
-    state_group: ClassVar[str] = ""  # checkpoint group of state_dict(); "" = tech.NAME
-
-    def setup(self, run: RunContext) -> None: ...
-
-    def wrap_loss(self, loss: GanLoss) -> GanLoss:
-        return loss
-
-    def fake_for_d(self, fake: Tensor, inputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        return fake, inputs
-
-    def d_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
-        return None
-
-    def g_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
-        return None
-
-    def d_for_g(self, run: RunContext, d_fn):
-        """The discriminator the G step differentiates through (unrolled GANs return a look-ahead copy)."""
-        return d_fn
-
-    def after_d_step(self, run: RunContext) -> None: ...
-
-    def after_g_step(self, run: RunContext) -> None: ...
-
-    def sampler(self) -> torch.nn.Module | None:
-        """A generator that samples and exports in G's place (EMA's average), ready to use; None: G."""
-        return None
-
-    def group(self) -> str:
-        return self.state_group or f"tech.{self.name}"
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
-
-
-TECHNIQUES: dict[str, type[Technique]] = {}
-
-
-def register(cls: type[Technique]) -> type[Technique]:
-    if not cls.name or cls.name in TECHNIQUES:
-        raise ValueError(f"technique name {cls.name!r} is empty or taken")
-    TECHNIQUES[cls.name] = cls
-    return cls
+__all__ = ["TECHNIQUES", "RunContext", "StepContext", "Technique", "active_techniques", "build_techniques", "check_techniques",
+           "register", "resolve_net"]
 
 
 def _load_all() -> None:
@@ -180,19 +77,6 @@ def _check_params(name: str, cls: type[Technique], params: Any) -> dict[str, Any
         if not _type_ok(v, cls.params[k]):
             raise CtrlgenError(f"techniques.{name}.{k} must be {type(cls.params[k]).__name__}, got {v!r}")
     return params
-
-
-def active_techniques(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
-    """The techniques a config switches on (its own plus those its loss requires), with params."""
-    from ctrlgen.train.losses import get_loss
-
-    _load_all()
-    out = {name: dict(params) for name, params in cfg.techniques.items()}
-    for req in get_loss(cfg.loss).requires:
-        out.setdefault(req, {})
-    if cfg.infogan:
-        out.setdefault("mutual_information", {})
-    return out
 
 
 def resolve_net(cfg: TrainConfig):

@@ -15,7 +15,7 @@ import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import recalibrate_batchnorm
-from ctrlgen.train.techniques import RunContext, Technique, register
+from ctrlgen.train.techniques.base import RunContext, Technique, register
 
 RECALIBRATION_SEED = 104729  # offset from the run's seed of the latents that recompute BatchNorm statistics
 RECALIBRATION_BATCHES, RECALIBRATION_SIZE = 8, 256  # per seed of an ensemble

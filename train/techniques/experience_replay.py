@@ -18,7 +18,7 @@ import math
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import Technique, register
+from ctrlgen.train.techniques.base import Technique, register
 
 
 class ReplayBuffer:

@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques.base import StepContext, Technique, register
 
 
 def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor, groups: int = 1) -> torch.Tensor:

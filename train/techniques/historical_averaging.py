@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques.base import StepContext, Technique, register
 
 PLAYERS = {"both": ("G", "D"), "g": ("G",), "d": ("D",)}
 

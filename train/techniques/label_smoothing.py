@@ -13,7 +13,7 @@ import functools
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.losses import LOSSES, get_loss
-from ctrlgen.train.techniques import Technique, register
+from ctrlgen.train.techniques.base import Technique, register
 
 
 @register

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import CODE_CAT, CODE_CONT
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques.base import StepContext, Technique, register
 
 
 def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_cont: float) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import Technique, register
+from ctrlgen.train.techniques.base import Technique, register
 
 
 @register

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques import StepContext, Technique, register
+from ctrlgen.train.techniques.base import StepContext, Technique, register
 
 
 def input_gradient_norm(ctx: StepContext, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import LABEL
-from ctrlgen.train.techniques import Technique, active_techniques, register
+from ctrlgen.train.techniques.base import Technique, active_techniques, register
 
 
 def adam_moments(opt: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter]):

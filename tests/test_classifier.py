@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 from conftest import needs_fashion
+from ctrlgen.classifier import EVALUATOR_KEY, Evaluator, default_path
 from ctrlgen.data import load_idx_split
-from ctrlgen.evaluator import EVALUATOR_KEY, Evaluator, default_path
 from ctrlgen.metrics import Pair, SampleSet, compute
 from ctrlgen.reference import TRAIN_SUBSET, real_sets, train_subset
 
@@ -46,7 +46,7 @@ def test_the_card_accuracy_is_what_the_file_scores_on_the_test_set(evaluator):
 
 @needs_fashion
 def test_training_is_deterministic_for_a_seed(tmp_path):
-    from ctrlgen.train.evaluator import EvaluatorConfig, train, weights_sha256
+    from ctrlgen.train.classifier_training import EvaluatorConfig, train, weights_sha256
 
     cfg = EvaluatorConfig(epochs=1, train_limit=384, test_limit=500, batch_size=64)
     a, rep = train(cfg, log=lambda *_: None)

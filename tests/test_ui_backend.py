@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.serve.explorer import Explorer, Limits, OutputStore, Registry, as_int, as_truncation, fit_scale
+from ctrlgen.serve.ui_backend import Explorer, Limits, OutputStore, Registry, as_int, as_truncation, fit_scale
 
 
 def test_value_checks_and_limits():

@@ -1,13 +1,14 @@
-"""The pure exploring functions: slerp, walks, sweeps, code parsing, captions."""
+"""Latent traversals: slerp, walks, sweeps, captions."""
 
 import numpy as np
 import pytest
 
 from ctrlgen.captions import caption, fit
+from ctrlgen.controls import parse_controls
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.explore import (
-    parse_codes,
-    parse_labels,
+from ctrlgen.runtime import Runtime
+from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
+from ctrlgen.traversal import (
     slerp,
     sweep,
     sweep_axis,
@@ -19,8 +20,6 @@ from ctrlgen.explore import (
     walk_keyframes,
     walk_positions,
 )
-from ctrlgen.runtime import Runtime
-from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
 
 SPEC = LatentSpec(
     noise_dim=8, output_kind="image", output_shape=(1, 4, 4), labels=("cat", "dog", "eel"),
@@ -83,7 +82,7 @@ def test_walk_moves_z_through_the_keyframes_and_switches_labels_halfway():
 
 
 def test_walk_renders_one_picture_per_frame():
-    pics = walk(Fake(), frames=6, keys=2, walks=4, conts={"u0": [-1.0, 1.0]}, scale=2)
+    pics = walk(Fake(), frames=6, keys=2, walks=4, controls=parse_controls(SPEC, codes="u0=-1,1", keyframes=True), scale=2)
     assert len(pics) == 6 and pics[0].shape == (2 * (2 * 6 + 2),) * 2 + (1,)
     brightness = [p.mean() for p in pics]
     assert brightness[3] > brightness[0]  # u0 goes from -1 to 1 and back
@@ -107,7 +106,7 @@ def test_sweep_axis_and_inputs():
 
 
 def test_sweep_grid_columns_follow_the_code():
-    res = sweep(Fake(), "u0", steps=4, rows=3, label="dog", captions=False, scale=1)
+    res = sweep(Fake(), "u0", steps=4, rows=3, controls=parse_controls(SPEC, label="dog"), captions=False, scale=1)
     assert res.image.shape == (3 * 6 + 2, 4 * 6 + 2, 1)
     cols = [res.image[2:6, 2 + 6 * c + 1 : 2 + 6 * c + 4].mean() for c in range(4)]
     assert cols == sorted(cols) and cols[0] < 10 and cols[-1] > 245
@@ -116,18 +115,6 @@ def test_sweep_grid_columns_follow_the_code():
     assert labels.image.shape[2] == 3 and labels.image.shape[0] > 2 * (2 * 6 + 2)
     with pytest.raises(CtrlgenError, match="over the limit of 5"):
         sweep(Fake(), "u0", steps=3, rows=2, max_cells=5)
-
-
-def test_parse_codes_names_decide_the_kind():
-    assert parse_codes(SPEC, "c=2, u0=0.5") == ({"c": 2}, {"u0": 0.5})
-    assert parse_codes(SPEC, ["c=1", "w=1.5"]) == ({"c": 1}, {"w": 1.5})
-    assert parse_codes(SPEC, "u0=-1,1 c=0;w=2", lists=True) == ({"c": [0]}, {"u0": [-1.0, 1.0], "w": [2.0]})
-    assert parse_codes(SPEC, "  ") == ({}, {})
-    for text, msg in [("q=1", "unknown; this model's codes are: c, u0, w"), ("c=3", "out of range; use 0..2"),
-                      ("u0=nan", "not finite"), ("c=x", "not an integer"), ("hello", "NAME=VALUE"), ("u0=", "no value")]:
-        with pytest.raises(CtrlgenError, match=msg):
-            parse_codes(SPEC, text)
-    assert parse_labels(SPEC, "0, Dog") == [0, 1] and parse_labels(SPEC, "") is None
 
 
 def test_caption_adds_margins_with_ink_and_shortens_long_titles():

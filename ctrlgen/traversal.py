@@ -1,8 +1,9 @@
-"""Exploring a latent space: code sweeps, label grids and spherical walks.
+"""Latent traversals: code and label sweeps, and spherical walks through z.
 
 The CLI (``ctrlgen sweep``, ``ctrlgen interpolate``) and the web UI share
-these functions.  They build model inputs from a LatentSpec and lay the
-outputs out as pictures; the only model call is ``run`` (chunked).
+these functions.  They build model inputs from a LatentSpec and fixed
+``Controls``, and lay the outputs out as pictures (``ctrlgen.grids``); the
+only model call is ``run`` (chunked).
 
 * A **sweep** keeps z fixed along each row and varies one factor along the
   columns: the label (every class), a categorical code (every value) or a
@@ -15,19 +16,17 @@ outputs out as pictures; the only model call is ``run`` (chunked).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ctrlgen.controls import Controls
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.images import grid, points_image, to_uint8
+from ctrlgen.grids import LABEL_FACTOR, mixture_means, picture
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, LatentSpec, Z
 
-LABEL_FACTOR = "label"
 RUN_CHUNK = 1024
 
 
@@ -37,101 +36,6 @@ def run(rt: Any, inputs: Mapping[str, np.ndarray], chunk: int = RUN_CHUNK, extra
     n = len(inputs[Z])
     parts = [rt(extrapolate=extrapolate, **{k: v[i : i + chunk] for k, v in inputs.items()}) for i in range(0, n, chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, *rt.spec.output_shape), np.float32)
-
-
-def upscale(img: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of an (H, W, C) image."""
-    return img if scale <= 1 else np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
-
-
-def mixture_means(spec: LatentSpec) -> np.ndarray | None:
-    """The true mode centres of a 2D toy model (drawn as crosses), else None."""
-    if spec.output_kind != "points" or "mixture" not in spec.extra:
-        return None
-    from ctrlgen.data import mixture
-
-    return mixture(spec.extra["mixture"]).means
-
-
-def picture(spec: LatentSpec, samples: np.ndarray, nrow: int | None = None, scale: int = 1, extent: float | None = None) -> np.ndarray:
-    """Samples as one (H, W, C) uint8 picture: an image grid, or a scatter plot for points."""
-    if spec.output_kind == "points":
-        return points_image(samples, mixture_means(spec), extent=extent)
-    nrow = nrow or max(1, math.ceil(math.sqrt(len(samples))))
-    return upscale(grid(to_uint8(samples), nrow), scale)
-
-
-# --------------------------------------------------------------------------- code values
-_ASSIGNMENT = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*[;,]?\s*(?=[A-Za-z0-9_-]+\s*=|$)", re.S)
-
-
-def parse_codes(spec: LatentSpec, text: str | Sequence[str], lists: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``"c=3 u0=0.5"`` (or ``["c=3", "u0=0.5"]``) -> ({"c": 3}, {"u0": 0.5}), checked against the spec.
-
-    Code names say whether a value is categorical or continuous.  With
-    ``lists`` a value may be a comma list (keyframes of a walk: ``u0=-1,1``)
-    and every value comes back as a list.
-    """
-    joined = text if isinstance(text, str) else " ".join(text)
-    joined = joined.strip()
-    found = list(_ASSIGNMENT.finditer(joined))
-    if joined and (not found or "".join(m.group(0) for m in found).replace(" ", "") != joined.replace(" ", "")):
-        raise CtrlgenError(f"codes {joined!r} must look like NAME=VALUE (e.g. {example(spec)})")
-    cats: dict[str, Any] = {}
-    conts: dict[str, Any] = {}
-    for m in found:
-        name, raw = m.group(1), m.group(2).strip().strip(",")
-        items = [v.strip() for v in raw.split(",")] if lists else [raw]
-        if not raw or any(not v for v in items):
-            raise CtrlgenError(f"code {name} has no value; write {name}=VALUE")
-        if any(c.name == name for c in spec.categorical):
-            c = spec.categorical[spec.categorical_index(name)]
-            vals = [code_int(v, f"categorical code {name}", c.n) for v in items]
-            cats[name] = vals if lists else vals[0]
-        elif any(c.name == name for c in spec.continuous):
-            c = spec.continuous[spec.continuous_index(name)]
-            vals = [code_float(v, f"continuous code {name}", c.low, c.high) for v in items]
-            conts[name] = vals if lists else vals[0]
-        else:
-            have = ", ".join([c.name for c in spec.categorical] + [c.name for c in spec.continuous]) or "none"
-            raise CtrlgenError(f"code {name!r} is unknown; this model's codes are: {have}")
-    return cats, conts
-
-
-def example(spec: LatentSpec) -> str:
-    parts = [f"{c.name}=0" for c in spec.categorical[:1]] + [f"{c.name}={(c.low + c.high) / 2:g}" for c in spec.continuous[:1]]
-    return " ".join(parts) or "this model has no codes"
-
-
-def code_int(raw: str, what: str, n: int) -> int:
-    """A categorical value (or label index) in 0..n-1, else one line naming the range."""
-    try:
-        v = int(raw)
-    except ValueError:
-        raise CtrlgenError(f"{what}={raw!r} is not an integer; use 0..{n - 1}") from None
-    if not 0 <= v < n:
-        raise CtrlgenError(f"{what}={v} is out of range; use 0..{n - 1}")
-    return v
-
-
-def code_float(raw: str, what: str, low: float, high: float) -> float:
-    """A finite number, else one line naming the code's range (values outside it are the caller's to judge)."""
-    try:
-        v = float(raw)
-    except ValueError:
-        raise CtrlgenError(f"{what}={raw!r} is not a number; use a value in [{low:g}, {high:g}]") from None
-    if not math.isfinite(v):
-        raise CtrlgenError(f"{what}={raw} is not finite; use a value in [{low:g}, {high:g}]")
-    return v
-
-
-def parse_labels(spec: LatentSpec, text: str | None) -> list[int] | None:
-    """``"0,Trouser"`` -> [0, 1]; empty or None -> None."""
-    if text is None or not str(text).strip():
-        return None
-    if not spec.conditional:
-        raise CtrlgenError("this model is not class-conditional; drop the label")
-    return [spec.label_index(v.strip()) for v in str(text).split(",") if v.strip()]
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -210,9 +114,7 @@ def sweep(
     steps: int = 10,
     rows: int = 8,
     seed: int = 0,
-    label: int | str | None = None,
-    cat: Mapping[str, int] | None = None,
-    cont: Mapping[str, float] | None = None,
+    controls: Controls | None = None,
     truncation: float | None = None,
     captions: bool = True,
     transpose: bool = False,
@@ -228,9 +130,13 @@ def sweep(
     cells = rows * len(axis.values)
     if max_cells is not None and cells > max_cells:
         raise CtrlgenError(f"a sweep of {rows} x {len(axis.values)} = {cells} images is over the limit of {max_cells}; use fewer rows or steps")
+    controls = controls or Controls()
+    if controls.every_class and axis.kind != "label":
+        raise CtrlgenError("label 'all' asks for a grid of classes; fix one class (or random) for a code sweep, or sweep the labels")
+    fixed = controls.fixed()
     if axis.kind == "label":
-        label = None
-    base = rt.inputs(rows, seed, label=label, cat=cat, cont=cont, truncation=truncation)
+        fixed["label"] = None  # the columns set it
+    base = rt.inputs(rows, seed, truncation=truncation, **fixed)
     inputs = sweep_inputs(spec, base, axis)
     samples = run(rt, inputs)
     cols = len(axis.values)
@@ -340,16 +246,17 @@ def walk(
     keys: int = 4,
     walks: int = 1,
     seed: int = 0,
-    labels: Sequence[int] | None = None,
-    cats: Mapping[str, Sequence[int]] | None = None,
-    conts: Mapping[str, Sequence[float]] | None = None,
+    controls: Controls | None = None,
     truncation: float | None = None,
     loop: bool = True,
     scale: int = 2,
     max_samples: int | None = None,
 ) -> list[np.ndarray]:
-    """GIF frames of ``walks`` parallel walks through ``keys`` keyframes (a grid per frame, or a point cloud)."""
+    """GIF frames of ``walks`` parallel walks through ``keys`` keyframes (a grid per frame, or a point cloud).
+
+    ``controls`` (parsed with ``keyframes=True``) give labels and code values per keyframe."""
     spec = rt.spec
+    labels, cats, conts = (controls or Controls()).keyframes()
     if not isinstance(walks, (int, np.integer)) or walks < 1:
         raise CtrlgenError(f"walks must be a positive integer, got {walks!r}")
     lists = [list(labels or [])] + [list(v) for v in (cats or {}).values()] + [list(v) for v in (conts or {}).values()]

@@ -24,9 +24,9 @@ def train_evaluator(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Train the Fashion-MNIST evaluation classifier and export it with its card (NAME.md beside it)."""
-    from ctrlgen.evaluator import default_path
+    from ctrlgen.classifier import default_path
     from ctrlgen.files import check_output
-    from ctrlgen.train.evaluator import EvaluatorConfig, export, train
+    from ctrlgen.train.classifier_training import EvaluatorConfig, export, train
 
     out = output or default_path()
     check_output(out, force)
@@ -83,8 +83,8 @@ def eval_model(
     data: Annotated[str | None, typer.Option(help="Folder of Fashion-MNIST IDX files for the real reference (default: the Debian package's).")] = None,
 ) -> None:
     """Measure collapse and control: every metric that applies, beside its real-data reference value."""
-    from ctrlgen.evaluation import evaluate
-    from ctrlgen.serve.cli import resolve_model
+    from ctrlgen.metrics.report import evaluate
+    from ctrlgen.models import resolve_model
 
     path = resolve_model(model)
     if write_card and path.suffix != ".onnx":
@@ -109,7 +109,7 @@ def _write_card(path: Path, report, quiet: bool = False) -> None:
 
 def record_evaluation(path: Path, n: int | None = None, seed: int = 0) -> None:
     """``ctrlgen export --eval``: measure the exported file and record the metrics in its card."""
-    from ctrlgen.evaluation import evaluate
+    from ctrlgen.metrics.report import evaluate
 
     report = evaluate(path, n=n, seed=seed)
     print_report(report)

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ctrlgen.classifier import EVALUATOR_FORMAT, EVALUATOR_KEY, FEATURES, IMAGE, LOGITS
 from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.evaluator import EVALUATOR_FORMAT, EVALUATOR_KEY, FEATURES, IMAGE, LOGITS
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY
 

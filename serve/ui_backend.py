@@ -78,15 +78,6 @@ def as_truncation(value: Any) -> float | None:
     return t
 
 
-def as_label(spec: Any, value: Any) -> int | None:
-    """A class name or index; empty, None or "random" means a random label per sample."""
-    if value is None or str(value).strip().lower() in ("", "random"):
-        return None
-    if isinstance(value, float) and value == int(value):
-        value = int(value)
-    return spec.label_index(str(value).strip())
-
-
 class Registry:
     """The models this server may load: ``models/`` plus the paths given on the command line."""
 
@@ -176,7 +167,7 @@ class Explorer:
         return as_int(n, what, 1, high)
 
     def _picture(self, spec: Any, samples: np.ndarray, nrow: int | None = None) -> np.ndarray:
-        from ctrlgen.explore import picture, upscale
+        from ctrlgen.grids import picture, upscale
 
         img = picture(spec, samples, nrow=nrow)
         if spec.output_kind == "image":
@@ -194,28 +185,41 @@ class Explorer:
         return self.store.write(name, buf.getvalue())
 
     # ------------------------------------------------------------------ requests
+    def _controls(self, spec: Any, label: Any = None, codes: str = "", cat: dict | None = None, cont: dict | None = None,
+                  keyframes: bool = False) -> Any:
+        """The request's label and codes as Controls; the label counts for class-conditional models only."""
+        from ctrlgen.controls import parse_controls
+
+        return parse_controls(spec, label=label if spec.conditional else None, codes=codes or "", cat=cat or {}, cont=cont or {},
+                              keyframes=keyframes)
+
     def generate(self, model: str, n: Any = 16, seed: Any = 0, label: Any = None, truncation: Any = None,
-                 cat: dict | None = None, cont: dict | None = None) -> tuple[np.ndarray, Path, Path, str]:
-        """A grid of n samples (a column per class when the label is "all"), its PNG and an NPZ of samples and inputs."""
+                 cat: dict | None = None, cont: dict | None = None, codes: str = "") -> tuple[np.ndarray, Path, Path, str]:
+        """A grid of n samples (a column per class when the label is "all"), its PNG and an NPZ of samples and inputs.
+
+        ``cat``/``cont`` map code names to values ("random" leaves one drawn), ``codes`` is the same as text
+        (``"c=3, u0=0.5"``): ``ctrlgen.controls`` parses both."""
+        from ctrlgen.grids import LABEL_FACTOR, value_grid
+
         rt = self.registry.get(model)
         spec = rt.spec
         n, seed = self._count(spec, n), as_int(seed, "seed", 0, 2**32 - 1)
-        nrow = None
-        if spec.conditional and str(label).strip().lower() == "all":
-            per = max(1, n // spec.n_classes)
-            n, nrow, label = per * spec.n_classes, spec.n_classes, np.tile(np.arange(spec.n_classes), per)
-        else:
-            label = as_label(spec, label) if spec.conditional else None
-        samples, inputs = rt.generate(n, seed, label=label, cat=cat, cont=cont, truncation=as_truncation(truncation))
+        controls = self._controls(spec, label, codes, cat, cont)
+        nrow, fixed = None, controls.fixed()
+        if controls.every_class:
+            layout = value_grid(spec, n, LABEL_FACTOR, columns=True)
+            n, nrow, fixed["label"] = layout.n, layout.per_row, layout.assignment()
+        samples, inputs = rt.generate(n, seed, truncation=as_truncation(truncation), **fixed)
         img = self._picture(spec, samples, nrow)
         stem = f"{model}-seed{seed}-n{n}"
         note = f"{n} samples from {model} ({rt.backend}), seed {seed}"
         return img, self._png(img, f"{stem}.png"), self._npz(samples, inputs, f"{stem}.npz"), note
 
     def sweep(self, model: str, factor: str, steps: Any = 8, rows: Any = 4, seed: Any = 0, label: Any = None,
-              truncation: Any = None, cat: dict | None = None, cont: dict | None = None, captions: bool = True) -> tuple[np.ndarray, Path]:
+              truncation: Any = None, cat: dict | None = None, cont: dict | None = None, captions: bool = True,
+              codes: str = "") -> tuple[np.ndarray, Path]:
         """A traversal grid: rows are different z, columns the values of ``factor`` (a code or "label")."""
-        from ctrlgen.explore import check_sweepable, sweep, sweep_axis
+        from ctrlgen.traversal import check_sweepable, sweep, sweep_axis
 
         rt = self.registry.get(model)
         spec = rt.spec
@@ -226,48 +230,47 @@ class Explorer:
         cols = len(sweep_axis(spec, str(factor), steps).values)
         h, w = spec.output_shape[1:]
         scale = fit_scale((rows * (h + 2) + 2, cols * (w + 2) + 2), self.limits.max_side)
-        res = sweep(rt, str(factor), steps=steps, rows=rows, seed=seed, label=as_label(spec, label) if spec.conditional else None,
-                    cat=cat, cont=cont, truncation=as_truncation(truncation), captions=bool(captions), scale=scale,
-                    max_cells=self.limits.max_samples)
+        res = sweep(rt, str(factor), steps=steps, rows=rows, seed=seed, controls=self._controls(spec, label, codes, cat, cont),
+                    truncation=as_truncation(truncation), captions=bool(captions), scale=scale, max_cells=self.limits.max_samples)
         return display(res.image), self._png(res.image, f"{model}-sweep-{res.axis.name}-seed{seed}.png")
 
     def interpolate(self, model: str, frames: Any = 32, keys: Any = 4, seed: Any = 0, labels: list | str | None = None,
                     animate: str | None = None, truncation: Any = None, cat: dict | None = None, cont: dict | None = None,
-                    ms: int = 80) -> Path:
+                    ms: int = 80, codes: str = "") -> Path:
         """A looping GIF: z walks through ``keys`` keyframes; optional labels per keyframe; ``animate`` a continuous code low->high."""
-        from ctrlgen.explore import parse_labels, upscale, walk
+        from ctrlgen.grids import upscale
         from ctrlgen.images import gif_bytes
+        from ctrlgen.traversal import walk
 
         rt = self.registry.get(model)
         spec = rt.spec
         frames = as_int(frames, "frames", 2, self.limits.max_frames)
         keys = as_int(keys, "keyframes", 1, 16)
         seed = as_int(seed, "seed", 0, 2**32 - 1)
-        if isinstance(labels, (list, tuple)):
-            labels = ",".join(str(v) for v in labels)
-        cats = {k: [v] for k, v in (cat or {}).items()}
-        conts = {k: [v] for k, v in (cont or {}).items()}
+        controls = self._controls(spec, labels, codes, cat, cont, keyframes=True)
         if animate and str(animate).lower() != "none":
             c = spec.continuous[spec.continuous_index(str(animate))]
-            conts[c.name] = [c.low, c.high]
+            controls = controls.with_cont(c.name, (c.low, c.high))
         walks = min(256, self.limits.max_points // frames) if spec.output_kind == "points" else 1
-        pics = walk(rt, frames=frames, keys=keys, walks=walks, seed=seed, labels=parse_labels(spec, labels) if spec.conditional else None,
-                    cats=cats, conts=conts, truncation=as_truncation(truncation), scale=1)
+        pics = walk(rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls, truncation=as_truncation(truncation), scale=1)
         scale = fit_scale(pics[0].shape, self.limits.max_side, want=256) if spec.output_kind == "image" else 1
         data = gif_bytes([upscale(p, scale) for p in pics], ms_per_frame=ms)
         return self.store.write(f"{model}-walk-seed{seed}.gif", data)
 
     def compare(self, model_a: str, model_b: str, n: Any = 16, seed: Any = 0, label: Any = None, truncation: Any = None,
-                cat: dict | None = None, cont: dict | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-        """The same seed through two models: the same z whenever their noise matches; label and codes by name."""
+                cat: dict | None = None, cont: dict | None = None, codes: str = "") -> tuple[np.ndarray, np.ndarray, str]:
+        """The same seed through two models: the same z whenever their noise matches; label and codes by name.
+
+        Codes are checked against the first model; each model takes those it has, and the label when it has that class."""
+        first = self._controls(self.registry.get(model_a).spec, None, codes, cat, cont).fixed()
         pics, specs = [], []
         for model in (model_a, model_b):
             rt = self.registry.get(model)
             spec = rt.spec
             count, s = self._count(spec, n), as_int(seed, "seed", 0, 2**32 - 1)
-            mine_cat = {k: v for k, v in (cat or {}).items() if any(c.name == k for c in spec.categorical)}
-            mine_cont = {k: v for k, v in (cont or {}).items() if any(c.name == k for c in spec.continuous)}
-            samples, _ = rt.generate(count, s, label=_label_if_known(spec, label), cat=mine_cat, cont=mine_cont,
+            mine_cat = {k: v for k, v in first["cat"].items() if any(c.name == k for c in spec.categorical)}
+            mine_cont = {k: v for k, v in first["cont"].items() if any(c.name == k for c in spec.continuous)}
+            samples, _ = rt.generate(count, s, label=_label_if_known(self, spec, label), cat=mine_cat, cont=mine_cont,
                                      truncation=as_truncation(truncation))
             pics.append(self._picture(spec, samples))
             specs.append(spec)
@@ -293,9 +296,9 @@ class Explorer:
         return "\n".join(lines)
 
 
-def _label_if_known(spec: Any, label: Any) -> int | None:
+def _label_if_known(ex: Explorer, spec: Any, label: Any) -> int | None:
     """The label for a model that has this class, else None (random labels)."""
     try:
-        return as_label(spec, label) if spec.conditional else None
+        return ex._controls(spec, label).label
     except CtrlgenError:
         return None

@@ -1,4 +1,4 @@
-"""Evaluate a generator: draw samples, read them with the evaluator, compute every metric that applies.
+"""A model's metrics report: draw samples, read them with the evaluation classifier, compute every metric that applies.
 
 ``evaluate(model)`` takes an ``.onnx`` file, a checkpoint or a run directory
 and returns a ``Report``: one row per metric with the model's value and the
@@ -10,6 +10,9 @@ density/coverage; conditional models add conditional accuracy, intra-class
 FD and diversity; InfoGAN models add purity and, when a Q head is at hand,
 consistency.  Conditional models are asked for every class equally often
 (sample i gets label i mod K), so the label distribution asked for is uniform.
+
+``check_quality(fp32, reduced)`` compares two runtimes on the same inputs
+(conditional accuracy, FD): the check every int8 export passes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from ctrlgen.metrics import Pair, SampleSet, applicable
 DEFAULT_N_IMAGES = 10_000
 DEFAULT_N_POINTS = 2_500  # the PacGAN / VEEGAN protocol draws 2,500 samples
 CHUNK = 1000
+# The quality check of a reduced-precision (int8) model against its fp32 export:
+QUALITY_ACC_POINTS = 1.0  # conditional accuracy may drop by at most this many percentage points
+QUALITY_FD_RATIO = 0.10  # FD may grow by at most this fraction
+QUALITY_N = 10_000
 
 
 @dataclass
@@ -82,7 +89,7 @@ def balanced_labels(n: int, k: int) -> np.ndarray:
 
 def _q_predictor(rt, notes: list[str]):
     """A function samples/inputs -> Q predictions, or None (with a note saying why)."""
-    from ctrlgen.qhead import Q_OUTPUT, load_q, predict
+    from ctrlgen.spec import Q_OUTPUT
 
     session = getattr(rt, "session", None)
     if session is not None:
@@ -90,6 +97,8 @@ def _q_predictor(rt, notes: list[str]):
             return lambda samples, inputs: session.run([Q_OUTPUT], inputs)[0]
         notes.append("consistency: this ONNX file has no Q head; export it with --q-head or evaluate its run directory")
         return None
+    from ctrlgen.qhead import load_q, predict
+
     q = load_q(rt.source)
     return None if q is None else (lambda samples, inputs: predict(q, samples))
 
@@ -161,7 +170,7 @@ def evaluate(
         seconds["total"] = time.perf_counter() - t0
         return Report(rt.name, str(model), "points", n, seed, rows, None, _round(seconds), notes)
 
-    from ctrlgen.evaluator import Evaluator
+    from ctrlgen.classifier import Evaluator
     from ctrlgen.reference import real_sets
 
     data = spec.extra.get("data")
@@ -200,3 +209,31 @@ def _check_n(n: int) -> None:
 def _round(seconds: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in seconds.items()}
 
+
+def check_quality(reference: Any, candidate: Any, n: int = QUALITY_N, seed: int = 0) -> dict[str, Any]:
+    """Evaluator conditional accuracy and FD of two runtimes on the same inputs; raise if ``candidate`` lost quality.
+
+    Returns ``{"n", "fp32": {...}, "reduced": {...}}`` for the card."""
+    from ctrlgen.classifier import Evaluator
+    from ctrlgen.metrics.classes import conditional_accuracy
+    from ctrlgen.metrics.frechet import fd
+    from ctrlgen.reference import real_sets
+
+    spec = reference.spec
+    if spec.output_kind != "image" or spec.extra.get("data") != "fashion-mnist" or not spec.conditional:
+        raise CtrlgenError("reduced precision needs a class-conditional Fashion-MNIST image generator (its quality check uses the evaluator)")
+    evaluator = Evaluator.load()
+    test, _ = real_sets(evaluator)
+    got = {}
+    for key, rt in (("fp32", reference), ("reduced", candidate)):
+        pair = Pair(generated_set(rt, n, seed, evaluator), test)
+        got[key] = {"conditional_accuracy": round(float(conditional_accuracy(pair)), 5), "fd": round(float(fd(pair)), 4)}
+    ref, new = got["fp32"], got["reduced"]
+    drop = 100 * (ref["conditional_accuracy"] - new["conditional_accuracy"])
+    growth = new["fd"] / ref["fd"] - 1 if ref["fd"] > 0 else 0.0
+    if drop > QUALITY_ACC_POINTS or growth > QUALITY_FD_RATIO:
+        raise CtrlgenError(
+            f"reduced precision lost quality: conditional accuracy {ref['conditional_accuracy']:.4f} -> {new['conditional_accuracy']:.4f}, "
+            f"FD {ref['fd']:.3f} -> {new['fd']:.3f} (allowed: -{QUALITY_ACC_POINTS:g} point, +{QUALITY_FD_RATIO:.0%}); keep fp32"
+        )
+    return {"n": n, "seed": seed, **got}

@@ -20,7 +20,7 @@ from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import CARD_KEY
 
 EVALUATOR_FORMAT = 1
-EVALUATOR_KEY = "ctrlgen.evaluator"
+EVALUATOR_KEY = "ctrlgen.evaluator"  # metadata key inside shipped files: keeps its name
 EVALUATOR_FILE = "fashion-mnist-evaluator.onnx"
 EVALUATOR_ENV = "CTRLGEN_EVALUATOR"
 IMAGE, LOGITS, FEATURES = "image", "logits", "features"
