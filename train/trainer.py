@@ -27,9 +27,10 @@ from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.data import describe_images, load_images, mixture
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
-from ctrlgen.images import grid, points_image, save_png, to_uint8
+from ctrlgen.grids import grid_inputs, picture
+from ctrlgen.images import save_png
 from ctrlgen.precision import cpu_has_bf16
-from ctrlgen.spec import CODE_CAT, LABEL
+from ctrlgen.spec import LABEL
 from ctrlgen.train import (
     egan_update,  # noqa: F401  (registers the "egan" G update)
     run_state,
@@ -210,22 +211,11 @@ class Trainer:
                 return g
         return self.G
 
-    def fixed_inputs(self) -> dict[str, np.ndarray]:
-        """The fixed latent inputs of the sample grids: rows of classes for conditional models."""
+    def fixed_inputs(self) -> tuple[dict[str, np.ndarray], int]:
+        """The fixed latent inputs of the sample grids (a row per class or categorical value; ctrlgen.grids)
+        and the samples per row."""
         n = 2000 if self.spec.output_kind == "points" else 100
-        inputs = self.spec.sample(n, seed=self.cfg.seed + FIXED_SEED_OFFSET)
-        if self.spec.conditional and self.spec.output_kind == "image":
-            k = self.spec.n_classes
-            per = max(1, n // k)
-            inputs = {name: v[: per * k] for name, v in inputs.items()}
-            inputs[LABEL] = np.repeat(np.arange(k), per)
-        elif self.spec.categorical and self.spec.output_kind == "image":
-            c = self.spec.categorical[0].n
-            per = max(1, n // c)
-            inputs = {name: v[: per * c] for name, v in inputs.items()}
-            inputs[CODE_CAT] = inputs[CODE_CAT].copy()
-            inputs[CODE_CAT][:, 0] = np.repeat(np.arange(c), per)
-        return inputs
+        return grid_inputs(self.spec, n, self.cfg.seed + FIXED_SEED_OFFSET)
 
     @torch.no_grad()
     def save_samples(self) -> Path:
@@ -237,16 +227,10 @@ class Trainer:
             g = g.member(0)  # the grid shows the first seed's copy
         was = g.training
         g.eval()
-        inputs = self.fixed_inputs()
+        inputs, per_row = self.fixed_inputs()
         out = g(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}).float().cpu().numpy()
         g.train(was)
-        if self.spec.output_kind == "points":
-            save_png(points_image(out, self.mixture.means if self.mixture is not None else None), path)
-        else:
-            per_row = len(out) // self.spec.n_classes if self.spec.conditional else (
-                len(out) // self.spec.categorical[0].n if self.spec.categorical else 10
-            )
-            save_png(grid(to_uint8(out), per_row), path, scale=2)
+        save_png(picture(self.spec, out, nrow=per_row), path, scale=1 if self.spec.output_kind == "points" else 2)
         return path
 
     # ------------------------------------------------------------------ checkpoints (train/run_state.py)
