@@ -30,6 +30,7 @@ from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.images import grid, points_image, save_png, to_uint8
 from ctrlgen.nets import Discriminator, Generator, count_parameters, recalibrate_batchnorm
 from ctrlgen.spec import CODE_CAT, CODE_CONT, LABEL, Z
+from ctrlgen.train.accel import maybe_compile
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.distributed import rank_seed, ranks
@@ -115,6 +116,7 @@ class Trainer:
         self._stop_requested = False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
         self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
+        self.compiled = maybe_compile(self)  # torch.compile of G and D in place: cfg.compile, on CUDA by default (train/accel.py)
 
     # ------------------------------------------------------------------ setup helpers
     def wrapped_loss(self, loss):
