@@ -7,8 +7,9 @@ on a CPU the compile costs minutes for little.  ``on`` compiles on any device, `
 
 G and D are compiled in place (``nn.Module.compile``), so their ``state_dict`` keys, the
 checkpoints, DDP's wrappers and every caller stay as they are; only their forward (and so
-its backward) runs inductor's kernels.  E-GAN (which copies generators around) and vmapped
-ensembles run eager.  Under ``auto`` a network that inductor cannot compile falls back to
+its backward) runs inductor's kernels.  E-GAN (which copies generators around), vmapped
+ensembles and runs with a technique that differentiates a gradient (``DOUBLE_BACKWARD``:
+torch.compile has no double backward) run eager.  Under ``auto`` a network that inductor cannot compile falls back to
 eager with a warning instead of stopping the run (``torch._dynamo.config.suppress_errors``).
 """
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from ctrlgen.train.trainer import Trainer
 
 COMPILES = ("auto", "off", "on")
+DOUBLE_BACKWARD = ("r1", "gradient_penalty", "dragan_penalty")
+"""Techniques whose penalty is a gradient's norm trained through (create_graph); unrolled joins them with second_order."""
 
 
 def check_compile(value: str) -> str:
@@ -32,27 +35,42 @@ def check_compile(value: str) -> str:
     return value
 
 
-def wants_compile(setting: str, device: torch.device, mode: str = "standard", ensemble: int = 1) -> bool:
-    """Whether G and D run under torch.compile for this setting, device and run shape."""
-    check_compile(setting)
-    if setting == "off" or mode != "standard" or ensemble > 1:
+def double_backward(cfg) -> list[str]:
+    """The active techniques (a loss's included) that need a gradient of a gradient."""
+    from ctrlgen.train.techniques import TECHNIQUES, active_techniques
+
+    active = active_techniques(cfg)
+    names = [n for n in DOUBLE_BACKWARD if n in active]
+    if "unrolled" in active and {**TECHNIQUES["unrolled"].params, **active["unrolled"]}["second_order"]:
+        names.append("unrolled (second_order)")
+    return names
+
+
+def wants_compile(cfg, device: torch.device) -> bool:
+    """Whether G and D run under torch.compile for this config on this device."""
+    setting = check_compile(getattr(cfg, "compile", "off"))
+    if setting == "off" or cfg.mode != "standard" or cfg.ensemble > 1:
         return False
-    return setting == "on" or device.type == "cuda"
+    blocked = double_backward(cfg)
+    if blocked and setting == "on":
+        raise CtrlgenError(f"compile=on cannot train {', '.join(blocked)}: torch.compile has no double backward; use compile=auto or off")
+    return not blocked and (setting == "on" or device.type == "cuda")
 
 
-def maybe_compile(trainer: Trainer, compile_mode: str | None = None) -> bool:
+def maybe_compile(trainer: Trainer, compile_mode: str = "default") -> bool:
     """Compile ``trainer.G`` and ``trainer.D`` in place when the run's ``compile`` setting asks for it.
 
-    ``compile_mode`` is torch.compile's mode (None = inductor's default; the benchmark also
+    ``compile_mode`` is torch.compile's mode (the benchmark also
     tries ``"reduce-overhead"``, CUDA graphs).  Returns whether it compiled."""
-    cfg = trainer.cfg
-    setting = getattr(cfg, "compile", "off")
-    if not wants_compile(setting, trainer.device, cfg.mode, cfg.ensemble):
+    if not wants_compile(trainer.cfg, trainer.device):
         return False
-    if setting == "auto":
-        import torch._dynamo
+    import torch._dynamo
 
+    if trainer.cfg.compile == "auto":
         torch._dynamo.config.suppress_errors = True  # a network inductor cannot compile runs eager, with a warning
+    for name in ("recompile_limit", "cache_size_limit"):  # G and D meet a few guards each (no_grad, frozen D, eval); many runs per process
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(64, getattr(torch._dynamo.config, name)))
     for net in (trainer.G, trainer.D):
         net.compile(mode=compile_mode)
     return True
