@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 CUDA_BATCHES = [1, 8, 64, 512, 4096, 8192]
+DEVICE = "cuda"  # a module constant, so a CPU smoke run of this file can swap it
 
 
 def time_cuda(fn: Callable, min_s: float = 0.02) -> float:
@@ -48,9 +49,9 @@ def torch_contenders(g, spec) -> dict[str, Callable]:
     """name -> make(batch) -> a zero-argument call on device-resident inputs."""
     from ctrlgen.lowering import to_bf16
 
-    dev = torch.device("cuda")
+    dev = torch.device(DEVICE)
+    bf16 = to_bf16(g).to(dev).eval()  # lowered from the fp32 weights before they move
     fp32 = g.to(dev).eval()
-    bf16 = to_bf16(g).to(dev).eval()
     compiled = torch.compile(fp32)
 
     def make_for(model, dtype):

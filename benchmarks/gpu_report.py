@@ -28,14 +28,15 @@ def train_section(t: dict) -> list[str]:
         return [f"Training: not measured ({t.get('skipped', 'no results')})."]
     lines = [f"Training step speed (`benchmarks/train.py --device cuda`): fashion-cgan, one D and one G update per step, "
              f"on {t['device']} (torch {t['torch']}, CUDA {t['cuda']}); medians of interleaved repeats after warm-up.", ""]
-    for b, rows in t["batches"].items():
-        lines += [f"| step (batch {b}) | steps/s | ms/step | samples/s | vs reference | warm-up s |", "|---|---:|---:|---:|---:|---:|"]
+    for label, table in t["batches"].items():
+        b, rows = table["batch"], table["rows"]
+        lines += [f"| step (batch {label}) | steps/s | ms/step | samples/s | vs reference | warm-up s |", "|---|---:|---:|---:|---:|---:|"]
         for name, r in rows.items():
-            lines.append(f"| {name} | {r['steps_per_s']:,.1f} | {r['ms_per_step']:.2f} | {int(b) * r['steps_per_s']:,.0f} | "
+            lines.append(f"| {name} | {r['steps_per_s']:,.1f} | {r['ms_per_step']:.2f} | {b * r['steps_per_s']:,.0f} | "
                          f"{r['vs_reference']:.2f}x | {r['warmup_s']:.1f} |")
         best = max((n for n in rows if n.startswith("cgan")), key=lambda n: rows[n]["steps_per_s"], default=None)
         if best:
-            lines += ["", f"Fastest ctrlgen path at batch {b}: {best}, {rows[best]['vs_reference']:.2f}x the reference "
+            lines += ["", f"Fastest ctrlgen path at batch {label}: {best}, {rows[best]['vs_reference']:.2f}x the reference "
                       f"(target 5x).", ""]
     if t.get("syncs_per_step"):
         lines.append("Host syncs inside one step: " + ", ".join(f"{k}: {v}" for k, v in t["syncs_per_step"].items()) + ".")

@@ -25,8 +25,8 @@ so its ratio is not measured.
 copied up each step) against ctrlgen's step eager fp32, eager bf16, the default (``compile=auto``:
 G and D under ``torch.compile``, bf16) and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs),
 at each ``--batches``; every timing is bracketed by ``torch.cuda.synchronize()``, warm-up (and
-compile) steps excluded, medians of interleaved repeats (eager fp32 and CUDA graphs at the first batch size
-only, to keep compile time inside scripts/gpu_check.sh's budget).  Also counted: the host syncs inside one
+compile) steps excluded, medians of interleaved repeats.  Eager fp32 and CUDA graphs run at the first batch
+size only, CUDA graphs in a table of their own after the others (compile time is scripts/gpu_check.sh's budget).  Also counted: the host syncs inside one
 default step (``torch.cuda.set_sync_debug_mode``).  Without Fashion-MNIST it trains on noise
 images of the same shape (step time does not depend on pixel values) and says so.
 """
@@ -41,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -213,6 +214,7 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------- the GPU comparison
+DEVICE = "cuda"  # a module constant, so a CPU smoke run of the code below can swap it
 def synthetic_idx(folder: Path, n: int = 60_000) -> Path:
     """A Fashion-MNIST-shaped IDX folder of noise (n × 28 × 28 uint8, labels 0..9) for machines without the data."""
     import numpy as np
@@ -261,56 +263,76 @@ def cuda_main(args) -> None:
             out["notes"].append("Fashion-MNIST not installed: trained on 60,000 noise images of the same shape (step time does not depend on pixel values)")
         images = load_images(data_dir or None, "train", 28, 1).images
         over = [f"data_dir={data_dir}"] if data_dir else []
-        for b in args.batches:
-            from torch import _dynamo
-
-            _dynamo.reset()  # each batch size compiles afresh (inductor's on-disk cache still helps)
-            runs: dict[str, Callable] = {}
-            plain = trainer("fashion-cgan", b, root / f"e{b}", "amp=off", "compile=off", *over, device="cuda")
-            runs["reference plain DCGAN fp32"] = Reference(b, images, plain.cfg.net, "cuda").train_step
-            if b == args.batches[0]:
-                runs["cgan eager fp32 (amp=off, compile=off)"] = plain.train_step
-            runs["cgan eager bf16 (compile=off)"] = trainer("fashion-cgan", b, root / f"f{b}", "amp=bf16", "compile=off", *over, device="cuda").train_step
-            default = trainer("fashion-cgan", b, root / f"d{b}", *over, device="cuda")  # amp=auto, compile=auto
-            how = ("torch.compile" if default.compiled else "eager") + (", bf16" if default.amp_dtype is not None else ", fp32")
-            runs[f"cgan default (compile=auto: {how})"] = default.train_step
-            graphs = None
-            if b == args.batches[0]:  # CUDA graphs at the first batch size only: each compile costs about a minute
-                graphs = trainer("fashion-cgan", b, root / f"g{b}", "amp=bf16", "compile=off", *over, device="cuda")
-                graphs.G.compile(mode="reduce-overhead")
-                graphs.D.compile(mode="reduce-overhead")
-                runs["cgan torch.compile reduce-overhead (CUDA graphs), bf16"] = graphs.train_step
-            warm: dict[str, float] = {}
-            for name in list(runs):  # warm-up: compiles, CUDA graph recording, cuDNN autotuning; a path that fails is dropped
-                t0 = time.perf_counter()
-                try:
-                    for _ in range(3):
-                        runs[name]()
-                    torch.cuda.synchronize()
-                    warm[name] = time.perf_counter() - t0
-                except Exception as e:  # noqa: BLE001 - report why it did not work
-                    out["notes"].append(f"batch {b}: {name} failed after {time.perf_counter() - t0:.0f} s: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
-                    del runs[name]
-            if b == args.batches[0]:
-                for name in runs:
-                    if name.startswith("cgan"):
-                        out["syncs_per_step"][name] = count_syncs(runs[name])
-            med = side_by_side(runs, args.repeats, max(10, args.steps), warmup=2, sync=torch.cuda.synchronize)
-            base = med["reference plain DCGAN fp32"]
-            out["batches"][str(b)] = {n: {"steps_per_s": 1 / t, "ms_per_step": 1e3 * t, "vs_reference": base / t, "warmup_s": warm[n]}
-                                      for n, t in med.items()}
-            print(f"\n| step (batch {b}, {gpu}) | steps/s | ms/step | samples/s | vs reference | warm-up (s) |")
-            print("|---|---:|---:|---:|---:|---:|")
-            for name, t in med.items():
-                print(f"| {name} | {1 / t:,.1f} | {1e3 * t:.2f} | {b / t:,.0f} | {base / t:.2f}x | {warm[name]:.1f} |")
-            if args.json:  # after every batch size: a run cut short still leaves what it measured
-                args.json.write_text(json.dumps(out, indent=1))
-            del runs, plain, default, graphs
+        first = args.batches[0]
+        # The main table at every batch size first, CUDA graphs last: each torch.compile costs up to a minute,
+        # and a run cut short by scripts/gpu_check.sh's time limit keeps every table already written.
+        for b, graphs in [*((b, False) for b in args.batches), (first, True)]:
+            cuda_table(b, graphs, b == first, root, over, images, out, args)
             torch.cuda.empty_cache()
     print(f"\n# host syncs inside one step at batch {args.batches[0]}: {out['syncs_per_step']}")
     for n in out["notes"]:
         print(f"# {n}")
     if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+def cuda_table(b: int, graphs: bool, first: bool, root: Path, over: list[str], images, out: dict, args) -> None:
+    """One table of cuda_main: the reference and ctrlgen's paths at batch ``b`` (``graphs``: the CUDA-graphs table)."""
+    import json
+
+    from torch import _dynamo
+
+    _dynamo.reset()  # each table compiles afresh (inductor's on-disk cache still helps)
+    label = f"{b}, CUDA graphs" if graphs else str(b)
+    keep: list = []  # the trainers, alive until the table is done
+    runs: dict[str, Callable] = {}
+
+    def add(name: str, recipe: str, *more: str) -> Any:
+        t = trainer(recipe, b, root / f"{len(keep)}-{b}", *more, *over, device=DEVICE)
+        keep.append(t)
+        runs[name] = t.train_step
+        return t
+
+    from ctrlgen.train.config import load_config
+
+    net = load_config("fashion-cgan", over).net  # the reference's layers are the recipe's
+    runs["reference plain DCGAN fp32"] = Reference(b, images, net, DEVICE).train_step
+    if graphs:
+        add("cgan eager bf16 (compile=off)", "fashion-cgan", "amp=bf16", "compile=off")
+        t = add("cgan torch.compile reduce-overhead (CUDA graphs), bf16", "fashion-cgan", "amp=bf16", "compile=off")
+        t.G.compile(mode="reduce-overhead")
+        t.D.compile(mode="reduce-overhead")
+    else:
+        if first:
+            add("cgan eager fp32 (amp=off, compile=off)", "fashion-cgan", "amp=off", "compile=off")
+        add("cgan eager bf16 (compile=off)", "fashion-cgan", "amp=bf16", "compile=off")
+        t = add("cgan default", "fashion-cgan")  # amp=auto, compile=auto
+        how = ("torch.compile" if t.compiled else "eager") + (", bf16" if t.amp_dtype is not None else ", fp32")
+        runs[f"cgan default (compile=auto: {how})"] = runs.pop("cgan default")
+    warm: dict[str, float] = {}
+    for name in list(runs):  # warm-up: compiles, CUDA graph recording, cuDNN autotuning; a path that fails is dropped
+        t0 = time.perf_counter()
+        try:
+            for _ in range(3):
+                runs[name]()
+            torch.cuda.synchronize()
+            warm[name] = time.perf_counter() - t0
+        except Exception as e:  # noqa: BLE001 - report why it did not work
+            out["notes"].append(f"batch {label}: {name} failed after {time.perf_counter() - t0:.0f} s: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+            del runs[name]
+    if first:
+        for name in runs:
+            if name.startswith("cgan") and name not in out["syncs_per_step"]:
+                out["syncs_per_step"][name] = count_syncs(runs[name])
+    med = side_by_side(runs, args.repeats, max(10, args.steps), warmup=2, sync=torch.cuda.synchronize)
+    base = med["reference plain DCGAN fp32"]
+    out["batches"][label] = {"batch": b, "rows": {n: {"steps_per_s": 1 / t, "ms_per_step": 1e3 * t, "vs_reference": base / t,
+                                                      "warmup_s": warm[n]} for n, t in med.items()}}
+    print(f"\n| step (batch {label}, {out['device']}) | steps/s | ms/step | samples/s | vs reference | warm-up (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, t in med.items():
+        print(f"| {name} | {1 / t:,.1f} | {1e3 * t:.2f} | {b / t:,.0f} | {base / t:.2f}x | {warm[name]:.1f} |")
+    if args.json:  # after every table: a run cut short still leaves what it measured
         args.json.write_text(json.dumps(out, indent=1))
 
 

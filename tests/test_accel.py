@@ -107,9 +107,10 @@ def test_gpu_report_renders_device_numbers_and_leaves_docs_alone_without_them(tm
     assert (docs.read_text() if docs.exists() else None) == before
     assert "not measured (no CUDA device" in (tmp_path / "a.md").read_text()
     train = {"device": "NVIDIA Test", "torch": "2.x", "cuda": "13.0", "syncs_per_step": {"cgan default": 0}, "notes": [],
-             "batches": {"64": {"reference plain DCGAN fp32": {"steps_per_s": 100.0, "ms_per_step": 10.0, "vs_reference": 1.0, "warmup_s": 1.0},
-                                "cgan default (compile=auto: torch.compile, bf16)": {"steps_per_s": 600.0, "ms_per_step": 1.67,
-                                                                                      "vs_reference": 6.0, "warmup_s": 40.0}}}}
+             "batches": {"64": {"batch": 64, "rows": {
+                 "reference plain DCGAN fp32": {"steps_per_s": 100.0, "ms_per_step": 10.0, "vs_reference": 1.0, "warmup_s": 1.0},
+                 "cgan default (compile=auto: torch.compile, bf16)": {"steps_per_s": 600.0, "ms_per_step": 1.67, "vs_reference": 6.0,
+                                                                      "warmup_s": 40.0}}}}}
     gen = {"device": "NVIDIA Test", "torch": "2.x", "onnxruntime": "1.30", "model": "fashion-cgan.onnx", "notes": ["ort skipped"],
            "results": {"torch eager fp32": {"1": 900.0, "8192": 2_000_000.0}, "ort cuda fp32": {}}}
     (tmp_path / "t.json").write_text(json.dumps(train))

@@ -78,12 +78,14 @@ def weights(t: Trainer) -> dict[str, torch.Tensor]:
 
 
 def finite_losses(run_dir: Path) -> list[dict]:
+    """The logged training rows; every loss term in them finite."""
     rows = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "event" not in r]
-    assert rows, "no metrics logged"
+    assert rows and all("g_adv" in r for r in rows), rows[:2]
     for r in rows:
-        for k in ("d_adv", "g_adv"):
-            assert math.isfinite(r[k]), (k, r)
+        for k, v in r.items():
+            if k.startswith(("d_", "g_", "info_")) and isinstance(v, float):
+                assert math.isfinite(v), (k, r)
     return rows
 
 
@@ -111,11 +113,15 @@ def test_the_default_compiled_path_matches_eager_within_tolerance(data_dir):
     scales to a full ±lr step, so those biases and the running means after them may differ by up to
     3 × 2 × lr = 1.2e-3: seen on CPU, where the weights agreed within 4e-7.)  The state keeps its plain
     keys, so checkpoints do not depend on compile."""
+    from torch._dynamo.utils import counters
+
     runs = {}
     for setting in ("off", "auto"):
         t = Trainer(cfg("fashion-cgan", data_dir, "amp=off", f"compile={setting}"), "unused")
         assert t.compiled == (setting == "auto") == is_compiled(t.G) == is_compiled(t.D)
         stats = [{k: float(v) for k, v in t.train_step().items()} for _ in range(3)]
+        if setting == "auto":
+            assert counters["stats"]["unique_graphs"] > 0, "compile=auto compiled no graph"
         inputs = {k: torch.from_numpy(v).cuda() for k, v in t.spec.sample(32, seed=3).items()}
         with torch.no_grad():
             t.G.eval()
@@ -141,7 +147,7 @@ def test_resume_on_cuda_is_bit_exact_with_deterministic_algorithms(recipe, data_
     """Stop at step 5 and resume to 10 on CUDA == 10 uninterrupted CUDA steps, bit for bit: fp32, eager,
     ``torch.use_deterministic_algorithms(True)`` and cuDNN's deterministic kernels (CUBLAS_WORKSPACE_CONFIG is set
     at import).  Every tensor of the checkpoint (weights, EMA, Adam moments, technique state) is compared."""
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # an op without a deterministic kernel warns; the comparison decides
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         whole = Trainer(cfg(recipe, data_dir, "steps=10", "amp=off"), tmp_path / "whole")
