@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli, tiny_config
+from conftest import assert_one_line_error, needs_fashion, run_cli, tiny_config
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.accel import double_backward, wants_compile
 
@@ -47,11 +47,12 @@ def test_compile_is_checked_at_config_time_and_may_change_on_resume(tmp_path):
     assert again.cfg.compile == "off" and not again.compiled
 
 
+@needs_fashion
 def test_the_cpu_default_stays_eager():
     from ctrlgen.train.accel import is_compiled
     from ctrlgen.train.trainer import Trainer
 
-    t = Trainer(tiny_config("ring8", "monitor_every=0"), "unused")
+    t = Trainer(tiny_config("fashion-cgan", "monitor_every=0", "device=cpu"), "unused")
     assert t.device.type == "cpu" and not t.compiled and not is_compiled(t.G) and not is_compiled(t.D)
 
 
