@@ -104,29 +104,39 @@ def test_a_few_bf16_steps_on_cuda_log_finite_losses_and_write_a_checkpoint(recip
     assert ck.meta["device"] == torch.cuda.get_device_name()
 
 
+def _three_steps(data_dir: str, setting: str):
+    """Losses of three fp32 steps, G's output on fixed inputs after them, and the state, at ``compile=setting``."""
+    from torch._dynamo.utils import counters
+
+    t = Trainer(cfg("fashion-cgan", data_dir, "amp=off", f"compile={setting}"), "unused")
+    assert t.compiled == (setting == "auto") == is_compiled(t.G) == is_compiled(t.D)
+    stats = [{k: float(v) for k, v in t.train_step().items()} for _ in range(3)]
+    if setting == "auto":
+        assert counters["stats"]["unique_graphs"] > 0, "compile=auto compiled no graph"
+    inputs = {k: torch.from_numpy(v).cuda() for k, v in t.spec.sample(32, seed=3).items()}
+    with torch.no_grad():
+        t.G.eval()
+        out = t.G(**inputs).float().cpu()
+    return stats, out, weights(t)
+
+
 def test_the_default_compiled_path_matches_eager_within_tolerance(data_dir):
     """compile=auto (the default) on CUDA runs G and D under torch.compile; three fp32 steps (amp=off) of it
     against eager from the same seed: every loss term within rtol 1e-3 / atol 1e-3, G's output on fixed
-    inputs within 2e-2, every tensor of two or more dimensions (weights, their Adam moments) within 1e-5 on
-    average, and every tensor within 1.5e-3 at most.  (Inductor fuses and reorders float sums, so bit
+    inputs within 2e-2, every tensor of two or more dimensions (weights, their Adam moments) within 1e-5 + 1e-3 ×
+    its mean magnitude on average, and every tensor within 1.5e-3 at most (cuDNN's TF32 off on both sides).  (Inductor fuses and reorders float sums, so bit
     equality is not expected.  A bias that feeds a BatchNorm has a gradient of rounding noise, which Adam
     scales to a full ±lr step, so those biases and the running means after them may differ by up to
     3 × 2 × lr = 1.2e-3: seen on CPU, where the weights agreed within 4e-7.)  The state keeps its plain
     keys, so checkpoints do not depend on compile."""
-    from torch._dynamo.utils import counters
-
     runs = {}
-    for setting in ("off", "auto"):
-        t = Trainer(cfg("fashion-cgan", data_dir, "amp=off", f"compile={setting}"), "unused")
-        assert t.compiled == (setting == "auto") == is_compiled(t.G) == is_compiled(t.D)
-        stats = [{k: float(v) for k, v in t.train_step().items()} for _ in range(3)]
-        if setting == "auto":
-            assert counters["stats"]["unique_graphs"] > 0, "compile=auto compiled no graph"
-        inputs = {k: torch.from_numpy(v).cuda() for k, v in t.spec.sample(32, seed=3).items()}
-        with torch.no_grad():
-            t.G.eval()
-            out = t.G(**inputs).float().cpu()
-        runs[setting] = (stats, out, weights(t))
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions on both sides: the comparison is about compile, not TF32
+    try:
+        for setting in ("off", "auto"):
+            runs[setting] = _three_steps(data_dir, setting)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     (s_e, o_e, w_e), (s_c, o_c, w_c) = runs["off"], runs["auto"]
     assert not any("_orig_mod" in k for k in w_c) and w_e.keys() == w_c.keys()
     for a, b in zip(s_e, s_c, strict=True):
@@ -135,7 +145,7 @@ def test_the_default_compiled_path_matches_eager_within_tolerance(data_dir):
             assert b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-3), (k, a[k], b[k])
     assert (o_e - o_c).abs().max() < 2e-2
     floats = [k for k in w_e if w_e[k].is_floating_point()]
-    dense = {k: (w_e[k] - w_c[k]).abs().mean().item() for k in floats if w_e[k].dim() >= 2}
+    dense = {k: (w_e[k] - w_c[k]).abs().mean().item() - 1e-3 * w_e[k].abs().mean().item() for k in floats if w_e[k].dim() >= 2}
     assert max(dense.values()) < 1e-5, sorted(dense.items(), key=lambda kv: -kv[1])[:3]
     worst = {k: (w_e[k] - w_c[k]).abs().max().item() for k in floats}
     assert max(worst.values()) <= 1.5e-3, sorted(worst.items(), key=lambda kv: -kv[1])[:3]
