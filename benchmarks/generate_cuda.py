@@ -90,7 +90,11 @@ def ort_contenders(onnx_path: Path, spec, tmp: Path, notes: list[str]) -> dict[s
     for name, path in files.items():
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        try:
+            sess = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - report why, keep the others
+            notes.append(f"{name} skipped: the session did not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            continue
         if sess.get_providers()[0] != "CUDAExecutionProvider":
             notes.append(f"{name} skipped: the CUDA provider did not load (providers {sess.get_providers()})")
             continue
