@@ -1,6 +1,7 @@
 """Generation speed of the shipped conditional generator, every path side by side in one process.
 
     .venv/bin/python benchmarks/generate.py [--run RUN_DIR_OR_CHECKPOINT] [--int8 FILE] [--quick]
+    .venv/bin/python benchmarks/generate.py --device cuda [--json FILE]   (benchmarks/generate_cuda.py)
 
 Contenders, at batch 1, 64, 256 and 1024:
 
@@ -275,14 +276,22 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=ROOT / "models" / "fashion-cgan.onnx")
     ap.add_argument("--run", default=None, help="Run directory or checkpoint of the same model (default: random weights).")
     ap.add_argument("--int8", type=Path, default=None, help="An int8 file from ctrlgen export --precision int8.")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256, 1024])
+    ap.add_argument("--batches", type=int, nargs="+", default=None, help="Default 1 64 256 1024 (cpu), 1 8 64 512 4096 8192 (cuda).")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--cli-n", type=int, default=20_000, help="Samples per CLI run.")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--quick", action="store_true", help="Batches 1 and 64, 2 repeats, no torch.compile, a short CLI run (a smoke test).")
     ap.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the GPU paths (benchmarks/generate_cuda.py).")
     args = ap.parse_args()
+    if args.device == "cuda":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from generate_cuda import cuda_main
+
+        cuda_main(args, build_torch)
+        return
+    args.batches = args.batches or [1, 64, 256, 1024]
     if args.quick:
         args.batches, args.repeats, args.cli_n, args.no_compile = [1, 64], 2, 500, True
     from ctrlgen.export import OnnxInterface, _torch_export

@@ -197,7 +197,10 @@ def choose_providers(device: str, available: Sequence[str] | None = None) -> lis
     if device not in DEVICES:
         raise CtrlgenError(f"device {device!r} is unknown; use auto, cpu or cuda")
     if device == "cuda" and CUDA not in available:
-        raise CtrlgenError("device cuda asked for but this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu")
+        import onnxruntime as ort
+
+        raise CtrlgenError("device cuda asked for but this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu "
+                           f"(onnxruntime {ort.__version__} here is a build without CUDA: scripts/install.sh --gpu swaps it for onnxruntime-gpu)")
     tries = [[CUDA, CPU]] if device in ("auto", "cuda") and CUDA in available else []
     return [*tries, [CPU]]
 

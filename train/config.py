@@ -34,7 +34,7 @@ __all__ = ["LatentConfig", "TrainConfig", "apply_overrides", "load_config", "par
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
-              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit"}
+              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit", "compile"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -142,6 +142,7 @@ class TrainConfig:
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    compile: str = "auto"  # torch.compile of G and D: auto (on CUDA only) | off | on (train/accel.py)
     amp: str = "auto"  # mixed precision: auto (bf16 on CUDA; on CPUs with bf16 instructions for image models; else off) | off | bf16 | fp16
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between fixed-z sample grids (0 = never)
@@ -156,6 +157,7 @@ class TrainConfig:
     nonfinite_limit: int = 5  # NaN/inf steps undone (train/nonfinite.py) before training stops
 
     def __post_init__(self) -> None:
+        from ctrlgen.train.accel import check_compile
         from ctrlgen.train.techniques import resolve_net
 
         # Techniques that are network options (packing, spectral_norm, ...) set net.* fields.
@@ -166,6 +168,7 @@ class TrainConfig:
             raise CtrlgenError(f"device {self.device!r} is unknown; use one of {', '.join(DEVICES)}")
         if self.amp not in AMPS:
             raise CtrlgenError(f"amp {self.amp!r} is unknown; use one of {', '.join(AMPS)}")
+        check_compile(self.compile)
         if self.data == "image-folder" and not self.data_dir:
             raise CtrlgenError("data=image-folder needs data_dir (a folder with one subfolder per class)")
         positive = ("batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints", "image_size", "nonfinite_limit")

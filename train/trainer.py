@@ -35,6 +35,7 @@ from ctrlgen.train import (
     egan_update,  # noqa: F401  (registers the "egan" G update)
     run_state,
 )
+from ctrlgen.train.accel import maybe_compile
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.distributed import rank_seed, ranks
@@ -112,6 +113,7 @@ class Trainer:
         self._stop_requested = False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
         self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
+        self.compiled = maybe_compile(self)  # torch.compile of G and D in place: cfg.compile, on CUDA by default (train/accel.py)
 
     # ------------------------------------------------------------------ setup helpers
     def wrapped_loss(self, loss):
