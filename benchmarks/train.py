@@ -23,7 +23,7 @@ so its ratio is not measured.
 
 ``--device cuda`` (``cuda_main``): the same reference loop on the GPU (its DataLoader batches
 copied up each step) against ctrlgen's step eager fp32, eager bf16, the default (``compile=auto``:
-G and D under ``torch.compile``, bf16) and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs),
+eager, bf16), G and D under ``torch.compile`` (``compile=on``, bf16) and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs),
 at each ``--batches``; every timing is bracketed by ``torch.cuda.synchronize()``, warm-up (and
 compile) steps excluded, medians of interleaved repeats.  Eager fp32 and CUDA graphs run at the first batch
 size only, CUDA graphs in a table of their own after the others (compile time is scripts/gpu_check.sh's budget).  Also counted: the host syncs inside one
@@ -309,6 +309,7 @@ def cuda_table(b: int, graphs: bool, first: bool, root: Path, over: list[str], i
         t = add("cgan default", "fashion-cgan")  # amp=auto, compile=auto
         how = ("torch.compile" if t.compiled else "eager") + (", bf16" if t.amp_dtype is not None else ", fp32")
         runs[f"cgan default (compile=auto: {how})"] = runs.pop("cgan default")
+        add("cgan torch.compile bf16 (compile=on)", "fashion-cgan", "amp=bf16", "compile=on")
     warm: dict[str, float] = {}
     for name in list(runs):  # warm-up: compiles, CUDA graph recording, cuDNN autotuning; a path that fails is dropped
         t0 = time.perf_counter()

@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def test_compile_auto_means_cuda_only_and_never_where_torch_compile_cannot_train():
+def test_compile_auto_is_eager_and_on_never_where_torch_compile_cannot_train():
     cgan = tiny_config("fashion-cgan")
     assert cgan.compile == "auto"
-    assert wants_compile(cgan, CUDA) and not wants_compile(cgan, CPU)
+    assert not wants_compile(cgan, CUDA) and not wants_compile(cgan, CPU)  # eager measured faster on an H200
+    assert wants_compile(tiny_config("fashion-cgan", "compile=on"), CUDA)
     assert wants_compile(tiny_config("fashion-cgan", "compile=on"), CPU)
     assert not wants_compile(tiny_config("fashion-cgan", "compile=off"), CUDA)
     # ring8's recipe trains R1 (a gradient of a gradient): torch.compile has no double backward

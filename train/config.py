@@ -142,7 +142,7 @@ class TrainConfig:
     # ---- run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    compile: str = "auto"  # torch.compile of G and D: auto (on CUDA only) | off | on (train/accel.py)
+    compile: str = "auto"  # torch.compile of G and D: auto (eager: measured faster on CUDA, train/accel.py) | off | on
     amp: str = "auto"  # mixed precision: auto (bf16 on CUDA; on CPUs with bf16 instructions for image models; else off) | off | bf16 | fp16
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between fixed-z sample grids (0 = never)

@@ -91,11 +91,15 @@ class Population:
 
 
 def _zero_adam_state(opt: torch.optim.Optimizer) -> None:
-    """Adam's state as it would be created lazily before its first step, so every slot has tensors to copy."""
+    """Adam's state as it would be created lazily before its first step, so every slot has tensors to copy.
+
+    As torch's Adam does: the step count lives on the parameter's device for the fused (and capturable)
+    kernels, which refuse a CPU count next to CUDA weights, and on the CPU otherwise."""
     for group in opt.param_groups:
+        on_device = group.get("fused") or group.get("capturable")
         for p in group["params"]:
             if not opt.state[p]:
-                opt.state[p] = {"step": torch.tensor(0.0, dtype=torch.float32),
+                opt.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device if on_device else "cpu"),
                                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
