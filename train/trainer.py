@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from ctrlgen import checkpoint as ckpt_io
+from ctrlgen import precision
 from ctrlgen.data import describe_images, load_images, mixture
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import remove_stale_temps, write_text
 from ctrlgen.grids import grid_inputs, picture
 from ctrlgen.images import save_png
-from ctrlgen.precision import cpu_has_bf16
 from ctrlgen.spec import LABEL
 from ctrlgen.train import (
     egan_update,  # noqa: F401  (registers the "egan" G update)
@@ -128,7 +128,7 @@ class Trainer:
             # CPU: bf16 autocast for image models where the CPU has bf16 instructions (about 2x the fp32 step on
             # AVX-512 BF16, benchmarks/train.py; same quality after an epoch, docs/results/train.md).  Never for
             # the 2D mixtures: bf16's 8 mantissa bits cannot place points on modes 0.01 wide.
-            return torch.bfloat16 if not self.cfg.points and cpu_has_bf16() else None
+            return torch.bfloat16 if not self.cfg.points and precision.cpu_has_bf16() else None
         if amp == "off":
             return None
         if amp == "fp16":
