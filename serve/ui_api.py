@@ -77,7 +77,7 @@ def add_api(ex: Any, concurrency_id: str) -> None:
     def generate(model: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
         """n samples (points for 2D models): the picture (PNG), an NPZ of samples and inputs, a note."""
         img, _, npz, text = ex.generate(model, n, seed, label, truncation, codes=codes)
-        return img, npz, text
+        return img, str(npz), text
 
     def sweep(model: str, factor: str, steps: int = 8, rows: int = 4, seed: int = 0, label: str = "random",
               truncation: float = 0, codes: str = "", captions: bool = True):
@@ -88,7 +88,8 @@ def add_api(ex: Any, concurrency_id: str) -> None:
     def interpolate(model: str, frames: int = 32, keyframes: int = 4, seed: int = 0, labels: str = "",
                     animate: str = "none", truncation: float = 0, codes: str = "", walks: int = 1, fps: int = 12, label: str = "random"):
         """A looping GIF of walks through z; labels (comma-separated) per keyframe, else label for every walk ("all": a class each)."""
-        return ex.interpolate(model, frames, keyframes, seed, labels, animate, truncation, fps=fps, codes=codes, walks=walks, label=label)
+        path, text = ex.interpolate(model, frames, keyframes, seed, labels, animate, truncation, fps=fps, codes=codes, walks=walks, label=label)
+        return str(path), text
 
     def compare(model_a: str, model_b: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
         """The same seed (the same z when the noise matches) through two models, side by side, and a note."""

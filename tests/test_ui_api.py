@@ -116,7 +116,7 @@ def test_sweep_interpolate_compare(ui):
         ({"api_name": "/sweep", "model": "infogan", "factor": "u0", "steps": 16, "rows": 8}, "over the limit of 64"),
         ({"api_name": "/sweep", "model": "ring8", "factor": "label"}, "image model"),
         ({"api_name": "/interpolate", "model": "cgan", "frames": 500}, "frames = 500 is over the limit of 24"),
-        ({"api_name": "/interpolate", "model": "cgan", "fps": 0}, "frames per second = 0 is below 1"),
+        ({"api_name": "/interpolate", "model": "cgan", "frames": 8, "fps": 0}, "frames per second = 0 is below 1"),
         ({"api_name": "/sweep", "model": "cgan", "factor": "q"}, "'q' is not something this model can sweep; it can sweep: label"),
     ],
 )
@@ -140,7 +140,7 @@ def test_over_limit_requests_are_refused_while_others_are_served(ui):
     assert ok == 4 and len(refused) == 2 and all("over the limit of 64" in r for r in refused)
     with ThreadPoolExecutor(4) as pool:  # and the server still answers everyone
         notes = list(pool.map(lambda s: client.predict(model="ring8", n=50, seed=s, api_name="/generate")[2], range(4)))
-    assert all("50 samples from ring8" in n for n in notes)
+    assert all("50 points from ring8" in n for n in notes)
 
 
 def test_serves_only_files_it_wrote(ui, tiny_models):
