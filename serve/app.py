@@ -43,6 +43,11 @@ THEME = gr.themes.Default(font=FONTS, font_mono=["ui-monospace", "monospace"])
 NO_BUTTONS: list = []  # no share (it uploads to an outside host), no toolbar over the picture; downloads are buttons
 POINTS_DEFAULT = 5000  # points drawn for a 2D model
 # The settings kept in the URL, in the order of the components passed to the js below.
+# On a phone a sweep keeps its pixel size (captions at 14 px) and scrolls sideways instead of shrinking.
+CSS = """@media (max-width: 720px) {
+  #sweep-image .image-frame, #sweep-image button { overflow-x: auto; max-width: 100%; display: block; }
+  #sweep-image img { max-width: none !important; width: auto !important; height: auto !important; max-height: none !important; }
+}"""
 URL_KEYS = ["model", "seed", "n", "label", "truncation", "codes", "factor", "steps", "rows", "frames", "keyframes", "walks", "fps", "model_b"]
 URL_JS = """(...v) => { const keys = %s; const q = new URLSearchParams();
   keys.forEach((k, i) => { if (v[i] !== null && v[i] !== undefined && v[i] !== '' && !Array.isArray(v[i])) q.set(k, String(v[i])); });
@@ -351,7 +356,7 @@ def start(ex: Explorer, host: str = "127.0.0.1", port: int | None = None) -> tup
     try:
         _, url, _ = demo.launch(
             server_name=host, server_port=port, share=False, prevent_thread_lock=True, quiet=True,
-            show_error=False, theme=THEME, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
+            show_error=False, theme=THEME, css=CSS, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
             enable_monitoring=False, mcp_server=False, run_history=False, max_file_size="1mb",
         )
     except OSError as e:

@@ -24,6 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # The network is closed: no background fetches, no component updates, no first-run work.
 ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1200, "height": 860}
+TIMEOUT = float(os.environ.get("CTRLGEN_UI_TIMEOUT", "60"))  # seconds a page gets for each step
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
@@ -32,7 +33,7 @@ def launch(p):
     return p.chromium.launch(executable_path=str(CHROMIUM), args=args)
 
 
-def idle(page, elem: str, timeout: float = 60) -> None:
+def idle(page, elem: str, timeout: float = TIMEOUT) -> None:
     """Wait until ``elem``'s progress tracker is hidden (its request finished)."""
     page.wait_for_function(
         "sel => { const t = document.querySelector(sel + ' [data-testid=status-tracker]'); return t && t.classList.contains('hide'); }",
@@ -40,7 +41,7 @@ def idle(page, elem: str, timeout: float = 60) -> None:
     )
 
 
-def image(page, elem: str, previous: str | None = None, timeout: float = 60) -> tuple[str, np.ndarray]:
+def image(page, elem: str, previous: str | None = None, timeout: float = TIMEOUT) -> tuple[str, np.ndarray]:
     """(src, pixels) of the picture in ``elem`` once it differs from ``previous`` and has settled."""
     from PIL import Image
 
@@ -61,8 +62,9 @@ def image(page, elem: str, previous: str | None = None, timeout: float = 60) -> 
 def open_page(browser, url: str, query: str = "", phone: bool = False):
     """A new page at ``url?query`` once its first picture is there; returns (page, src of that picture)."""
     page = browser.new_page(**(PHONE if phone else {"viewport": VIEWPORT}))
+    page.set_default_timeout(TIMEOUT * 1000)
     page.goto(url + (f"?{query}" if query else ""), wait_until="domcontentloaded")
-    src, _ = image(page, "#gen-image", timeout=90)
+    src, _ = image(page, "#gen-image", timeout=max(TIMEOUT, 90))
     return page, src
 
 
@@ -81,7 +83,7 @@ def text(page, elem: str) -> str:
     return loc.inner_text() if loc.count() and loc.is_visible() else ""
 
 
-def wait_text(page, elem: str, fragment: str, timeout: float = 60) -> str:
+def wait_text(page, elem: str, fragment: str, timeout: float = TIMEOUT) -> str:
     """The text of ``elem`` once it holds ``fragment``."""
     page.wait_for_function(
         "([sel, frag]) => { const e = document.querySelector(sel); return e && e.innerText.includes(frag); }",
