@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls to outside hosts; before gradio loads
 
 import functools  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
@@ -49,9 +50,9 @@ CSS = """@media (max-width: 720px) {
   #sweep-image img { max-width: none !important; width: auto !important; height: auto !important; max-height: none !important; }
 }"""
 URL_KEYS = ["model", "seed", "n", "label", "truncation", "codes", "factor", "steps", "rows", "frames", "keyframes", "walks", "fps", "model_b"]
-URL_JS = """(...v) => { const keys = %s; const q = new URLSearchParams();
+URL_JS = """(...v) => { const keys = KEYS; const q = new URLSearchParams();
   keys.forEach((k, i) => { if (v[i] !== null && v[i] !== undefined && v[i] !== '' && !Array.isArray(v[i])) q.set(k, String(v[i])); });
-  history.replaceState(null, '', location.pathname + '?' + q.toString()); return []; }""" % URL_KEYS
+  history.replaceState(null, '', location.pathname + '?' + q.toString()); return []; }""".replace("KEYS", json.dumps(URL_KEYS))
 
 
 def shown_error(e: Exception) -> dict:

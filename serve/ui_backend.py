@@ -328,7 +328,8 @@ class Explorer:
             base = rt.inputs(rows, seed, truncation=t, **fixed)
             if pinned is not None:
                 base = {k: np.concatenate([pinned[k], v[1:]]) for k, v in base.items()}
-                what = f"the pinned sample, then {what}" if rows > 1 else "the pinned sample"
+                rest = f"a row per class 1..{rows - 1}" if what.startswith("a row per class") else f"samples 1..{rows - 1} of seed {seed}"
+                what = f"the pinned sample, then {rest}" if rows > 1 else "the pinned sample"
         cols = len(axis.values)
         h, w = spec.output_shape[1:]
         scale, font, transpose = self._caption_layout(axis.titles, rows, cols, h, w, bool(captions) and axis.kind == "label")

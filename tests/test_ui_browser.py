@@ -14,7 +14,20 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from ui_browser import CHROMIUM, choose, drive, fetch, gif_frames, idle, image, launch, open_page, tab, text, wait_text
+from ui_browser import (
+    CHROMIUM,
+    choose,
+    drive,
+    fetch,
+    gif_frames,
+    idle,
+    image,
+    launch,
+    open_page,
+    tab,
+    text,
+    wait_text,
+)
 
 from ctrlgen.data import FASHION_MNIST_DIR
 
@@ -50,7 +63,6 @@ def untrusted_model(path):
 def many_codes_model(root):
     """A tiny InfoGAN with 5 categorical and 9 continuous codes (more than the old fixed controls)."""
     from conftest import train_tiny
-
     from ctrlgen.export import export
 
     train_tiny("fashion-infogan", root / "run", 2, "categorical=[3,3,3,3,3]", "continuous=9")
