@@ -256,15 +256,15 @@ def build(ex: Explorer) -> gr.Blocks:
             settings = {"model": m, "n": count, "seed": s, "label": lab, "truncation": trunc, "codes": text, "shape": list(img.shape)}
             if repeat_hint is not None and {k: v for k, v in settings.items() if k != "shape"} == {k: v for k, v in (repeat_hint or {}).items() if k != "shape"}:
                 note += " · Same settings, same samples: the seed decides them; New seed draws others."
-            return img, png, npz, md_text(note), settings
+            return str(png), png, npz, md_text(note), settings  # the PNG it wrote: gradio need not encode the picture again
 
         def ui_generate_button(m, s, count, lab, trunc, text, previous):  # ui_generate keeps the last result on error
             return ui_generate(m, s, count, lab, trunc, text, repeat_hint=previous or {})
 
         @keep_on_error(3)
         def ui_sweep(m, s, _, lab, trunc, text, fac, st, r, cap, p):
-            img, png, note = ex.sweep(m, fac, st, r, s, lab, trunc, captions=cap, codes=text, pin=p)
-            return img, png, md_text(note)
+            _, png, note = ex.sweep(m, fac, st, r, s, lab, trunc, captions=cap, codes=text, pin=p)
+            return str(png), png, md_text(note)
 
         @keep_on_error(3)
         def ui_walk(m, s, _, lab, trunc, text, fr, ke, wa, fp, labs, anim, p):

@@ -76,14 +76,14 @@ def add_api(ex: Any, concurrency_id: str) -> None:
 
     def generate(model: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
         """n samples (points for 2D models): the picture (PNG), an NPZ of samples and inputs, a note."""
-        img, _, npz, text = ex.generate(model, n, seed, label, truncation, codes=codes)
-        return img, str(npz), text
+        _, png, npz, text = ex.generate(model, n, seed, label, truncation, codes=codes)
+        return str(png), str(npz), text  # the PNG written once: gradio serves it as the image
 
     def sweep(model: str, factor: str, steps: int = 8, rows: int = 4, seed: int = 0, label: str = "random",
               truncation: float = 0, codes: str = "", captions: bool = True):
         """Rows of different z (label "all": a row per class), columns of one factor's values ("label" or a code name)."""
-        img, _, text = ex.sweep(model, factor, steps, rows, seed, label, truncation, captions=captions, codes=codes)
-        return img, text
+        _, png, text = ex.sweep(model, factor, steps, rows, seed, label, truncation, captions=captions, codes=codes)
+        return str(png), text
 
     def interpolate(model: str, frames: int = 32, keyframes: int = 4, seed: int = 0, labels: str = "",
                     animate: str = "none", truncation: float = 0, codes: str = "", walks: int = 1, fps: int = 12, label: str = "random"):
