@@ -303,7 +303,7 @@ class Explorer:
         data = gif_bytes([upscale(p, scale) for p in pics], ms_per_frame=max(20, round(1000 / fps)))
         labs = controls.labels
         how = (f"labels {', '.join(spec.labels[i] for i in labs)} along the walk" if len(labs) > 1 else
-               f"label {spec.labels[labs[0]]}" if labs else "a class per walk" if every else
+               f"label {spec.labels[labs[0]]}" if labs else f"a class per walk ({', '.join(spec.labels[i % spec.n_classes] for i in range(min(walks, 4)))}{', …' if walks > 4 else ''})" if every else
                "labels drawn from the seed" if spec.conditional else "")
         note = "; ".join(x for x in (f"{walks} walk{'s' * (walks > 1)} through {keys} keyframes of z (seed {seed})",
                                      f"{frames} frames at {fps} fps", how, "starts at the pinned sample" if pinned is not None else "") if x)
