@@ -10,7 +10,7 @@ generate (fashion-cgan, a label or all or random, 16 to 256 samples; ring8,
 over the batch limit (1,000 samples; a 64-row sweep).  Valid requests must
 all succeed; over-limit ones must be refused with the one-line limit message
 while the others are served.  Prints a Markdown table of latencies (p50, p95,
-max per kind) and the server's peak resident memory (VmHWM), and exits 1 on
+max per kind), the CPU model and the server's peak resident memory (VmHWM), and exits 1 on
 any unexpected outcome.
 """
 
@@ -136,6 +136,19 @@ def table(outcomes: list[Outcome], wall: float) -> str:
     return "\n".join(rows)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def vm_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -192,7 +205,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     print(f"ctrlgen ui on {url}: {args.clients} concurrent gradio_client clients, {args.requests} requests "
-          f"({args.over} over the limit of {args.max_samples}), {os.cpu_count()} CPU cores\n")
+          f"({args.over} over the limit of {args.max_samples}), {os.cpu_count()} CPU cores ({cpu_model()})\n")
     print(table(outcomes, wall))
     print(f"server resident memory: {rss_idle / 1024:.0f} MB serving, idle; peak {peak / 1024:.0f} MB (VmHWM)")
     bad = [o for o in outcomes if not o.ok]

@@ -120,8 +120,13 @@ def sweep(
     transpose: bool = False,
     scale: int = 2,
     max_cells: int | None = None,
+    base: Mapping[str, np.ndarray] | None = None,
+    font_size: int | None = None,
 ) -> SweepResult:
-    """A traversal grid: rows = samples 0..rows-1 of ``seed``, columns = the factor's values (``transpose`` swaps)."""
+    """A traversal grid: rows = samples 0..rows-1 of ``seed``, columns = the factor's values (``transpose`` swaps).
+
+    ``base``: the inputs of the rows (``rows`` samples) instead of drawing them, e.g. a label per row or a
+    chosen sample; the swept factor still varies along the columns."""
     spec = rt.spec
     check_sweepable(spec)
     if not isinstance(rows, (int, np.integer)) or rows < 1:
@@ -136,7 +141,10 @@ def sweep(
     fixed = controls.fixed()
     if axis.kind == "label":
         fixed["label"] = None  # the columns set it
-    base = rt.inputs(rows, seed, truncation=truncation, **fixed)
+    if base is None:
+        base = rt.inputs(rows, seed, truncation=truncation, **fixed)
+    elif len(base[Z]) != rows:
+        raise CtrlgenError(f"{len(base[Z])} base samples for {rows} rows; give one per row")
     inputs = sweep_inputs(spec, base, axis)
     samples = run(rt, inputs)
     cols = len(axis.values)
@@ -148,7 +156,8 @@ def sweep(
         down, across = (axis.name, f"{rows} z") if transpose else (f"{rows} z", axis.name)
         title = f"across: {across}; down: {down} (seed {seed})"
         titles = list(axis.titles)
-        image = caption(image, col_titles=None if transpose else titles, row_titles=titles if transpose else None, title=title)
+        image = caption(image, col_titles=None if transpose else titles, row_titles=titles if transpose else None, title=title,
+                        font_size=font_size)
     return SweepResult(image, samples, inputs, axis, rows)
 
 
@@ -251,10 +260,13 @@ def walk(
     loop: bool = True,
     scale: int = 2,
     max_samples: int | None = None,
+    first: Mapping[str, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """GIF frames of ``walks`` parallel walks through ``keys`` keyframes (a grid per frame, or a point cloud).
 
-    ``controls`` (parsed with ``keyframes=True``) give labels and code values per keyframe."""
+    ``controls`` (parsed with ``keyframes=True``) give labels and code values per keyframe.  ``first``:
+    the inputs of the first keyframe of each walk (``walks`` samples) instead of drawing them; the
+    walks keep their label and codes unless ``controls`` set them per keyframe."""
     spec = rt.spec
     labels, cats, conts = (controls or Controls()).keyframes()
     if not isinstance(walks, (int, np.integer)) or walks < 1:
@@ -265,6 +277,10 @@ def walk(
     if max_samples is not None and frames * walks > max_samples:
         raise CtrlgenError(f"{frames} frames x {walks} walks = {frames * walks} samples is over the limit of {max_samples}; use fewer")
     base = rt.inputs(keys * walks, seed, truncation=truncation)
+    if first is not None:
+        if len(first[Z]) != walks:
+            raise CtrlgenError(f"{len(first[Z])} first keyframes for {walks} walks; give one per walk")
+        base = {k: np.concatenate([np.asarray(first[k], v.dtype), v[walks:]]) for k, v in base.items()}
     inputs = walk_inputs(walk_keyframes(spec, base, keys, labels, cats, conts), frames, loop)
     samples = run(rt, inputs).reshape(frames, walks, *spec.output_shape)
     extent = None

@@ -2,16 +2,16 @@
 
 Pure functions first (``ui_backend.py``), then ``build()`` lays out the Blocks,
 and ``launch()`` serves them; importing this module loads no model and starts
-nothing.  The controls follow the chosen model's LatentSpec: a slider per
-continuous code (with its range), a dropdown per categorical code and for
-the label (class names), plus seed, sample count and truncation.
+nothing.  The controls are built per model from its LatentSpec (``gr.render``):
+a dropdown per categorical code and a slider per continuous code, however many
+it has, plus the label (class names, ``all``, ``random``), seed, sample count
+and truncation.  The code controls write one text in ``ctrlgen.controls``'
+grammar (``"c=3 u0=0.5"``), the same text the API and the CLI take.
 
-Named API endpoints for ``gradio_client`` (``client.view_api()`` lists them):
-``/models``, ``/card``, ``/generate``, ``/sweep``, ``/interpolate`` and
-``/compare``; codes travel as text, ``"c=3 u0=0.5"``.  Every request is
-queued (``Limits.concurrency`` at a time, ``Limits.queue_size`` waiting) and
-bounded (``Limits.max_samples`` ...): an over-limit request is refused with
-a one-line message while the others are served.
+The settings live in the page's URL (``?model=...&seed=...``), so a view can
+be shared as a link.  A request that fails keeps the last good result on
+screen and says what was wrong in one line naming the field.  Named API
+endpoints for ``gradio_client`` are in ``ui_api.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls to outside hosts; before gradio loads
 
 import functools  # noqa: E402
-import inspect  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -29,208 +31,308 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from ctrlgen.errors import CtrlgenError  # noqa: E402
-from ctrlgen.serve.ui_backend import Explorer, Limits, OutputStore, Registry  # noqa: E402
+from ctrlgen.serve.ui_api import add_api  # noqa: E402
+from ctrlgen.serve.ui_backend import SEED_MAX, Explorer, Limits, OutputStore, Registry  # noqa: E402
+from ctrlgen.serve.ui_card import md_text  # noqa: E402
 from ctrlgen.traversal import sweep_factors  # noqa: E402
 
 __all__ = ["Limits", "build", "launch", "make_explorer"]
 
-MAX_CAT, MAX_CONT = 4, 8  # controls kept ready for a model's codes; more are drawn at random
 COMPUTE = "compute"  # the concurrency group of every request that runs a model
 FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # local fonts: the page fetches nothing from outside
 THEME = gr.themes.Default(font=FONTS, font_mono=["ui-monospace", "monospace"])
+NO_BUTTONS: list = []  # no share (it uploads to an outside host), no toolbar over the picture; downloads are buttons
+POINTS_DEFAULT = 5000  # points drawn for a 2D model
+# The settings kept in the URL, in the order of the components passed to the js below.
+# On a phone a sweep keeps its pixel size (captions at 14 px) and scrolls sideways instead of shrinking.
+CSS = """@media (max-width: 720px) {
+  #sweep-image .image-frame, #sweep-image button { overflow-x: auto; max-width: 100%; display: block; }
+  #sweep-image img { max-width: none !important; width: auto !important; height: auto !important; max-height: none !important; }
+}"""
+URL_KEYS = ["model", "seed", "n", "label", "truncation", "codes", "factor", "steps", "rows", "frames", "keyframes", "walks", "fps", "model_b"]
+URL_JS = """(...v) => { const keys = KEYS; const q = new URLSearchParams();
+  keys.forEach((k, i) => { if (v[i] !== null && v[i] !== undefined && v[i] !== '' && !Array.isArray(v[i])) q.set(k, String(v[i])); });
+  history.replaceState(null, '', location.pathname + '?' + q.toString()); return []; }""".replace("KEYS", json.dumps(URL_KEYS))
 
 
-def one_line_errors(fn):
-    """CtrlgenError -> gr.Error: the client sees the one line, the server keeps running."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any):
-        try:
-            return fn(*args, **kwargs)
-        except CtrlgenError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
-    return wrapper
+def shown_error(e: Exception) -> dict:
+    """The one-line message of a failed request, as escaped text."""
+    return gr.update(value=f"⚠ {md_text(e)}", visible=True)
 
 
-# --------------------------------------------------------------------------- controls from the spec
-def control_updates(ex: Explorer, model: str) -> list:
-    """New label, categorical and continuous controls (and tab options) for ``model``."""
-    spec = ex.registry.get(model).spec
+def keep_on_error(n_outputs: int):
+    """A UI handler that returns its outputs and a cleared message, or on a CtrlgenError leaves the
+    outputs as they are (the last good result, its note and downloads stay together) and shows the message."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any):
+            try:
+                out = fn(*args, **kwargs)
+            except CtrlgenError as e:
+                return (*[gr.skip()] * n_outputs, shown_error(e))
+            return (*(out if isinstance(out, tuple) else (out,)), gr.update(value="", visible=False))
+
+        return wrapper
+
+    return wrap
+
+
+# --------------------------------------------------------------------------- per-model pieces (pure)
+def url_settings(query: dict) -> dict:
+    """The settings a link carries (``URL_KEYS``); numbers as numbers, anything unknown dropped."""
+    out: dict[str, Any] = {}
+    for k, v in query.items():
+        if k not in URL_KEYS or not isinstance(v, str) or len(v) > 500:
+            continue
+        if k in ("seed", "n", "truncation", "steps", "rows", "frames", "keyframes", "walks", "fps"):
+            try:
+                f = float(v)
+            except ValueError:
+                continue
+            if not math.isfinite(f):
+                continue
+            v = int(f) if f == int(f) else f
+        out[k] = v
+    return out
+
+
+def default_codes(spec: Any) -> str:
+    """The codes text of fresh controls: categorical codes drawn, continuous codes at their midpoint."""
+    return " ".join(f"{c.name}={(c.low + c.high) / 2:g}" for c in spec.continuous)
+
+
+def random_codes(spec: Any, rng: random.Random) -> str:
+    """Every code at a random value of its range (two decimals for continuous codes)."""
+    return " ".join([f"{c.name}={rng.randrange(c.n)}" for c in spec.categorical] +
+                    [f"{c.name}={rng.uniform(c.low, c.high):.2f}" for c in spec.continuous])
+
+
+def codes_text(spec: Any, values: list) -> str:
+    """The codes text from the code controls' values (categoricals first, in spec order)."""
+    k = len(spec.categorical)
+    parts = [f"{c.name}={v}" for c, v in zip(spec.categorical, values[:k], strict=False) if v not in (None, "", "random")]
+    parts += [f"{c.name}={float(v):g}" for c, v in zip(spec.continuous, values[k:], strict=False) if v is not None]
+    return " ".join(parts)
+
+
+def second_model(ex: Explorer, model: str) -> str:
+    """The model to compare with: another one with the same output and noise if any, else the same output."""
+    spec = ex.registry.about(model)[0]
+    others = [m for m in ex.registry.names if m != model] or [model]
+
+    def score(m: str) -> tuple:
+        s = ex.registry.about(m)[0]
+        return (s.output_kind == spec.output_kind and s.output_shape == spec.output_shape, (s.noise_dim, s.noise) == (spec.noise_dim, spec.noise))
+
+    return max(others, key=score)
+
+
+def model_updates(ex: Explorer, model: str, query: dict | None = None) -> list:
+    """Every control that depends on the model, fresh for ``model`` (``query``: values from the URL win)."""
+    q = query or {}
+    spec = ex.registry.about(model)[0]
+    lim = ex.limits
+    points = spec.output_kind == "points"
+    high = lim.max_points if points else lim.max_samples
+    n_default = min(POINTS_DEFAULT if points else 40, high)
     classes = ["random", "all", *spec.labels] if spec.conditional else ["random"]
-    ups: list = [gr.update(choices=classes, value="all" if spec.conditional else "random", visible=spec.conditional)]
-    for i in range(MAX_CAT):
-        c = spec.categorical[i] if i < len(spec.categorical) else None
-        ups.append(gr.update(visible=False, value="random") if c is None else
-                   gr.update(visible=True, label=f"{c.name} (categorical)", choices=["random", *map(str, range(c.n))], value="random"))
-    for i in range(MAX_CONT):
-        c = spec.continuous[i] if i < len(spec.continuous) else None
-        ups.append(gr.update(visible=False) if c is None else
-                   gr.update(visible=True, label=f"{c.name} (continuous)", minimum=c.low, maximum=c.high, value=(c.low + c.high) / 2))
-    factors = sweep_factors(spec)
-    ups.append(gr.update(choices=factors, value=factors[0] if factors else None))
-    ups.append(gr.update(choices=list(spec.labels), value=[], visible=spec.conditional))
-    ups.append(gr.update(choices=["none", *(c.name for c in spec.continuous)], value="none"))
-    ups.append(ex.card(model))
-    return ups
-
-
-def codes_from_controls(ex: Explorer, model: str, values: list) -> tuple[dict, dict]:
-    """The categorical dropdowns and continuous sliders by code name (ctrlgen.controls parses them; "random" leaves a code drawn)."""
-    spec = ex.registry.get(model).spec
-    cats, conts = values[:MAX_CAT], values[MAX_CAT:]
-    cat = {c.name: v for c, v in zip(spec.categorical, cats, strict=False) if v not in (None, "")}
-    cont = {c.name: v for c, v in zip(spec.continuous, conts, strict=False) if v is not None}
-    return cat, cont
+    factors = sweep_factors(spec) if not points else []
+    codes = q.get("codes", default_codes(spec))
+    has_codes = bool(spec.categorical or spec.continuous)
+    return [
+        gr.update(maximum=high, value=q.get("n", n_default), label="points" if points else "samples"),
+        gr.update(choices=classes, value=q.get("label", "all" if spec.conditional else "random"), visible=spec.conditional),
+        gr.update(value=codes, visible=has_codes),
+        gr.update(visible=has_codes),
+        gr.update(choices=factors, value=q.get("factor", factors[0] if factors else None), visible=bool(factors)),
+        gr.update(interactive=bool(factors)),
+        gr.update(value="" if factors else f"Sweeps need an image model; {md_text(model)} makes 2D points: use Generate or Interpolate.",
+                  visible=not factors),
+        gr.update(choices=list(spec.labels), value=[], visible=spec.conditional),
+        gr.update(choices=["none", *(c.name for c in spec.continuous)], value="none", visible=bool(spec.continuous)),
+        gr.update(visible=not points, value=q.get("walks", 1)),
+        gr.update(value=q.get("model_b", second_model(ex, model))),
+        ex.card(model),
+    ]
 
 
 # --------------------------------------------------------------------------- the page
 def build(ex: Explorer) -> gr.Blocks:
-    names = ex.registry.names
-    lim = ex.limits
+    reg, lim = ex.registry, ex.limits
+    names = reg.names
+    picker = [(f"{m} — {reg.describe(m)}" if reg.describe(m) else m, m) for m in names]
     with gr.Blocks(title="ctrlgen explorer", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown("## ctrlgen latent explorer\nPick a model, set its codes; the Generate tab updates as you change them.")
+        gr.Markdown("## ctrlgen latent explorer\nPick a model and set its label and codes; Generate updates as you change them. "
+                    "Click a sample to see its z, label and codes and pin it for sweeps and walks. The address bar keeps the view: share it as a link.")
+        redraw, last, picked, pin = gr.State(0), gr.State(None), gr.State(None), gr.State(None)
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(names, value=names[0], label="model", elem_id="model")
-                seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="seed")
+                model = gr.Dropdown(picker, value=reg.default, label="model", elem_id="model")
+                with gr.Row():
+                    seed = gr.Number(0, precision=0, label="seed", elem_id="seed", min_width=120)
+                    new_seed = gr.Button("New seed", size="sm", elem_id="new-seed", min_width=80)
                 n = gr.Slider(1, lim.max_samples, value=min(40, lim.max_samples), step=1, label="samples", elem_id="n")
                 truncation = gr.Slider(0, 3, value=0, step=0.05, label="truncation (0 = off)", elem_id="truncation")
                 label = gr.Dropdown(["random"], value="random", label="label", elem_id="label")
-                cat_ctl = [gr.Dropdown(["random"], value="random", visible=False, elem_id=f"cat{i}") for i in range(MAX_CAT)]
-                cont_ctl = [gr.Slider(-1, 1, value=0, step=0.01, visible=False, elem_id=f"cont{i}") for i in range(MAX_CONT)]
+                codes = gr.Textbox("", label="codes (NAME=VALUE; Enter applies)", elem_id="codes", max_lines=1)
+                random_btn = gr.Button("Random codes", size="sm", elem_id="random-codes")
+
+                @gr.render(inputs=[model, codes], triggers=[redraw.change])
+                def code_controls(m: str, text: str):
+                    spec = reg.about(m)[0]
+                    try:
+                        fixed = ex._controls(spec, codes=text).fixed()
+                    except CtrlgenError:
+                        fixed = {"cat": {}, "cont": {}}
+                    ctls = [gr.Dropdown(["random", *map(str, range(c.n))], value=str(fixed["cat"].get(c.name, "random")),
+                                        label=f"{c.name} (categorical, 0..{c.n - 1})", elem_id=f"code-{c.name}", key=f"{m}/{c.name}")
+                            for c in spec.categorical]
+                    ctls += [gr.Slider(c.low, c.high, value=fixed["cont"].get(c.name, (c.low + c.high) / 2), step=(c.high - c.low) / 100,
+                                       label=f"{c.name} (continuous)", elem_id=f"code-{c.name}", key=f"{m}/{c.name}")
+                             for c in spec.continuous]
+                    for ctl in ctls:
+                        ctl.input(lambda *v: codes_text(spec, list(v)), ctls, codes, api_visibility="private", queue=False).then(
+                            ui_generate, shared, gen_out, **run).then(None, url_inputs, None, js=URL_JS)
+
+                pinned = gr.Markdown("", visible=False, elem_id="pinned")
+                unpin_btn = gr.Button("unpin", size="sm", visible=False, elem_id="unpin")
+                msg = gr.Markdown("", visible=False, elem_id="msg")
             with gr.Column(scale=3):
                 with gr.Tab("Generate"):
                     gen_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    gen_img = gr.Image(label="samples", format="png", type="numpy", interactive=False, elem_id="gen-image")
-                    gen_note = gr.Markdown()
+                    gen_img = gr.Image(label="samples", format="png", type="numpy", interactive=False, elem_id="gen-image", buttons=NO_BUTTONS)
+                    gen_note = gr.Markdown(elem_id="gen-note")
                     with gr.Row():
-                        gen_png = gr.DownloadButton("PNG", size="sm")
-                        gen_npz = gr.DownloadButton("NPZ (samples + inputs)", size="sm")
-                with gr.Tab("Sweep"):
+                        pick_note = gr.Markdown("Click a sample to see where it comes from.", elem_id="picked")
+                        pin_btn = gr.Button("Pin this sample", size="sm", visible=False, elem_id="pin")
+                    with gr.Row():
+                        gen_png = gr.DownloadButton("PNG", size="sm", elem_id="gen-png")
+                        gen_npz = gr.DownloadButton("NPZ (samples + inputs)", size="sm", elem_id="gen-npz")
+                with gr.Tab("Sweep", elem_id="tab-sweep"):
                     with gr.Row():
                         factor = gr.Dropdown([], label="sweep (columns)", elem_id="factor")
-                        steps = gr.Slider(2, 16, value=8, step=1, label="steps (continuous codes)")
-                        rows = gr.Slider(1, 16, value=4, step=1, label="rows (different z)")
+                        steps = gr.Slider(2, 16, value=8, step=1, label="steps (continuous codes)", elem_id="steps")
+                        rows = gr.Slider(1, 16, value=4, step=1, label="rows (different z)", elem_id="rows")
                         captions = gr.Checkbox(True, label="captions")
+                    sweep_off = gr.Markdown("", visible=False, elem_id="sweep-off")
                     sweep_btn = gr.Button("Sweep", variant="primary", elem_id="sweep")
-                    sweep_img = gr.Image(label="sweep", show_label=False, format="png", type="numpy", interactive=False, elem_id="sweep-image")
+                    sweep_img = gr.Image(show_label=False, format="png", type="numpy", interactive=False, elem_id="sweep-image", buttons=NO_BUTTONS)
+                    sweep_note = gr.Markdown(elem_id="sweep-note")
                     sweep_png = gr.DownloadButton("PNG", size="sm")
                 with gr.Tab("Interpolate"):
                     with gr.Row():
-                        frames = gr.Slider(2, lim.max_frames, value=min(32, lim.max_frames), step=1, label="frames")
-                        keys = gr.Slider(1, 8, value=4, step=1, label="keyframes (z)")
-                        walk_labels = gr.Dropdown([], multiselect=True, label="labels along the walk", visible=False)
-                        animate = gr.Dropdown(["none"], value="none", label="animate a continuous code")
+                        frames = gr.Slider(2, lim.max_frames, value=min(32, lim.max_frames), step=1, label="frames", elem_id="frames")
+                        keys = gr.Slider(1, 8, value=4, step=1, label="keyframes (z)", elem_id="keyframes")
+                        walks = gr.Slider(1, 16, value=1, step=1, label="walks", elem_id="walks")
+                        fps = gr.Slider(1, 30, value=12, step=1, label="frames per second", elem_id="fps")
+                    with gr.Row():
+                        walk_labels = gr.Dropdown([], multiselect=True, label="labels along the walk (empty: the label control)",
+                                                  visible=False, elem_id="walk-labels")
+                        animate = gr.Dropdown(["none"], value="none", label="animate a continuous code", elem_id="animate")
                     walk_btn = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
-                    walk_gif = gr.Image(label="walk (GIF)", type="filepath", interactive=False, elem_id="walk-gif")
+                    walk_gif = gr.Image(label="walk (GIF)", type="filepath", interactive=False, elem_id="walk-gif", buttons=NO_BUTTONS)
+                    walk_note = gr.Markdown(elem_id="walk-note")
                     walk_file = gr.DownloadButton("GIF", size="sm")
                 with gr.Tab("Compare"):
                     with gr.Row():
-                        model_b = gr.Dropdown(names, value=names[-1], label="second model")
+                        model_b = gr.Dropdown(picker, value=second_model(ex, reg.default), label="second model", elem_id="model-b")
                         cmp_btn = gr.Button("Compare", variant="primary", elem_id="compare")
-                    cmp_note = gr.Markdown()
+                    cmp_note = gr.Markdown(elem_id="cmp-note")
                     with gr.Row():
-                        cmp_a = gr.Image(label="model", format="png", type="numpy", interactive=False)
-                        cmp_b = gr.Image(label="second model", format="png", type="numpy", interactive=False)
+                        cmp_a = gr.Image(label="model", format="png", type="numpy", interactive=False, elem_id="cmp-a", buttons=NO_BUTTONS)
+                        cmp_b = gr.Image(label="second model", format="png", type="numpy", interactive=False, elem_id="cmp-b", buttons=NO_BUTTONS)
                 with gr.Tab("Model card"):
-                    card = gr.Markdown()
+                    card = gr.Markdown(elem_id="card", sanitize_html=True, latex_delimiters=[])
 
-        shared = [model, seed, n, label, truncation, *cat_ctl, *cont_ctl]
-        k = len(shared)
+        shared = [model, seed, n, label, truncation, codes]
+        url_inputs = [model, seed, n, label, truncation, codes, factor, steps, rows, frames, keys, walks, fps, model_b]
         run = {"concurrency_limit": lim.concurrency, "concurrency_id": COMPUTE, "api_visibility": "private"}
+        gen_out = [gen_img, gen_png, gen_npz, gen_note, last, msg]
 
-        def split(args):
-            m, s, count, lab, trunc, *codes = args[:k]
-            cat, cont = codes_from_controls(ex, m, codes)
-            return m, s, count, lab, trunc, cat, cont, args[k:]
+        @keep_on_error(5)
+        def ui_generate(m, s, count, lab, trunc, text, repeat_hint=None):
+            img, png, npz, note = ex.generate(m, count, s, lab, trunc, codes=text)
+            settings = {"model": m, "n": count, "seed": s, "label": lab, "truncation": trunc, "codes": text, "shape": list(img.shape)}
+            if repeat_hint is not None and {k: v for k, v in settings.items() if k != "shape"} == {k: v for k, v in (repeat_hint or {}).items() if k != "shape"}:
+                note += " · Same settings, same samples: the seed decides them; New seed draws others."
+            return str(png), png, npz, md_text(note), settings  # the PNG it wrote: gradio need not encode the picture again
 
-        @one_line_errors
-        def ui_generate(*args):
-            m, s, count, lab, trunc, cat, cont, _ = split(args)
-            return ex.generate(m, count, s, lab, trunc, cat, cont)
+        def ui_generate_button(m, s, count, lab, trunc, text, previous):  # ui_generate keeps the last result on error
+            return ui_generate(m, s, count, lab, trunc, text, repeat_hint=previous or {})
 
-        @one_line_errors
-        def ui_sweep(*args):
-            m, s, _, lab, trunc, cat, cont, (fac, st, r, cap) = split(args)
-            return ex.sweep(m, fac, st, r, s, lab, trunc, cat, cont, cap)
+        @keep_on_error(3)
+        def ui_sweep(m, s, _, lab, trunc, text, fac, st, r, cap, p):
+            _, png, note = ex.sweep(m, fac, st, r, s, lab, trunc, captions=cap, codes=text, pin=p)
+            return str(png), png, md_text(note)
 
-        @one_line_errors
-        def ui_walk(*args):
-            m, s, _, _, trunc, cat, cont, (fr, ke, labs, anim) = split(args)
-            path = ex.interpolate(m, fr, ke, s, labs, anim, trunc, cat, cont)
-            return path, path
+        @keep_on_error(3)
+        def ui_walk(m, s, _, lab, trunc, text, fr, ke, wa, fp, labs, anim, p):
+            path, note = ex.interpolate(m, fr, ke, s, labs, anim, trunc, fps=fp, codes=text, walks=wa, label=lab, pin=p)
+            return path, path, md_text(note)
 
-        @one_line_errors
-        def ui_compare(*args):
-            m, s, count, lab, trunc, cat, cont, (mb,) = split(args)
-            return ex.compare(m, mb, count, s, lab, trunc, cat, cont)
+        @keep_on_error(3)
+        def ui_compare(m, s, count, lab, trunc, text, mb):
+            a, b, note = ex.compare(m, mb, count, s, lab, trunc, codes=text)
+            return a, b, md_text(note)
 
-        gen_out = [gen_img, gen_png, gen_npz, gen_note]
-        control_out = [label, *cat_ctl, *cont_ctl, factor, walk_labels, animate, card]
-        on_model = one_line_errors(functools.partial(control_updates, ex))
-        demo.load(on_model, model, control_out, api_visibility="private").then(ui_generate, shared, gen_out, **run)
-        model.change(on_model, model, control_out, api_visibility="private").then(ui_generate, shared, gen_out, **run)
-        live = [seed.input, n.input, truncation.input, label.input, *(c.input for c in [*cat_ctl, *cont_ctl])]
-        gr.on([gen_btn.click, *live], ui_generate, shared, gen_out, trigger_mode="always_last", **run)
-        sweep_btn.click(ui_sweep, [*shared, factor, steps, rows, captions], [sweep_img, sweep_png], **run)
-        walk_btn.click(ui_walk, [*shared, frames, keys, walk_labels, animate], [walk_gif, walk_file], **run)
-        cmp_btn.click(ui_compare, [*shared, model_b], [cmp_a, cmp_b, cmp_note], **run)
-        add_api(ex, gen_out, [sweep_img, sweep_png], [walk_gif, walk_file], [cmp_a, cmp_b, cmp_note], card)
+        @keep_on_error(3)
+        def ui_pick(settings, evt: gr.SelectData):
+            if not settings or not isinstance(evt.index, (list, tuple)):
+                return gr.skip(), gr.skip(), gr.skip()
+            x, y = evt.index[:2]
+            info = ex.pick(settings["model"], settings["n"], settings["seed"], settings["label"], settings["truncation"],
+                           settings["codes"], x, y, settings["shape"])
+            if info is None:
+                return None, "No sample there (2D models have no single samples to pick).", gr.update(visible=False)
+            return info, md_text(ex.describe_pick(info)), gr.update(visible=True)
+
+        def ui_pin(info):
+            if not info:
+                return None, gr.update(visible=False), gr.update(visible=False)
+            return info, gr.update(value="Pinned for sweeps and walks: " + md_text(ex.describe_pick(info)), visible=True), gr.update(visible=True)
+
+        def ui_random_codes(m, r):
+            return random_codes(reg.about(m)[0], random.Random()), r + 1
+
+        def on_model(m, r):
+            return [*model_updates(ex, m), r + 1, None, None, gr.update(visible=False), gr.update(visible=False),
+                    "Click a sample to see where it comes from.", gr.update(visible=False), None, None, "", None, None, "", None, None, ""]
+
+        def on_load(r, request: gr.Request):
+            q = url_settings(dict(request.query_params) if request else {})
+            m = q.get("model") if q.get("model") in names else reg.default
+            out = [m, q.get("seed", 0), *model_updates(ex, m, q), r + 1]
+            out += [q.get(k, gr.skip()) for k in ("truncation", "steps", "rows", "frames", "keyframes", "fps")]
+            return out
+
+        per_model = [n, label, codes, random_btn, factor, sweep_btn, sweep_off, walk_labels, animate, walks, model_b, card]
+        clear = [redraw, pin, picked, pinned, unpin_btn, pick_note, pin_btn, sweep_img, sweep_png, sweep_note, walk_gif, walk_file, walk_note,
+                 cmp_a, cmp_b, cmp_note]
+        private = {"api_visibility": "private"}
+        demo.load(on_load, [redraw], [model, seed, *per_model, redraw, truncation, steps, rows, frames, keys, fps], **private).then(
+            ui_generate, shared, gen_out, **run).then(None, url_inputs, None, js=URL_JS)
+        model.input(on_model, [model, redraw], [*per_model, *clear], **private).then(
+            ui_generate, shared, gen_out, **run).then(None, url_inputs, None, js=URL_JS)
+        live = [seed.input, n.input, truncation.input, label.input, codes.submit]
+        gr.on(live, ui_generate, shared, gen_out, trigger_mode="always_last", **run).then(None, url_inputs, None, js=URL_JS)
+        codes.submit(lambda r: r + 1, redraw, redraw, **private)
+        gen_btn.click(ui_generate_button, [*shared, last], gen_out, **run)
+        new_seed.click(lambda: random.randrange(SEED_MAX), None, seed, **private).then(
+            ui_generate, shared, gen_out, **run).then(None, url_inputs, None, js=URL_JS)
+        random_btn.click(ui_random_codes, [model, redraw], [codes, redraw], **private).then(
+            ui_generate, shared, gen_out, **run).then(None, url_inputs, None, js=URL_JS)
+        gen_img.select(ui_pick, last, [picked, pick_note, pin_btn, msg], **private)
+        pin_btn.click(ui_pin, picked, [pin, pinned, unpin_btn], **private)
+        unpin_btn.click(lambda: (None, gr.update(value="", visible=False), gr.update(visible=False)), None, [pin, pinned, unpin_btn], **private)
+        sweep_btn.click(ui_sweep, [*shared, factor, steps, rows, captions, pin], [sweep_img, sweep_png, sweep_note, msg], **run).then(
+            None, url_inputs, None, js=URL_JS)
+        walk_btn.click(ui_walk, [*shared, frames, keys, walks, fps, walk_labels, animate, pin], [walk_gif, walk_file, walk_note, msg], **run).then(
+            None, url_inputs, None, js=URL_JS)
+        cmp_btn.click(ui_compare, [*shared, model_b], [cmp_a, cmp_b, cmp_note, msg], **run).then(None, url_inputs, None, js=URL_JS)
+        add_api(ex, COMPUTE)
     demo.queue(max_size=lim.queue_size, default_concurrency_limit=lim.concurrency)
     return demo
-
-
-def add_api(ex: Explorer, gen_out: list, sweep_out: list, walk_out: list, cmp_out: list, card: Any) -> None:
-    """The named endpoints for gradio_client: plain typed parameters, codes as text."""
-    lim = ex.limits
-    run = {"concurrency_limit": lim.concurrency, "concurrency_id": COMPUTE}
-
-    def endpoint(fn, outputs: Any, **kw: Any) -> None:
-        """A hidden input per parameter of ``fn`` (its type and default), so clients see a typed signature."""
-        inputs = [hidden_input(p) for p in inspect.signature(fn).parameters.values()]
-        gr.Button(visible=False).click(one_line_errors(fn), inputs, outputs, api_name=fn.__name__.rstrip("_"), **kw)
-
-    def models() -> list[str]:
-        """The names of the models this server serves."""
-        return ex.registry.names
-
-    def card_(model: str) -> str:
-        """The model's latent spec and card (Markdown)."""
-        return ex.card(model)
-
-    def generate(model: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
-        """n samples: the grid image, its PNG, an NPZ (samples + inputs), a note."""
-        return ex.generate(model, n, seed, label, truncation, codes=codes)
-
-    def sweep(model: str, factor: str, steps: int = 8, rows: int = 4, seed: int = 0, label: str = "random",
-              truncation: float = 0, codes: str = "", captions: bool = True):
-        """Rows of different z, columns of one factor's values ("label" or a code name): the image and its PNG."""
-        return ex.sweep(model, factor, steps, rows, seed, label, truncation, captions=captions, codes=codes)
-
-    def interpolate(model: str, frames: int = 32, keyframes: int = 4, seed: int = 0, labels: str = "",
-                    animate: str = "none", truncation: float = 0, codes: str = ""):
-        """A looping GIF of a spherical walk through z; labels (comma-separated) per keyframe; animate a continuous code."""
-        path = ex.interpolate(model, frames, keyframes, seed, labels, animate, truncation, codes=codes)
-        return path, path
-
-    def compare(model_a: str, model_b: str, n: int = 16, seed: int = 0, label: str = "random", truncation: float = 0, codes: str = ""):
-        """The same seed (the same z when the noise matches) through two models, side by side, and a note."""
-        return ex.compare(model_a, model_b, n, seed, label, truncation, codes=codes)
-
-    endpoint(models, gr.JSON(visible=False))
-    endpoint(card_, card)
-    endpoint(generate, gen_out, **run)
-    endpoint(sweep, sweep_out, **run)
-    endpoint(interpolate, walk_out, **run)
-    endpoint(compare, cmp_out, **run)
-
-
-def hidden_input(param: inspect.Parameter) -> Any:
-    default = None if param.default is inspect.Parameter.empty else param.default
-    kind = {"int": gr.Number, "float": gr.Number, "bool": gr.Checkbox}.get(param.annotation, gr.Textbox)
-    extra = {"precision": 0} if param.annotation == "int" else {}
-    return kind(value=default, visible=False, label=param.name, **extra)
 
 
 # --------------------------------------------------------------------------- serving
@@ -255,7 +357,7 @@ def start(ex: Explorer, host: str = "127.0.0.1", port: int | None = None) -> tup
     try:
         _, url, _ = demo.launch(
             server_name=host, server_port=port, share=False, prevent_thread_lock=True, quiet=True,
-            show_error=False, theme=THEME, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
+            show_error=False, theme=THEME, css=CSS, ssr_mode=False, allowed_paths=[], blocked_paths=blocked,
             enable_monitoring=False, mcp_server=False, run_history=False, max_file_size="1mb",
         )
     except OSError as e:

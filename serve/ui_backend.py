@@ -1,4 +1,4 @@
-"""What the web UI does, without the web: models it may load, limits, files it writes, and the requests.
+"""What the web UI does, without the web: the models it may load and the requests (limits and files: ``ui_limits``).
 
 ``Explorer`` answers the UI's requests (generate, sweep, interpolate,
 compare, card) with numpy pictures and paths of files it wrote itself; every
@@ -16,66 +16,19 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import shutil
-import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import write_bytes
+from ctrlgen.serve.ui_limits import Limits, OutputStore, as_int, as_truncation, display, fit_scale
 
+__all__ = ["Explorer", "Limits", "OutputStore", "Registry", "as_int", "as_truncation", "display", "fit_scale"]
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on every request, so one client cannot starve the others."""
-
-    max_samples: int = 256  # images per request (generate n, sweep cells, compare n per model)
-    max_frames: int = 120  # GIF frames per interpolation
-    max_points: int = 20_000  # points per request for 2D models
-    max_side: int = 2048  # pixels on the longest side of any picture
-    concurrency: int = 2  # requests computed at the same time
-    queue_size: int = 64  # requests allowed to wait; more are refused
-    max_files: int = 512  # files kept for download (oldest deleted first)
-
-    def __post_init__(self) -> None:
-        for name in ("max_samples", "max_frames", "max_points", "max_side", "concurrency", "queue_size", "max_files"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise CtrlgenError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-
-
-def as_int(value: Any, what: str, low: int, high: int) -> int:
-    """An integer in [low, high] from a form value (gradio numbers arrive as floats)."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise CtrlgenError(f"{what} must be an integer in {low}..{high}, got {value!r}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise CtrlgenError(f"{what} must be an integer in {low}..{high}, got {value!r}")
-    if int(f) > high:
-        raise CtrlgenError(f"{what} = {int(f)} is over the limit of {high}; ask for at most {high}")
-    if int(f) < low:
-        raise CtrlgenError(f"{what} = {int(f)} is below {low}; use {low}..{high}")
-    return int(f)
-
-
-def as_truncation(value: Any) -> float | None:
-    """0, empty or None means off; else a positive number up to 10."""
-    if value is None or value == "":
-        return None
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise CtrlgenError(f"truncation must be a number (0 = off), got {value!r}") from None
-    if t == 0:
-        return None
-    if not (math.isfinite(t) and 0 < t <= 10):
-        raise CtrlgenError(f"truncation must be in (0, 10] or 0 for off, got {value!r}")
-    return t
+DEFAULT_MODEL = "fashion-cgan"
+SEED_MAX = 2**32 - 1
 
 
 class Registry:
@@ -97,11 +50,35 @@ class Registry:
             self.paths[name] = p
         self.threads = threads
         self._loaded: dict[str, Any] = {}
+        self._about: dict[str, tuple[Any, dict]] = {}
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
         return list(self.paths)
+
+    @property
+    def default(self) -> str:
+        """The model the page opens with: ``fashion-cgan`` when served, else the first."""
+        return DEFAULT_MODEL if DEFAULT_MODEL in self.paths else self.names[0]
+
+    def about(self, name: str) -> tuple[Any, dict]:
+        """(spec, card) of a served model: from an .onnx file's metadata (no session), else by loading it."""
+        if name not in self._about:
+            from ctrlgen.serve.ui_card import file_spec
+
+            found = file_spec(self.paths[name]) if name not in self._loaded else None
+            if found is None:
+                rt = self.get(name)
+                found = rt.spec, dict(rt.card)
+            self._about[name] = found
+        return self._about[name]
+
+    def describe(self, name: str) -> str:
+        """One line about a served model for the picker (what it makes, its classes and codes)."""
+        from ctrlgen.serve.ui_card import describe_spec
+
+        return describe_spec(*self.about(name))
 
     def get(self, name: Any) -> Any:
         """The runtime of a served model, loaded on first use."""
@@ -115,47 +92,6 @@ class Registry:
             return self._loaded[name]
 
 
-class OutputStore:
-    """A private temporary folder; the only files the UI offers for download are the ones it wrote here."""
-
-    def __init__(self, max_files: int = 512) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="ctrlgen-ui-"))
-        self.max_files = max_files
-        self._lock = threading.Lock()
-        self._count = itertools.count()
-        self._written: list[Path] = []
-
-    def write(self, name: str, data: bytes) -> Path:
-        with self._lock:
-            path = self.root / f"{next(self._count):06d}" / name
-            self._written.append(path)
-            stale = self._written[: -self.max_files]
-            del self._written[: -self.max_files]
-        write_bytes(path, data)
-        for old in stale:
-            shutil.rmtree(old.parent, ignore_errors=True)
-        return path
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def display(img: np.ndarray) -> np.ndarray:
-    """(H, W) for grayscale, (H, W, 3) for colour: what image widgets take."""
-    return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
-
-
-def fit_scale(shape: tuple[int, ...], max_side: int, want: int = 512) -> int:
-    """The upscale factor that brings a picture's longest side near ``want`` pixels, never past ``max_side``."""
-    side = max(shape[0], shape[1])
-    scale = max(1, round(want / side))
-    while scale > 1 and side * scale > max_side:
-        scale -= 1
-    if side * scale > max_side:
-        raise CtrlgenError(f"the picture would be {side} pixels wide, over the limit of {max_side}; ask for fewer samples")
-    return scale
-
-
 class Explorer:
     def __init__(self, registry: Registry, limits: Limits | None = None, store: OutputStore | None = None) -> None:
         self.registry, self.limits = registry, limits or Limits()
@@ -167,24 +103,20 @@ class Explorer:
         return as_int(n, what, 1, high)
 
     def _picture(self, spec: Any, samples: np.ndarray, nrow: int | None = None) -> np.ndarray:
-        from ctrlgen.grids import picture, upscale
+        from ctrlgen.grids import mixture_means, picture, upscale
 
+        if spec.output_kind == "points":
+            from ctrlgen.serve.ui_density import density_view
+
+            return density_view(samples, mixture_means(spec))
         img = picture(spec, samples, nrow=nrow)
-        if spec.output_kind == "image":
-            img = upscale(img, fit_scale(img.shape, self.limits.max_side))
-        return display(img)
+        return display(upscale(img, fit_scale(img.shape, self.limits.max_side)))
 
     def _png(self, img: np.ndarray, name: str) -> Path:
         from ctrlgen.images import png_bytes
 
         return self.store.write(name, png_bytes(img))
 
-    def _npz(self, samples: np.ndarray, inputs: dict[str, np.ndarray], name: str) -> Path:
-        buf = io.BytesIO()
-        np.savez(buf, sample=samples, **inputs)
-        return self.store.write(name, buf.getvalue())
-
-    # ------------------------------------------------------------------ requests
     def _controls(self, spec: Any, label: Any = None, codes: str = "", cat: dict | None = None, cont: dict | None = None,
                   keyframes: bool = False) -> Any:
         """The request's label and codes as Controls; the label counts for class-conditional models only."""
@@ -193,32 +125,95 @@ class Explorer:
         return parse_controls(spec, label=label if spec.conditional else None, codes=codes or "", cat=cat or {}, cont=cont or {},
                               keyframes=keyframes)
 
+    def _grid(self, spec: Any, n: int, controls: Any) -> tuple[int, int | None, dict]:
+        """(n, samples per row, fixed inputs) of a generate request: label "all" is a column per class."""
+        from ctrlgen.grids import LABEL_FACTOR, value_grid
+
+        fixed = controls.fixed()
+        if not controls.every_class:
+            return n, None, fixed
+        layout = value_grid(spec, n, LABEL_FACTOR, columns=True)
+        fixed["label"] = layout.assignment()
+        return layout.n, layout.per_row, fixed
+
+    # ------------------------------------------------------------------ requests
     def generate(self, model: str, n: Any = 16, seed: Any = 0, label: Any = None, truncation: Any = None,
                  cat: dict | None = None, cont: dict | None = None, codes: str = "") -> tuple[np.ndarray, Path, Path, str]:
         """A grid of n samples (a column per class when the label is "all"), its PNG and an NPZ of samples and inputs.
 
         ``cat``/``cont`` map code names to values ("random" leaves one drawn), ``codes`` is the same as text
-        (``"c=3, u0=0.5"``): ``ctrlgen.controls`` parses both."""
-        from ctrlgen.grids import LABEL_FACTOR, value_grid
-
+        (``"c=3, u0=0.5"``): ``ctrlgen.controls`` parses both.  2D models give a points + density view."""
         rt = self.registry.get(model)
         spec = rt.spec
-        n, seed = self._count(spec, n), as_int(seed, "seed", 0, 2**32 - 1)
-        controls = self._controls(spec, label, codes, cat, cont)
-        nrow, fixed = None, controls.fixed()
-        if controls.every_class:
-            layout = value_grid(spec, n, LABEL_FACTOR, columns=True)
-            n, nrow, fixed["label"] = layout.n, layout.per_row, layout.assignment()
-        samples, inputs = rt.generate(n, seed, truncation=as_truncation(truncation), **fixed)
+        n, seed = self._count(spec, n), as_int(seed, "seed", 0, SEED_MAX)
+        t = as_truncation(truncation)
+        n, nrow, fixed = self._grid(spec, n, self._controls(spec, label, codes, cat, cont))
+        samples, inputs = rt.generate(n, seed, truncation=t, **fixed)
         img = self._picture(spec, samples, nrow)
         stem = f"{model}-seed{seed}-n{n}"
-        note = f"{n} samples from {model} ({rt.backend}), seed {seed}"
-        return img, self._png(img, f"{stem}.png"), self._npz(samples, inputs, f"{stem}.npz"), note
+        buf = io.BytesIO()
+        np.savez(buf, sample=samples, **inputs)
+        what = "points" if spec.output_kind == "points" else "samples"
+        note = f"{n} {what} from {model} ({rt.backend}), seed {seed}" + (f", truncation {t:g}" if t else "")
+        return img, self._png(img, f"{stem}.png"), self.store.write(f"{stem}.npz", buf.getvalue()), note
+
+    def pick(self, model: str, n: Any, seed: Any, label: Any, truncation: Any, codes: str, x: Any, y: Any,
+             shape: tuple[int, ...]) -> dict | None:
+        """The sample under pixel (x, y) of the generate picture of these settings (``shape``: its shape), or None.
+
+        Its seed, index (its place in the seed's stream), truncation, label and codes: enough to draw it again (``pinned``)."""
+        rt = self.registry.get(model)
+        spec = rt.spec
+        if spec.output_kind != "image":
+            return None
+        n, seed = self._count(spec, n), as_int(seed, "seed", 0, SEED_MAX)
+        n, nrow, fixed = self._grid(spec, n, self._controls(spec, label, codes))
+        nrow = max(1, min(nrow or math.ceil(math.sqrt(n)), n))
+        h, w = spec.output_shape[1:]
+        scale = max(1, int(shape[1]) // (nrow * (w + 2) + 2))
+        col, row = (int(x) // scale - 1) // (w + 2), (int(y) // scale - 1) // (h + 2)
+        index = row * nrow + col
+        if not (0 <= col < nrow and 0 <= index < n):
+            return None
+        lab = fixed["label"]
+        lab = None if lab is None else int(np.asarray(lab).reshape(-1)[index] if np.ndim(lab) else lab)
+        x_in = rt.inputs(1, seed, start=index, truncation=as_truncation(truncation), label=lab, cat=fixed["cat"], cont=fixed["cont"])
+        return {"model": model, "seed": seed, "index": index, "truncation": as_truncation(truncation),
+                "label": int(x_in["label"][0]) if "label" in x_in else None,
+                "cat": {c.name: int(x_in["code_cat"][0, i]) for i, c in enumerate(spec.categorical)},
+                "cont": {c.name: round(float(x_in["code_cont"][0, i]), 4) for i, c in enumerate(spec.continuous)},
+                "z": [round(float(v), 3) for v in x_in["z"][0]]}
+
+    def describe_pick(self, pin: dict) -> str:
+        """One line about a picked sample: where its z comes from, its label and codes."""
+        spec = self.registry.get(pin["model"]).spec
+        parts = [f"sample {pin['index']} of seed {pin['seed']}" + (f" (truncation {pin['truncation']:g})" if pin.get("truncation") else "")]
+        if pin.get("label") is not None:
+            parts.append(f"label {spec.labels[pin['label']]}")
+        codes = [f"{k}={v}" for k, v in pin["cat"].items()] + [f"{k}={v:+.2f}" for k, v in pin["cont"].items()]
+        if codes:
+            parts.append("codes " + " ".join(codes))
+        z = pin["z"]
+        parts.append(f"z = [{', '.join(f'{v:+.2f}' for v in z[:4])}{', …' if len(z) > 4 else ''}] (|z| {math.sqrt(sum(v * v for v in z)):.2f})")
+        return " · ".join(parts)
+
+    def _pinned(self, model: str, rt: Any, pin: dict | None) -> dict[str, np.ndarray] | None:
+        """The inputs of a pinned sample of ``model`` (drawn again from its seed and index), else None."""
+        if not pin or pin.get("model") != model:
+            return None
+        return rt.inputs(1, as_int(pin["seed"], "pinned seed", 0, SEED_MAX), start=as_int(pin["index"], "pinned index", 0, 2**40),
+                         truncation=as_truncation(pin.get("truncation")), label=pin.get("label"), cat=pin.get("cat") or {},
+                         cont=pin.get("cont") or {})
 
     def sweep(self, model: str, factor: str, steps: Any = 8, rows: Any = 4, seed: Any = 0, label: Any = None,
               truncation: Any = None, cat: dict | None = None, cont: dict | None = None, captions: bool = True,
-              codes: str = "") -> tuple[np.ndarray, Path]:
-        """A traversal grid: rows are different z, columns the values of ``factor`` (a code or "label")."""
+              codes: str = "", pin: dict | None = None) -> tuple[np.ndarray, Path, str]:
+        """A traversal grid: rows are different z, columns the values of ``factor`` (a code or "label").
+
+        Sweeping the label ignores the label control; label "all" with a code sweep is a row per class;
+        a pinned sample is the first row."""
+        from dataclasses import replace
+
         from ctrlgen.traversal import check_sweepable, sweep, sweep_axis
 
         rt = self.registry.get(model)
@@ -226,18 +221,51 @@ class Explorer:
         check_sweepable(spec)
         steps = as_int(steps, "steps", 2, self.limits.max_samples)
         rows = as_int(rows, "rows", 1, self.limits.max_samples)
-        seed = as_int(seed, "seed", 0, 2**32 - 1)
-        cols = len(sweep_axis(spec, str(factor), steps).values)
+        seed, t = as_int(seed, "seed", 0, SEED_MAX), as_truncation(truncation)
+        axis = sweep_axis(spec, str(factor), steps)
+        controls = self._controls(spec, label, codes, cat, cont)
+        fixed = controls.fixed()
+        what = f"{rows} z (samples 0..{rows - 1} of seed {seed})"
+        if axis.kind == "label":
+            controls, fixed["label"] = replace(controls, labels=(), every_class=False), None
+        elif controls.every_class:
+            rows, fixed["label"] = spec.n_classes, np.arange(spec.n_classes)
+            what = f"a row per class (samples 0..{rows - 1} of seed {seed})"
+        pinned = self._pinned(model, rt, pin)
+        base = None
+        if pinned is not None or fixed["label"] is not None and np.ndim(fixed["label"]):
+            base = rt.inputs(rows, seed, truncation=t, **fixed)
+            if pinned is not None:
+                base = {k: np.concatenate([pinned[k], v[1:]]) for k, v in base.items()}
+                rest = f"a row per class 1..{rows - 1}" if what.startswith("a row per class") else f"samples 1..{rows - 1} of seed {seed}"
+                what = f"the pinned sample, then {rest}" if rows > 1 else "the pinned sample"
+        cols = len(axis.values)
         h, w = spec.output_shape[1:]
+        scale, font, transpose = self._caption_layout(axis.titles, rows, cols, h, w, bool(captions) and axis.kind == "label")
+        res = sweep(rt, str(factor), steps=steps, rows=rows, seed=seed, controls=controls, truncation=t, captions=bool(captions),
+                    scale=scale, max_cells=self.limits.max_samples, base=base, font_size=font, transpose=transpose)
+        note = f"{'down' if transpose else 'across'}: {axis.name} ({cols} values); {'across' if transpose else 'down'}: {what}"
+        return display(res.image), self._png(res.image, f"{model}-sweep-{res.axis.name}-seed{seed}.png"), note
+
+    def _caption_layout(self, titles: tuple[str, ...], rows: int, cols: int, h: int, w: int, may_transpose: bool) -> tuple[int, int, bool]:
+        """(pixel scale, caption font size, transpose): cells wide enough for whole titles at a readable size."""
+        from PIL import ImageFont
+
+        font = 14
+        need = max(ImageFont.load_default(size=font).getlength(t) for t in titles) + 8
         scale = fit_scale((rows * (h + 2) + 2, cols * (w + 2) + 2), self.limits.max_side)
-        res = sweep(rt, str(factor), steps=steps, rows=rows, seed=seed, controls=self._controls(spec, label, codes, cat, cont),
-                    truncation=as_truncation(truncation), captions=bool(captions), scale=scale, max_cells=self.limits.max_samples)
-        return display(res.image), self._png(res.image, f"{model}-sweep-{res.axis.name}-seed{seed}.png")
+        while (w + 2) * scale < need and (cols * (w + 2) + 2) * (scale + 1) <= min(self.limits.max_side, 1400):
+            scale += 1
+        transpose = may_transpose and (w + 2) * scale < need
+        return scale, font, transpose
 
     def interpolate(self, model: str, frames: Any = 32, keys: Any = 4, seed: Any = 0, labels: list | str | None = None,
                     animate: str | None = None, truncation: Any = None, cat: dict | None = None, cont: dict | None = None,
-                    ms: int = 80, codes: str = "") -> Path:
-        """A looping GIF: z walks through ``keys`` keyframes; optional labels per keyframe; ``animate`` a continuous code low->high."""
+                    fps: Any = 12, codes: str = "", walks: Any = 1, label: Any = None, pin: dict | None = None) -> tuple[Path, str]:
+        """A looping GIF of ``walks`` walks through ``keys`` keyframes of z, at ``fps`` frames a second.
+
+        ``labels``: one per keyframe; else ``label`` (the label control): one class for every walk, "all" a
+        class per walk.  ``animate`` a continuous code low->high; a pinned sample starts the first walk."""
         from ctrlgen.grids import upscale
         from ctrlgen.images import gif_bytes
         from ctrlgen.traversal import walk
@@ -246,59 +274,75 @@ class Explorer:
         spec = rt.spec
         frames = as_int(frames, "frames", 2, self.limits.max_frames)
         keys = as_int(keys, "keyframes", 1, 16)
-        seed = as_int(seed, "seed", 0, 2**32 - 1)
-        controls = self._controls(spec, labels, codes, cat, cont, keyframes=True)
+        seed, t = as_int(seed, "seed", 0, SEED_MAX), as_truncation(truncation)
+        fps = as_int(fps, "frames per second", 1, 50)
+        points = spec.output_kind == "points"
+        walks = min(256, self.limits.max_points // frames) if points else as_int(walks, "walks", 1, 64)
+        if frames * walks > (self.limits.max_points if points else self.limits.max_samples * 4):
+            raise CtrlgenError(f"walks = {walks} x frames = {frames} is over the limit; use fewer walks or frames")
+        has_labels = bool(labels) and (labels if isinstance(labels, str) else ",".join(map(str, labels))).strip()
+        controls = self._controls(spec, labels if has_labels else None, codes, cat, cont, keyframes=True)
+        every = False
+        if not has_labels and spec.conditional:
+            one = self._controls(spec, label)
+            every = one.every_class
+            if one.labels:
+                from dataclasses import replace
+
+                controls = replace(controls, labels=one.labels)
         if animate and str(animate).lower() != "none":
             c = spec.continuous[spec.continuous_index(str(animate))]
             controls = controls.with_cont(c.name, (c.low, c.high))
-        walks = min(256, self.limits.max_points // frames) if spec.output_kind == "points" else 1
-        pics = walk(rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls, truncation=as_truncation(truncation), scale=1)
-        scale = fit_scale(pics[0].shape, self.limits.max_side, want=256) if spec.output_kind == "image" else 1
-        data = gif_bytes([upscale(p, scale) for p in pics], ms_per_frame=ms)
-        return self.store.write(f"{model}-walk-seed{seed}.gif", data)
+        first, pinned = None, self._pinned(model, rt, pin)
+        if every or pinned is not None:
+            first = rt.inputs(walks, seed, truncation=t, label=np.arange(walks) % spec.n_classes if every else None)
+            if pinned is not None:
+                first = {k: np.concatenate([pinned[k], v[1:]]) for k, v in first.items()}
+        pics = walk(rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls, truncation=t, scale=1, first=first)
+        scale = 1 if points else fit_scale(pics[0].shape, self.limits.max_side, want=256)
+        data = gif_bytes([upscale(p, scale) for p in pics], ms_per_frame=max(20, round(1000 / fps)))
+        labs = controls.labels
+        how = (f"labels {', '.join(spec.labels[i] for i in labs)} along the walk" if len(labs) > 1 else
+               f"label {spec.labels[labs[0]]}" if labs else f"a class per walk ({', '.join(spec.labels[i % spec.n_classes] for i in range(min(walks, 4)))}{', …' if walks > 4 else ''})" if every else
+               "labels drawn from the seed" if spec.conditional else "")
+        note = "; ".join(x for x in (f"{walks} walk{'s' * (walks > 1)} through {keys} keyframes of z (seed {seed})",
+                                     f"{frames} frames at {fps} fps", how, "starts at the pinned sample" if pinned is not None else "") if x)
+        return self.store.write(f"{model}-walk-seed{seed}.gif", data), note
 
     def compare(self, model_a: str, model_b: str, n: Any = 16, seed: Any = 0, label: Any = None, truncation: Any = None,
                 cat: dict | None = None, cont: dict | None = None, codes: str = "") -> tuple[np.ndarray, np.ndarray, str]:
         """The same seed through two models: the same z whenever their noise matches; label and codes by name.
 
-        Codes are checked against the first model; each model takes those it has, and the label when it has that class."""
-        first = self._controls(self.registry.get(model_a).spec, None, codes, cat, cont).fixed()
-        pics, specs = [], []
+        Codes are checked against the first model; each model takes those it has, and the label when it has
+        that class ("all": a column per class); the note says what each model was given."""
+        first = self._controls(self.registry.get(model_a).spec, label, codes, cat, cont).fixed()
+        pics, specs, said = [], [], []
         for model in (model_a, model_b):
             rt = self.registry.get(model)
             spec = rt.spec
-            count, s = self._count(spec, n), as_int(seed, "seed", 0, 2**32 - 1)
-            mine_cat = {k: v for k, v in first["cat"].items() if any(c.name == k for c in spec.categorical)}
-            mine_cont = {k: v for k, v in first["cont"].items() if any(c.name == k for c in spec.continuous)}
-            samples, _ = rt.generate(count, s, label=_label_if_known(self, spec, label), cat=mine_cat, cont=mine_cont,
-                                     truncation=as_truncation(truncation))
-            pics.append(self._picture(spec, samples))
+            count, s = self._count(spec, n), as_int(seed, "seed", 0, SEED_MAX)
+            mine = {k: {n_: v for n_, v in first[k].items() if any(c.name == n_ for c in getattr(spec, kind))}
+                    for k, kind in (("cat", "categorical"), ("cont", "continuous"))}
+            try:
+                controls = self._controls(spec, label)
+            except CtrlgenError:
+                controls = self._controls(spec, None)
+                said.append(f"{model} has no class {label!r}: random labels.")
+            if not spec.conditional and str(label or "random").lower() != "random":
+                said.append(f"{model} is not class-conditional: no labels.")
+            count, nrow, fixed = self._grid(spec, count, controls)
+            samples, _ = rt.generate(count, s, label=fixed["label"], cat=mine["cat"], cont=mine["cont"], truncation=as_truncation(truncation))
+            pics.append(self._picture(spec, samples, nrow))
             specs.append(spec)
         a, b = specs
         same = (a.noise_dim, a.noise) == (b.noise_dim, b.noise)
         note = (f"Same z: both models take {a.noise_dim}-dim {a.noise} noise, seed {seed}." if same else
                 f"Different noise ({a.noise_dim}-dim {a.noise} vs {b.noise_dim}-dim {b.noise}): same seed, not the same z.")
-        return pics[0], pics[1], note
+        return pics[0], pics[1], " ".join([note, *said])
 
     def card(self, model: str) -> str:
-        """The model's latent spec and card as Markdown."""
-        import json
+        """The model's card and latent spec as Markdown tables; every value from the file is escaped text."""
+        from ctrlgen.serve.ui_card import card_markdown, card_rows
 
         rt = self.registry.get(model)
-        lines = [f"### {model}", f"`{self.registry.paths[model].name}` · {rt.backend}", "", "| | |", "|---|---|"]
-        rows = list(rt.spec.describe())
-        for key in ("recipe", "loss", "techniques", "steps", "seed", "data", "device", "wall_time_s", "weights", "export_parity_max_abs_diff"):
-            if rt.card.get(key) is not None:
-                v = rt.card[key]
-                rows.append((key, v if isinstance(v, str) else json.dumps(v)))
-        rows += [(f"metric {k}", json.dumps(v)) for k, v in (rt.card.get("metrics") or {}).items()]
-        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows]
-        return "\n".join(lines)
-
-
-def _label_if_known(ex: Explorer, spec: Any, label: Any) -> int | None:
-    """The label for a model that has this class, else None (random labels)."""
-    try:
-        return ex._controls(spec, label).label
-    except CtrlgenError:
-        return None
+        return card_markdown(card_rows(model, self.registry.paths[model].name, rt.backend, rt.spec, dict(rt.card)))

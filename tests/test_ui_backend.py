@@ -43,8 +43,79 @@ def test_models_are_named_not_pathed_and_loaded_on_first_use(tiny_models, tmp_pa
     ex = Explorer(reg, Limits(max_points=100))
     try:
         img, png, npz, note = ex.generate("ring8", 100, seed=1)
-        assert img.shape == (512, 512, 3) and png.exists() and np.load(npz)["sample"].shape == (100, 2)
+        assert img.shape == (480, 960, 3) and png.exists() and np.load(npz)["sample"].shape == (100, 2)  # points | density
         with pytest.raises(CtrlgenError, match="over the limit of 100"):
             ex.generate("ring8", 101)
+    finally:
+        ex.store.cleanup()
+
+
+def test_card_text_is_escaped_and_has_no_local_paths():
+    from ctrlgen.serve.ui_card import card_markdown, md_text
+
+    assert md_text("<img src=x>") == "\\<img src\\=x\\>" and md_text("[a](http://b)") == "\\[a\\]\\(http\\://b\\)"
+    assert md_text("a\nb | c") == "a b \\| c"  # one line, no cell break
+    sections = {"training": [("data", "fashion-mnist (n 60000)")], "metrics": [("fd", "0.74", "0.09", "lower")], "int8": []}
+    md = card_markdown(sections)
+    assert "| metric | value | real data | better |" in md and "int8" not in md  # empty sections are left out
+
+
+def test_ui_card_rows_from_a_card():
+    from ctrlgen.serve.ui_card import card_rows
+    from ctrlgen.spec import LatentSpec
+
+    spec = LatentSpec(noise_dim=4, noise="normal", output_kind="image", output_shape=(1, 28, 28), labels=("a", "b"))
+    card = {"recipe": "r", "data": {"name": "fashion-mnist", "n": 60000, "source": "/usr/share/datasets/x"}, "precision": "int8",
+            "metrics": {"fd": {"value": 0.74, "real": 0.09, "higher_is_better": False}}, "techniques": {"ema": {"decay": 0.999}},
+            "quality_check": {"fp32": {"fd": 0.98}, "reduced": {"fd": 0.74}}}
+    rows = card_rows("m", "m.onnx", "onnxruntime", spec, card)
+    flat = " ".join(" ".join(r) for sec in rows.values() for r in sec)
+    assert "/usr/share" not in flat and "fashion-mnist (n 60000)" in flat and "ema (decay 0.999)" in flat
+    assert ("fd", "0.74", "0.09", "lower") in rows["metrics"] and ("fd: fp32 → int8", "0.98 → 0.74") in rows["int8"]
+    assert any("int8" in v for _, v in rows["model"])
+
+
+def test_sweep_captions_fit_their_cells(tiny_models):
+    from PIL import ImageFont
+
+    ex = Explorer(Registry([tiny_models["ring8"]]))
+    try:
+        font = ImageFont.load_default(size=14)
+        labels = ("T-shirt/top", "Trouser", "Ankle boot")
+        scale, size, transpose = ex._caption_layout(labels, 4, 10, 28, 28, may_transpose=True)
+        assert size == 14 and (transpose or 30 * scale >= font.getlength("T-shirt/top") + 8)
+        titles = tuple(f"{v:+.2f}" for v in np.linspace(-1, 1, 16))
+        scale, size, transpose = ex._caption_layout(titles, 4, 16, 28, 28, may_transpose=False)
+        assert not transpose and 30 * scale >= font.getlength("+0.47") + 8 and 16 * 30 * scale <= 2048
+    finally:
+        ex.store.cleanup()
+
+
+def test_density_view_and_url_settings():
+    from ctrlgen.serve.app import codes_text, default_codes, url_settings
+    from ctrlgen.serve.ui_density import density_view
+    from ctrlgen.spec import CategoricalCode, ContinuousCode, LatentSpec
+
+    img = density_view(np.random.default_rng(0).normal(size=(3000, 2)), np.zeros((1, 2)))
+    assert img.shape == (480, 960, 3) and img.dtype == np.uint8
+    assert url_settings({"seed": "7", "n": "1e2", "codes": "c=3", "truncation": "nan", "evil": "x", "model": "m"}) == \
+        {"seed": 7, "n": 100, "codes": "c=3", "model": "m"}
+    spec = LatentSpec(noise_dim=4, noise="normal", output_kind="image", output_shape=(1, 8, 8),
+                      categorical=(CategoricalCode("c", 3),), continuous=(ContinuousCode("w", 0.0, 2.0),))
+    assert default_codes(spec) == "w=1" and codes_text(spec, ["random", 0.5]) == "w=0.5" and codes_text(spec, ["2", 1]) == "c=2 w=1"
+
+
+def test_pick_finds_the_sample_under_the_pointer(tiny_models):
+    ex = Explorer(Registry([tiny_models["cgan"]])) if "cgan" in tiny_models else None
+    if ex is None:
+        pytest.skip("Fashion-MNIST missing")
+    try:
+        img = ex.generate("cgan", 12, 5, "all")[0]  # a column per class: 10 columns, 1 row
+        scale = img.shape[1] // (10 * 30 + 2)
+        info = ex.pick("cgan", 12, 5, "all", 0, "", (2 + 3 * 30 + 10) * scale, 10 * scale, img.shape)
+        assert info["index"] == 3 and info["label"] == 3 and info["seed"] == 5
+        assert ex.pick("cgan", 12, 5, "all", 0, "", img.shape[1] + 50, 10, img.shape) is None
+        again = ex._pinned("cgan", ex.registry.get("cgan"), info)
+        assert np.allclose(again["z"][0], info["z"], atol=1e-3) and again["label"][0] == 3
     finally:
         ex.store.cleanup()
