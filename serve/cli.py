@@ -69,13 +69,30 @@ def fail(message: str) -> None:
     raise typer.Exit(EXIT_USER)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``, a service manager): unwinds like Ctrl-C, so temporary parts are removed."""
+
+
+def _terminate(*_: Any) -> None:
+    raise Terminated
+
+
 def user_errors(fn):
-    """Turn CtrlgenError (and the OS errors users cause) into one line and exit code 2."""
+    """Turn CtrlgenError (and the OS errors users cause) into one line and exit code 2; SIGTERM
+    unwinds like Ctrl-C (writers remove their temporary parts; ``train`` saves a checkpoint)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
+        import signal
+        import threading
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return fn(*args, **kwargs)
+        except Terminated:
+            typer.echo("Terminated; nothing half-written was kept.", err=True)
+            raise typer.Exit(143) from None
         except CtrlgenError as e:
             fail(str(e))
         except PermissionError as e:
@@ -87,6 +104,13 @@ def user_errors(fn):
         except KeyboardInterrupt:
             typer.echo("Interrupted; nothing half-written was kept.", err=True)
             raise typer.Exit(130) from None
+        except RecursionError:
+            fail("the input is nested too deeply to read; give a flat file")
+        except MemoryError:
+            fail("out of memory on this input; ask for fewer samples or a smaller model")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -169,6 +193,7 @@ def train(
         if (run_dir / "config.json").exists():
             raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
         trainer = Trainer(cfg, run_dir, distributed)
+        trainer.claim()  # the run directory is this process's until it ends
         say = typer.echo if trainer.dist.main else _quiet
         ranks = f" x {trainer.dist.world} ranks ({trainer.batch} samples each)" if trainer.dist.world > 1 else ""
         say(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")

@@ -109,7 +109,7 @@ def generate(
         if layout.n != count:
             typer.echo(f"Note: {layout.n} samples ({layout.per_value} per class), a row per class", err=True)
         count, nrow, fixed["label"] = layout.n, nrow or layout.per_row, layout.assignment()
-    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=out.scale, means=mixture_means(spec))
+    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=out.scale, means=mixture_means(spec), force=out.force)
     t0 = time.perf_counter()
     try:
         from rich.progress import Progress

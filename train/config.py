@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ctrlgen import limits
 from ctrlgen.data import FASHION_MNIST_LABELS, MIXTURES
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import NetConfig
@@ -180,6 +181,7 @@ class TrainConfig:
                 raise CtrlgenError(f"{name} must be > 0, got {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise CtrlgenError("beta1 and beta2 must be in [0, 1)")
+        check_bounds(self)  # sizes and counts a recipe may ask for (ctrlgen/limits.py): one line, not a MemoryError
         if self.channels not in (1, 3):
             raise CtrlgenError(f"channels must be 1 or 3, got {self.channels}")
         if self.batch_size % self.net.pack:
@@ -210,6 +212,7 @@ class TrainConfig:
 
         get_loss(self.loss)
         check_techniques(self)
+        check_model_size(self)
 
     @property
     def points(self) -> bool:
@@ -259,6 +262,62 @@ class TrainConfig:
         d = self.to_dict()
         d.update(changes)
         return TrainConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------- bounds (ctrlgen/limits.py)
+_INT_BOUNDS = {
+    "batch_size": (1, limits.MAX_BATCH), "image_size": (1, limits.MAX_IMAGE_SIDE), "steps": (0, limits.MAX_STEPS),
+    "n_critic": (1, 1000), "log_every": (1, limits.MAX_STEPS), "sample_every": (0, limits.MAX_STEPS),
+    "checkpoint_every": (1, limits.MAX_STEPS), "keep_checkpoints": (1, 10_000), "monitor_every": (0, limits.MAX_STEPS),
+    "monitor_samples": (1, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, limits.MAX_ENSEMBLE),
+}
+_NET_BOUNDS = {
+    "g_width": (1, limits.MAX_WIDTH), "d_width": (1, limits.MAX_WIDTH), "g_fc": (0, limits.MAX_WIDTH), "d_fc": (1, limits.MAX_WIDTH),
+    "depth": (1, limits.MAX_DEPTH), "label_embed": (0, limits.MAX_WIDTH), "g_vbn": (0, limits.MAX_BATCH), "pack": (1, 64),
+    "mbd_kernels": (1, 4096), "mbd_dim": (1, 4096), "q_hidden": (1, limits.MAX_WIDTH),
+}
+
+
+def check_bounds(cfg: TrainConfig) -> None:
+    """Every number a recipe sets, in its range: finite learning rates, 32-bit seeds, sizes this machine can hold."""
+    limits.check_seed(cfg.seed)
+    for name in ("lr_g", "lr_d"):
+        limits.check_number(name, getattr(cfg, name), 0.0, 10.0, low_open=True)
+    limits.check_number("epochs", cfg.epochs, 0.0, limits.MAX_EPOCHS, low_open=True)
+    for name in ("beta1", "beta2"):
+        limits.check_number(name, getattr(cfg, name), 0.0, 0.999999)
+    for name, (low, high) in _INT_BOUNDS.items():
+        limits.check_int(name, getattr(cfg, name), low, high)
+    for name, (low, high) in _NET_BOUNDS.items():
+        if hasattr(cfg.net, name):
+            limits.check_int(f"net.{name}", getattr(cfg.net, name), low, high)
+    limits.check_int("latent.noise_dim", cfg.latent.noise_dim, 1, limits.MAX_NOISE_DIM)
+    codes = len(cfg.latent.categorical) + len(cfg.latent.continuous)
+    limits.check_int("the number of latent codes", codes, 0, limits.MAX_CODES)
+    for c in cfg.latent.categorical:
+        limits.check_int(f"latent code {c.name}: n", c.n, 2, limits.MAX_CODE_VALUES)
+    pixels = 2 if cfg.data in MIXTURES else cfg.channels * cfg.image_size**2
+    limits.check_batch_memory("batch_size", cfg.batch_size * cfg.ensemble, pixels)
+
+
+def check_model_size(cfg: TrainConfig) -> None:
+    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
+    half this machine's RAM (or the GPU's)."""
+    import torch
+
+    from ctrlgen.nets import Discriminator, Generator
+
+    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
+    try:
+        spec = cfg.spec(names if cfg.conditional else ())
+        with torch.device("meta"):
+            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
+    except CtrlgenError:
+        return  # reported where the run builds its networks
+    need, have = n * 4 * 4 * cfg.ensemble, limits.ram_bytes() // 2
+    if need > have:
+        raise CtrlgenError(f"the networks have {n:,} parameters ({need / 1e9:.1f} GB with gradients and Adam state), more than half this "
+                           f"machine's RAM ({limits.ram_bytes() / 1e9:.1f} GB); lower net.g_width / net.d_width / latent.noise_dim")
 
 
 # ---------------------------------------------------------------------- typed building

@@ -1,0 +1,180 @@
+"""Issue 17, hardening round two: what the one-line corpus (tests/corpus.py) cannot express.
+
+Races and signals run real ``python -m ctrlgen`` processes; the rest runs in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, needs_fashion, run_cli
+from ctrlgen.errors import CtrlgenError
+
+
+def ctrlgen(*args, cwd: Path, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ctrlgen", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# --------------------------------------------------------------------------- lost files
+def test_an_output_that_appears_during_the_job_is_kept(tmp_path):
+    from ctrlgen.files import check_output, write_bytes
+
+    out = check_output(tmp_path / "o.png", force=False)
+    out.write_bytes(b"the user's file")  # created after the check, before the publish
+    with pytest.raises(CtrlgenError, match="appeared while this job ran"):
+        write_bytes(out, b"ours")
+    assert out.read_bytes() == b"the user's file"
+    assert listing(tmp_path) == ["o.png"]  # no temporary file left either
+
+
+def test_force_replaces_an_existing_output(tmp_path):
+    from ctrlgen.files import check_output, write_bytes
+
+    (tmp_path / "o.png").write_bytes(b"old")
+    write_bytes(check_output(tmp_path / "o.png", force=True), b"new")
+    assert (tmp_path / "o.png").read_bytes() == b"new"
+
+
+def test_internal_files_still_replace_their_previous_version(tmp_path):
+    from ctrlgen.files import write_text
+
+    write_text(tmp_path / "config.json", "1")
+    write_text(tmp_path / "config.json", "2")
+    assert (tmp_path / "config.json").read_text() == "2"
+
+
+def test_a_folder_that_appears_during_the_job_is_kept(tmp_path):
+    from ctrlgen.files import rename_no_replace
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "a").write_text("ours")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "b").write_text("theirs")
+    with pytest.raises(CtrlgenError, match="appeared while this job ran"):
+        rename_no_replace(tmp_path / "new", tmp_path / "target")
+    assert (tmp_path / "target" / "b").read_text() == "theirs"
+
+
+@needs_fashion
+def test_png_dir_force_never_deletes_foreign_files(tmp_path, tiny_models, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_cli("generate", tiny_models["cgan"], "-n", "10", "-f", "png-dir", "-o", "photos")
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"precious")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "photos").iterdir()}
+    r = run_cli("generate", tiny_models["cgan"], "-n", "10", "--seed", "1", "-f", "png-dir", "-o", "photos", "--force", ok=False)
+    assert_one_line_error(r, "ctrlgen did not write ('holiday.jpg')")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "photos").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["photos"]  # no temporary folder left
+
+
+@needs_fashion
+def test_png_dir_force_replaces_a_folder_ctrlgen_wrote(tmp_path, tiny_models, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_cli("generate", tiny_models["cgan"], "-n", "20", "-f", "png-dir", "-o", "photos")
+    run_cli("generate", tiny_models["cgan"], "-n", "10", "-f", "png-dir", "-o", "photos", "--force")
+    assert len(list((tmp_path / "photos").glob("*.png"))) == 10  # the old 20 are gone: they were ctrlgen's
+    assert [p.name for p in tmp_path.iterdir()] == ["photos"]
+
+
+@pytest.mark.slow
+def test_two_generates_to_one_output_exactly_one_wins(tmp_path, tiny_models):
+    procs = [ctrlgen("generate", tiny_models["ring8"], "-n", "300000", "--seed", str(s), "-o", "same.npz", cwd=tmp_path) for s in (1, 2)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    codes = sorted(c for c, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for c, err in results if c == 2)
+    assert len(loser.strip().splitlines()) == 1 and ("appeared while this job ran" in loser or "already exists" in loser), loser
+    assert listing(tmp_path) == ["same.npz"]
+    with np.load(tmp_path / "same.npz") as z:
+        assert z["sample"].shape == (300000, 2)
+
+
+@pytest.mark.slow
+def test_sigterm_during_generate_leaves_no_parts(tmp_path, tiny_models):
+    p = ctrlgen("generate", tiny_models["ring8"], "-n", "50000000", "--batch", "4096", "-o", "big.npz", cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(x.name.endswith(".tmp") for x in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    code = p.wait(60)
+    assert code == 143, p.stderr.read()
+    assert listing(tmp_path) == []
+
+
+def test_folder_lock_refuses_a_second_writer_and_leaves_no_trace(tmp_path):
+    from ctrlgen.files import FolderLock
+
+    lock = FolderLock(tmp_path / "run", "ctrlgen train")
+    with pytest.raises(CtrlgenError, match=f"in use by another ctrlgen train \\(pid {os.getpid()}\\)"):
+        FolderLock(tmp_path / "run", "ctrlgen train")
+    lock.release()
+    assert listing(tmp_path / "run") == []
+    FolderLock(tmp_path / "run", "ctrlgen train").release()
+
+
+def test_train_into_a_locked_run_directory_is_one_line(tmp_path, tiny_runs):
+    import shutil
+
+    from ctrlgen.files import FolderLock
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_runs["ring8"], run)
+    locks = [FolderLock(run, "ctrlgen train"), FolderLock(tmp_path / "fresh", "ctrlgen train")]
+    try:
+        before = listing(tmp_path)
+        assert_one_line_error(run_cli("train", "--resume", run, "--steps", "12", ok=False), "is in use by another ctrlgen train")
+        r = run_cli("train", "ring8", "--steps", "1", "--no-progress", "-o", tmp_path / "fresh", ok=False)
+        assert_one_line_error(r, "wait for it to finish")
+        assert listing(tmp_path) == before
+    finally:
+        for lock in locks:
+            lock.release()
+    assert not (run / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_train_saves_a_checkpoint(tmp_path):
+    args = ["train", "ring8", "--steps", "100000", "--no-progress", "-o", "r", "--set", "net.g_width=16", "--set", "net.d_width=16",
+            "--set", "log_every=5", "--set", "sample_every=0", "--set", "monitor_every=0"]
+    p = ctrlgen(*args, cwd=tmp_path)
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    out = p.stdout.read()
+    assert p.wait(60) == 0, p.stderr.read()
+    assert "interrupted at step" in out and "Continue with" in out
+    ckpts = list((tmp_path / "r" / "checkpoints").glob("step-*.safetensors"))
+    assert ckpts and int(ckpts[-1].stem.split("-")[1]) > 0
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    from conftest import tiny_config
+    from ctrlgen.train.trainer import Trainer
+
+    def boom(self):
+        raise CtrlgenError("the first step failed; fix it")
+
+    monkeypatch.setattr(Trainer, "train_step", boom)
+    with pytest.raises(CtrlgenError):
+        Trainer(tiny_config("ring8", "steps=2"), tmp_path / "r").run()
+    assert not (tmp_path / "r").exists()
+    monkeypatch.undo()
+    Trainer(tiny_config("ring8", "steps=2"), tmp_path / "r").run()  # and a rerun is not told the folder holds a run
+    assert (tmp_path / "r" / "config.json").exists()
