@@ -132,6 +132,28 @@ def check_batch_memory(name: str, batch: int, per_sample: int, copies: int = 64)
                            f"this machine's RAM ({ram_bytes() / 1e9:.1f} GB); use at most {fit:,}")
 
 
+NET_BOUNDS = {
+    "g_width": (1, MAX_WIDTH), "d_width": (1, MAX_WIDTH), "g_fc": (0, MAX_WIDTH), "d_fc": (1, MAX_WIDTH),
+    "depth": (1, MAX_DEPTH), "label_embed": (0, MAX_WIDTH), "g_vbn": (0, MAX_BATCH), "pack": (1, 64),
+    "mbd_kernels": (1, 4096), "mbd_dim": (1, 4096), "q_hidden": (1, MAX_WIDTH),
+}
+
+
+def check_net(net: Any, where: str = "net") -> None:
+    """Every size of a network config (a recipe's [net], a checkpoint header's) in its range."""
+    for name, (low, high) in NET_BOUNDS.items():
+        if hasattr(net, name):
+            check_int(f"{where}.{name}", getattr(net, name), low, high)
+
+
+def check_parameters(n: int, what: str, copies: int = 1, fix: str = "use smaller networks") -> None:
+    """``n`` float32 parameters (``copies`` x: weights, gradients, Adam moments) must fit in half this machine's RAM."""
+    need, have = n * 4 * copies, ram_bytes() // 2
+    if need > have:
+        raise CtrlgenError(f"{what} have {n:,} parameters ({need / 1e9:.1f} GB), more than half this machine's RAM "
+                           f"({ram_bytes() / 1e9:.1f} GB); {fix}")
+
+
 # ---------------------------------------------------------------------- files
 def check_regular_file(path: str | os.PathLike, what: str, max_bytes: int) -> int:
     """The size of ``path`` if it is a regular file of at most ``max_bytes`` (told by ``stat``, never by

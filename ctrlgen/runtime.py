@@ -60,11 +60,16 @@ class Runtime:
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name") or self.source.stem)
+        """The card's name, printable (control characters escaped: it comes from the file)."""
+        from ctrlgen.text import plain
+
+        return plain(self.card.get("name") or self.source.stem, 100)
 
     @property
     def precision(self) -> str:
-        return str(self.card.get("precision", "fp32"))
+        from ctrlgen.text import plain
+
+        return plain(self.card.get("precision", "fp32"), 40)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, extrapolate: bool = False, **inputs: Any) -> np.ndarray:

@@ -114,17 +114,14 @@ class _TempDir:
         if not self.force or not (self.target.exists() or self.target.is_symlink()):
             publish(self.tmp, self.target, replace=False)  # one line if something appeared meanwhile
             return
-        if self.target.is_symlink() or not self.target.is_dir():
-            raise CtrlgenError(f"{self.target} is a file, not a folder of PNGs ctrlgen wrote; --force replaces only such a folder: "
-                               "choose another output")
+        self.check_replaceable(self.target, listing=False)
         old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
         os.rename(self.target, old)  # checked once out of the way: nothing can be added to it unseen
-        foreign = foreign_entries(old)
-        if foreign:
+        try:
+            self.check_replaceable(old, shown_as=self.target)
+        except CtrlgenError:
             rename_no_replace(old, self.target)
-            shown = ", ".join(repr(clean_name(f)) for f in foreign[:3])
-            raise CtrlgenError(f"{self.target} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only "
-                               "a folder of PNGs ctrlgen wrote, nothing was deleted: choose another output")
+            raise
         try:
             publish(self.tmp, self.target, replace=False)
         except CtrlgenError:
@@ -134,6 +131,19 @@ class _TempDir:
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @staticmethod
+    def check_replaceable(folder: Path, listing: bool = True, shown_as: Path | None = None) -> None:
+        """One line unless ``folder`` is a folder (not a link) holding only what a png-dir writer wrote."""
+        shown_as = shown_as or folder
+        if folder.is_symlink() or not folder.is_dir():
+            raise CtrlgenError(f"{shown_as} is a file, not a folder of PNGs ctrlgen wrote; --force replaces only such a folder: "
+                               "choose another output")
+        foreign = foreign_entries(folder) if listing else []
+        if foreign:
+            shown = ", ".join(repr(clean_name(f)) for f in foreign[:3])
+            raise CtrlgenError(f"{shown_as} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only "
+                               "a folder of PNGs ctrlgen wrote, nothing was deleted: choose another output")
 
 
 def clean_name(name: str) -> str:
@@ -148,6 +158,8 @@ class PngDirWriter(Writer):
         super().__init__(path, spec, n)
         if spec.output_kind != "image":
             raise CtrlgenError("png-dir needs an image model; use --format npz or grid for points")
+        if force and path.exists():  # refused before any work; checked again when the folder is swapped in
+            _TempDir.check_replaceable(path)
         self.dir = _TempDir(path, force)
         self.width = max(6, len(str(max(n - 1, 0))))
         self.csv = open(self.dir.tmp / "inputs.csv", "w", encoding="utf-8", newline="\n")  # noqa: SIM115

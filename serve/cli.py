@@ -65,7 +65,9 @@ EXIT_USER = 2
 
 
 def fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
+    from ctrlgen.text import plain
+
+    typer.echo(f"Error: {plain(message, 2000)}", err=True)  # names from files cannot reach the terminal raw
     raise typer.Exit(EXIT_USER)
 
 
@@ -153,6 +155,7 @@ def train(
     distributed: Annotated[bool, typer.Option("--distributed", help="One rank of a torchrun job: DistributedDataParallel over its ranks, batch_size global (README: Scaling).")] = False,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
+    from ctrlgen.text import plain
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.distributed import close, launched_by_torchrun
     from ctrlgen.train.recipe import with_data_folder
@@ -196,7 +199,7 @@ def train(
         trainer.claim()  # the run directory is this process's until it ends
         say = typer.echo if trainer.dist.main else _quiet
         ranks = f" x {trainer.dist.world} ranks ({trainer.batch} samples each)" if trainer.dist.world > 1 else ""
-        say(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
+        say(f"Training {plain(cfg.recipe, 100)} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
     try:
         status = trainer.run()
     except BaseException:
@@ -242,6 +245,9 @@ def export(
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
+    from ctrlgen.limits import check_number
+
+    check_number("--tol", tol, 0.0, 1.0)  # NaN would switch the parity check off
 
     if web is not None:
         from ctrlgen.webpage import export_web

@@ -178,3 +178,73 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     monkeypatch.undo()
     Trainer(tiny_config("ring8", "steps=2"), tmp_path / "r").run()  # and a rerun is not told the folder holds a run
     assert (tmp_path / "r" / "config.json").exists()
+
+
+def test_the_corpus_covers_issue_17():
+    from corpus import CASES
+
+    ids = {c.id for c in CASES}
+    want = {"force-foreign", "train-locked", "resume-locked", "spec-noise-dim", "spec-output-size", "output-renamed", "spec-more-labels",
+            "triton-external", "threads-huge", "truncation-tiny", "info-dev-zero", "keys-huge", "idx-dims-huge", "idx-label-huge",
+            "gzip-bomb", "recipe-noise-dim", "recipe-batch", "recipe-width", "label-markup", "config-types", "config-nan", "config-deep",
+            "config-bytes", "header-step", "recipe-bytes", "recipe-deep", "seed-negative", "seed-huge", "tol-nan", "recipe-inf", "ui-host"}
+    assert want <= ids, want - ids
+
+
+# --------------------------------------------------------------------------- untrusted text
+def evil_model(path: Path, source: Path) -> Path:
+    import json
+
+    import onnx
+
+    m = onnx.load(str(source))
+    props = {p.key: p.value for p in m.metadata_props}
+    spec, card = json.loads(props["ctrlgen.spec"]), json.loads(props["ctrlgen.card"])
+    spec["labels"] = ["[/bold]", "[link=http://evil.example]x[/link]", "\x1b[31mred\x1b[0m", "\u202eevil", "\x07bell"] + [f"l{i}" for i in range(5)]
+    card.update(name="[/bold]\x1b]0;title\x07", recipe="[bold red]loud", metrics={"[/x]": 1})
+    del m.metadata_props[:]
+    m.metadata_props.add(key="ctrlgen.spec", value=json.dumps(spec))
+    m.metadata_props.add(key="ctrlgen.card", value=json.dumps(card))
+    onnx.save(m, str(path))
+    return path
+
+
+@needs_fashion
+def test_names_from_a_file_are_shown_as_text_never_markup_or_escapes(tmp_path, tiny_models, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = evil_model(tmp_path / "evil.onnx", tiny_models["cgan"])
+    r = run_cli("info", model)
+    assert "[/bold]" in r.output and "[link=http://evil.example]x[/link]" in r.output and "[bold red]loud" in r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\u202e" not in r.output
+    assert "\\x1b[31mred" in r.output
+    r = run_cli("generate", model, "-n", "10", "-o", "x.png")
+    assert "\x1b" not in r.output and "\x07" not in r.output
+    r = run_cli("generate", model, "-n", "10", "-f", "png-dir", "-o", "pngs")
+    csv = (tmp_path / "pngs" / "inputs.csv").read_text()
+    assert "\x1b" not in csv and "\x07" not in csv and len(csv.splitlines()) == 11
+
+
+def test_text_helpers():
+    from ctrlgen.text import file_part, markup, plain
+
+    assert plain("a\x1b[2Jb\r\n") == "a\\x1b[2Jb\\r\\n"
+    assert plain("T-shirt/top ÄÖ 中") == "T-shirt/top ÄÖ 中"
+    assert markup("[/bold]") == "\\[/bold]"
+    assert file_part("../../etc/passwd") == "etc-passwd" and file_part("\x1b") == "model" and not file_part(".hidden").startswith(".")
+
+
+# --------------------------------------------------------------------------- exposure
+def test_ui_bind_address_says_when_the_network_can_reach_it():
+    from ctrlgen.serve.explore_cli import bind_address
+
+    assert bind_address("127.0.0.1", 7860) == ("127.0.0.1", "")
+    assert bind_address("::1", 7860) == ("[::1]", "")  # gradio takes IPv6 literals in brackets
+    assert bind_address("[::1]", 7860) == ("[::1]", "")
+    assert bind_address("localhost", 7860) == ("localhost", "")
+    bind, warning = bind_address("0.0.0.0", 7860)
+    assert bind == "0.0.0.0" and "0.0.0.0:7860" in warning and "every network interface" in warning and "\n" not in warning
+    bind, warning = bind_address("::", 8000)
+    assert bind == "[::]" and "[::]:8000" in warning
+    assert "192.168.1.5:7860" in bind_address("192.168.1.5", 7860)[1]
+    with pytest.raises(CtrlgenError, match="not an address"):
+        bind_address("a b", 7860)

@@ -271,11 +271,7 @@ _INT_BOUNDS = {
     "checkpoint_every": (1, limits.MAX_STEPS), "keep_checkpoints": (1, 10_000), "monitor_every": (0, limits.MAX_STEPS),
     "monitor_samples": (1, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, limits.MAX_ENSEMBLE),
 }
-_NET_BOUNDS = {
-    "g_width": (1, limits.MAX_WIDTH), "d_width": (1, limits.MAX_WIDTH), "g_fc": (0, limits.MAX_WIDTH), "d_fc": (1, limits.MAX_WIDTH),
-    "depth": (1, limits.MAX_DEPTH), "label_embed": (0, limits.MAX_WIDTH), "g_vbn": (0, limits.MAX_BATCH), "pack": (1, 64),
-    "mbd_kernels": (1, 4096), "mbd_dim": (1, 4096), "q_hidden": (1, limits.MAX_WIDTH),
-}
+
 
 
 def check_bounds(cfg: TrainConfig) -> None:
@@ -288,9 +284,7 @@ def check_bounds(cfg: TrainConfig) -> None:
         limits.check_number(name, getattr(cfg, name), 0.0, 0.999999)
     for name, (low, high) in _INT_BOUNDS.items():
         limits.check_int(name, getattr(cfg, name), low, high)
-    for name, (low, high) in _NET_BOUNDS.items():
-        if hasattr(cfg.net, name):
-            limits.check_int(f"net.{name}", getattr(cfg.net, name), low, high)
+    limits.check_net(cfg.net)
     limits.check_int("latent.noise_dim", cfg.latent.noise_dim, 1, limits.MAX_NOISE_DIM)
     codes = len(cfg.latent.categorical) + len(cfg.latent.continuous)
     limits.check_int("the number of latent codes", codes, 0, limits.MAX_CODES)
@@ -314,10 +308,7 @@ def check_model_size(cfg: TrainConfig) -> None:
             n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
     except CtrlgenError:
         return  # reported where the run builds its networks
-    need, have = n * 4 * 4 * cfg.ensemble, limits.ram_bytes() // 2
-    if need > have:
-        raise CtrlgenError(f"the networks have {n:,} parameters ({need / 1e9:.1f} GB with gradients and Adam state), more than half this "
-                           f"machine's RAM ({limits.ram_bytes() / 1e9:.1f} GB); lower net.g_width / net.d_width / latent.noise_dim")
+    limits.check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")
 
 
 # ---------------------------------------------------------------------- typed building

@@ -301,12 +301,13 @@ class Trainer:
         if not path.exists() or not self.dist.main:
             return
         keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= self.step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
+                step = json.loads(line).get("step", 0)
+            except (ValueError, AttributeError, RecursionError):
+                continue  # a line cut by a crash, or tampered with: not kept
+            if isinstance(step, int) and not isinstance(step, bool) and step <= self.step:
+                keep.append(line)
         write_text(path, "".join(k + "\n" for k in keep))
 
     def request_stop(self, *_: Any) -> None:
@@ -399,9 +400,14 @@ class Trainer:
         if found is None and ckpt_io.list_checkpoints(run_dir):
             raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from (all are damaged); start a new run")
         trainer.claim()
-        if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
-            trainer.load_checkpoint(ckpt_io.load(found))
-        trainer.truncate_metrics()
+        try:
+            if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
+                trainer.load_checkpoint(ckpt_io.load(found))
+            trainer.truncate_metrics()
+        except BaseException:
+            trainer.lock.release() if trainer.lock is not None else None
+            trainer.lock = None
+            raise
         if trainer.dist.main:  # other ranks could delete rank 0's temporary files
             remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
         return trainer
