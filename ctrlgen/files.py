@@ -72,7 +72,15 @@ def rename_no_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
                 raise FileExistsError(errno.EEXIST, "exists", dst)
             os.rename(src, dst)
             return
-        os.link(src, dst)  # fails where dst exists
+        try:
+            os.link(src, dst)  # fails where dst exists
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+            if os.path.lexists(dst):  # a filesystem without hard links: check, then rename (a narrow window)
+                raise FileExistsError(errno.EEXIST, "exists", dst) from None
+            os.rename(src, dst)
+            return
         os.unlink(src)
     except FileExistsError:
         raise CtrlgenError(f"{dst} appeared while this job ran (another job or program wrote it) and was kept; "

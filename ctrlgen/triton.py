@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import _umask, publish
+from ctrlgen.limits import MAX_BATCH, check_int
 from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
 
 KINDS = ("gpu", "cpu")
@@ -169,6 +170,9 @@ def write_repository(
     for label, value, low in (("instances", instances, 1), ("max batch size", max_batch_size, 1), ("queue delay", max_queue_delay_us, 0)):
         if value < low:
             raise CtrlgenError(f"{label} must be >= {low}, got {value}")
+    check_int("--triton-instances", instances, 1, 64)
+    check_int("--max-batch-size", max_batch_size, 1, MAX_BATCH)
+    check_int("queue delay (us)", max_queue_delay_us, 0, 10_000_000)
     source, repo = Path(source), Path(repo)
     if repo.exists() and not repo.is_dir():
         raise CtrlgenError(f"{repo} is a file; give a folder for the Triton model repository")

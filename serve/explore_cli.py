@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.limits import MAX_KEYS, check_int, check_seed, check_threads, check_truncation
+from ctrlgen.limits import MAX_BATCH, MAX_KEYS, check_int, check_seed, check_threads, check_truncation
 from ctrlgen.serve.options import Force, Model, Runner, Scale, Seed, Threads, Truncation, check_scale, grouped
 
 MAX_CELLS = 10_000
@@ -173,6 +173,8 @@ def ui(
     check_threads(threads)
     check_int("--concurrency", concurrency, 1, 256)
     check_int("--queue-size", queue_size, 1, 100_000)
+    if max_samples > MAX_BATCH:
+        raise CtrlgenError(f"--max-samples must be in 1..{MAX_BATCH:,} (one request's batch), got {max_samples:,}")
     limits = Limits(max_samples=max_samples, concurrency=concurrency, queue_size=queue_size)
     bind, warning = bind_address(host, port)
     if warning:

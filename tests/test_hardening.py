@@ -248,3 +248,40 @@ def test_ui_bind_address_says_when_the_network_can_reach_it():
     assert "192.168.1.5:7860" in bind_address("192.168.1.5", 7860)[1]
     with pytest.raises(CtrlgenError, match="not an address"):
         bind_address("a b", 7860)
+
+
+def test_no_replace_publish_without_renameat2_or_hard_links(tmp_path, monkeypatch):
+    """The fallbacks: a hard link where renameat2 is missing; check-then-rename where hard links are too."""
+    import errno
+
+    import ctrlgen.files as files
+
+    monkeypatch.setattr(files, "_renameat2_noreplace", lambda src, dst: False)
+    (tmp_path / "a").write_text("ours")
+    (tmp_path / "b").write_text("theirs")
+    with pytest.raises(CtrlgenError, match="appeared while this job ran"):
+        files.rename_no_replace(tmp_path / "a", tmp_path / "b")
+    files.rename_no_replace(tmp_path / "a", tmp_path / "c")
+    assert (tmp_path / "c").read_text() == "ours" and not (tmp_path / "a").exists()
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    with pytest.raises(CtrlgenError, match="appeared while this job ran"):
+        files.rename_no_replace(tmp_path / "c", tmp_path / "b")
+    files.rename_no_replace(tmp_path / "c", tmp_path / "d")
+    assert (tmp_path / "b").read_text() == "theirs" and (tmp_path / "d").read_text() == "ours"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["export", "MODEL", "--triton", "REPO", "--triton-instances", "1000000000"], "--triton-instances must be in 1..64"),
+    (["export", "MODEL", "--triton", "REPO", "--max-batch-size", "100000000000"], "--max-batch-size must be in 1..65,536"),
+    (["ui", "--max-samples", "1000000000000"], "--max-samples must be in 1..65,536"),
+    (["ui", "--concurrency", "100000"], "--concurrency must be in 1..256"),
+    (["train", "/dev/zero"], "is a special file"),
+])
+def test_more_bounds_are_one_line(tmp_path, tiny_models, args, fragment):
+    args = [str(tiny_models["ring8"]) if a == "MODEL" else str(tmp_path / "repo") if a == "REPO" else a for a in args]
+    assert_one_line_error(run_cli(*args, ok=False), fragment)
+    assert not (tmp_path / "repo").exists()

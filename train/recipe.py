@@ -36,7 +36,7 @@ def _read_one(name_or_path: str, folder: Path | None) -> tuple[dict[str, Any], s
     if folder is not None and path.suffix == ".toml" and not path.is_absolute():
         path = folder / path
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise CtrlgenError(f"recipe file {path} does not exist; give a recipe name ({', '.join(recipe_names())}) or a TOML path")
         from ctrlgen.limits import MAX_SMALL_FILE, read_limited
 
