@@ -162,6 +162,8 @@ class OnnxRuntime(Runtime):
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         self.session = open_session(ort, data, so, device, self.source)
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 4  # a failing kernel is our one line, not ORT's log on stderr
         meta = self.session.get_modelmeta().custom_metadata_map
         if SPEC_KEY not in meta:
             have = ", ".join(sorted(meta)) or "none"
@@ -203,7 +205,7 @@ class OnnxRuntime(Runtime):
 
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            (out,) = self.session.run(["sample"], inputs)
+            (out,) = self.session.run(["sample"], inputs, self.run_options)
         except Exception as e:  # noqa: BLE001 - ORT raises its own types: a graph that disagrees with its spec
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise CtrlgenError(f"{self.source}: the graph fails on inputs its spec allows ({first}); "

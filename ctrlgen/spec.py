@@ -421,7 +421,7 @@ def _check_sizes(d: dict[str, Any]) -> None:
     if limits.is_int(d.get("noise_dim")):
         limits.check_int("noise_dim", d["noise_dim"], 1, limits.MAX_NOISE_DIM)
     for name in count("labels", limits.MAX_CLASSES):
-        if not isinstance(name, str) or not name.strip() or len(name) > limits.MAX_LABEL_CHARS:
+        if not isinstance(name, str) or not name or len(name) > limits.MAX_LABEL_CHARS:
             raise CtrlgenError(f"label names must be non-empty strings of at most {limits.MAX_LABEL_CHARS} characters, got {str(name)[:40]!r}")
     cats = count("categorical", limits.MAX_CODES)
     conts = count("continuous", limits.MAX_CODES)
