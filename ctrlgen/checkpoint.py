@@ -17,7 +17,7 @@ import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import atomic_writer
-from ctrlgen.limits import check_net, check_parameters, check_regular_file, loads_json
+from ctrlgen.limits import check_net, check_parameters, check_regular_file, json_problem
 
 MAX_CHECKPOINT_BYTES = 64 * 1024**3
 
@@ -77,7 +77,12 @@ def load(path: str | Path) -> Checkpoint:
     if header.get("ctrlgen.format") != FORMAT:
         raise CtrlgenError(f"{path} is not a ctrlgen checkpoint (format {header.get('ctrlgen.format')!r}); give one written by ctrlgen train")
     try:
-        meta = {k: loads_json(v, "header", "use an earlier checkpoint") for k, v in header.items() if k != "ctrlgen.format"}
+        meta = {}
+        for k, v in header.items():
+            if k != "ctrlgen.format":
+                meta[k], problem = json_problem(v)
+                if problem:
+                    raise CtrlgenError(f"{k[:40]!r} is {problem}")
         check_header(meta)
     except CtrlgenError as e:
         raise CtrlgenError(f"{path} has a damaged header ({e}); use an earlier checkpoint") from None

@@ -220,8 +220,8 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def loads_json(text: str | bytes, what: str, fix: str) -> Any:
-    """JSON from a file: invalid text, non-UTF-8 bytes, NaN/Infinity and deep nesting are one line."""
+def json_problem(text: str | bytes) -> tuple[Any, str]:
+    """(value, "") for JSON text, or (None, what is wrong): invalid text, non-UTF-8 bytes, NaN/Infinity, deep nesting."""
     import json
 
     def no_constant(name: str) -> Any:
@@ -229,8 +229,19 @@ def loads_json(text: str | bytes, what: str, fix: str) -> Any:
 
     try:
         value = json.loads(text, parse_constant=no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise CtrlgenError(f"{what} is not valid JSON ({type(e).__name__}: {str(e)[:80]}); {fix}") from None
+    except RecursionError:
+        return None, f"not valid JSON (nested too deeply to read, over {MAX_JSON_DEPTH} levels)"
+    except (ValueError, UnicodeDecodeError) as e:
+        reason = str(e).split(": line ")[0] if type(e).__name__ == "JSONDecodeError" else str(e)
+        return None, f"not valid JSON ({type(e).__name__}: {reason[:80]})"
     if json_depth(value) > MAX_JSON_DEPTH:
-        raise CtrlgenError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels; {fix}")
+        return None, f"nested deeper than {MAX_JSON_DEPTH} levels"
+    return value, ""
+
+
+def loads_json(text: str | bytes, what: str, fix: str) -> Any:
+    """JSON from a file, or one line: ``WHAT is PROBLEM; FIX``."""
+    value, problem = json_problem(text)
+    if problem:
+        raise CtrlgenError(f"{what} is {problem}; {fix}")
     return value

@@ -512,7 +512,15 @@ def main() -> None:  # pragma: no cover - prints the README table
         with tempfile.TemporaryDirectory() as tmp:
             env = Env(Path(tmp), models, {"ring8": root / "runs" / "ring8"})
             args = case.build(env)
-            out = CliRunner().invoke(app, args).output.strip().removeprefix("Error: ").replace(str(env.tmp) + "/", "")
+            import importlib
+
+            saved = {(m, a): getattr(importlib.import_module(m), a) for m, a in case.patch}
+            for (m, a), value in case.patch.items():
+                setattr(importlib.import_module(m), a, value)
+            out = CliRunner().invoke(app, [str(a) for a in args]).output
+            for (m, a), value in saved.items():
+                setattr(importlib.import_module(m), a, value)
+            out = out.strip().removeprefix("Error: ").replace(str(env.tmp) + "/", "")
             out = out.replace(str(root) + "/", "").replace("|", "\\|")
             print(f"| {case.what} | {out} | {case.fix} |")
 

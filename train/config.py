@@ -312,35 +312,41 @@ def check_model_size(cfg: TrainConfig) -> None:
 
 
 # ---------------------------------------------------------------------- typed building
+def _short(value: Any) -> str:
+    """A value for a one-line message: its repr, cut."""
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is bool:
         if not isinstance(value, bool):
-            raise CtrlgenError(f"{where}: {key} must be true or false, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise CtrlgenError(f"{where}: {key} must be an integer, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CtrlgenError(f"{where}: {key} must be a number, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a number, got {_short(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise CtrlgenError(f"{where}: {key} must be a string, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a string, got {_short(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise CtrlgenError(f"{where}: {key} must be a list, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a list, got {_short(value)}")
         return tuple(_check_type(v, typing.get_args(tp)[0], key, where) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise CtrlgenError(f"{where}: {key} must be a table, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a table, got {_short(value)}")
         inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         for k, v in value.items():
             if typing.get_origin(inner) is dict and not isinstance(v, dict):
-                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {v!r}")
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {_short(v)}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 

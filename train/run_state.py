@@ -117,13 +117,12 @@ def read_run_config(run_dir: Path, overrides: dict[str, Any] | None, run_fields:
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise CtrlgenError(f"{run_dir} is not a run directory (no config.json); give the folder ctrlgen train wrote")
-    from ctrlgen.limits import MAX_SMALL_FILE, loads_json, read_limited
+    from ctrlgen.limits import MAX_SMALL_FILE, json_problem, read_limited
 
     fix = "restore it from a copy (every checkpoint's header holds the config too) or start a new run"
-    try:
-        d = loads_json(read_limited(cfg_path, "a config.json", MAX_SMALL_FILE), str(cfg_path), fix)
-    except CtrlgenError as e:
-        raise CtrlgenError(f"{cfg_path} is damaged ({str(e).removeprefix(str(cfg_path)).strip()[:120]}); {fix}") from None
+    d, problem = json_problem(read_limited(cfg_path, "a config.json", MAX_SMALL_FILE))
+    if problem:
+        raise CtrlgenError(f"{cfg_path} is damaged ({problem}); {fix}")
     if not isinstance(d, dict):
         raise CtrlgenError(f"{cfg_path} is damaged (not a table of settings); {fix}")
     changes = dict(overrides or {})
