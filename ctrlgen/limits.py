@@ -41,6 +41,7 @@ MAX_EPOCHS = 1e6
 MAX_ENSEMBLE = 4096
 MAX_KEYS = 1000
 MAX_JSON_DEPTH = 64
+MAX_PICTURE_PIXELS = 200_000_000  # one PNG: about 600 MB of RGB in memory while it is encoded
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf cannot hold more in one file
 MAX_IDX_BYTES = 4 * 1024**3
 MAX_SMALL_FILE = 64 * 1024**2  # config.json, recipes, metrics.jsonl

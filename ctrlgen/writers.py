@@ -65,6 +65,14 @@ class GridWriter(Writer):
             raise CtrlgenError(f"a grid of {n} samples is too large (max {MAX_GRID}); use --format npz or png-dir for big jobs")
         self.nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
         self.scale, self.means = scale, means
+        if spec.output_kind == "image":
+            from ctrlgen.limits import MAX_PICTURE_PIXELS
+
+            cols, rows = min(self.nrow, max(n, 1)), -(-max(n, 1) // self.nrow)
+            h, w = spec.output_shape[1] * scale, spec.output_shape[2] * scale
+            if cols * w * rows * h > MAX_PICTURE_PIXELS:
+                raise CtrlgenError(f"a grid of {n} samples at --scale {scale} is {cols * w}x{rows * h} px, over the limit of "
+                                   f"{MAX_PICTURE_PIXELS:,} px; use a smaller --scale or --format png-dir")
         self.parts: list[np.ndarray] = []
 
     def add(self, samples, inputs):

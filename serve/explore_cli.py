@@ -77,6 +77,9 @@ def sweep(
     from ctrlgen.traversal import sweep as make_sweep
 
     chosen = factor.chosen()
+    for flag, value in (("--steps", steps), ("--rows", rows)):
+        if isinstance(value, int) and value > MAX_CELLS:
+            raise CtrlgenError(f"{flag} {value:,} is over the limit of {MAX_CELLS:,} images per sweep; use fewer")
     check_seed(seed, "--seed")
     check_truncation(truncation)
     check_scale(picture.scale)

@@ -472,6 +472,10 @@ CASES = [
     Case("seed-walk", "interpolate --seed -5", lambda e: ["interpolate", str(e.models["ring8"]), "--seed", "-5", "-o", str(e.tmp / "w.gif")],
          "seed must be in 0..4,294,967,295", "32-bit"),
     Case("train-seed-huge", "train --seed 2^33", lambda e: ["train", "ring8", "--seed", str(2**33)], "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("sweep-steps-huge", "sweep --steps 10^8", lambda e: ["sweep", str(e.models["cgan"]), "--labels", "--steps", "100000000", "-o", str(e.tmp / "s.png")],
+         "--steps 100,000,000 is over the limit", "use fewer", True),
+    Case("grid-pixels", "a grid picture of billions of pixels", lambda e: gen(e, "cgan", "-n", "10000", "--scale", "16"), "over the limit of 200,000,000 px",
+         "use a smaller --scale", True),
     Case("ui-host", "ui --host that is not an address", lambda e: ["ui", "--host", "a b/c"], "is not an address or host name", "use 127.0.0.1"),
 ]
 
