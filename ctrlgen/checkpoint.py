@@ -113,6 +113,10 @@ def check_header(meta: dict[str, Any]) -> None:
         groups = meta.get(key, [])
         if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
             raise CtrlgenError(f"{key} must be a list of tables")
+        for g in groups:
+            numbers = [g[k] for k in ("lr", "eps", "weight_decay") if k in g] + list(g.get("betas", []) if isinstance(g.get("betas"), list) else [None])
+            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in numbers):
+                raise CtrlgenError(f"{key} holds a learning rate, beta or eps that is not a finite number >= 0")
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:

@@ -50,7 +50,9 @@ def _plain_key(k: str) -> bool:
 def _plain_value(k: str, v: object) -> bool:
     if k == "won":
         return isinstance(v, list) and all(isinstance(x, str) and _plain_key(x) for x in v)
-    return not isinstance(v, (dict, list)) and not (isinstance(v, float) and not math.isfinite(v))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return math.isfinite(v) and abs(v) < 1e30  # beyond, matplotlib's ticks overflow
+    return not isinstance(v, (dict, list))
 
 
 def _segments(records: list[dict]) -> list[list[dict]]:

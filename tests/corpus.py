@@ -457,6 +457,9 @@ CASES = [
     Case("header-net-huge", "a checkpoint header whose network is huge", lambda e: ["export", run_copy(e, header={"net": json.dumps({"family": "mlp", "g_width": 10**7})}),
                                                                                      "-o", str(e.tmp / "m.onnx")],
          "net.g_width must be in", "16,384"),
+    Case("header-lr-text", "a checkpoint header whose learning rate is text", lambda e: ["train", "--resume", run_copy(e, header={"opt_g.param_groups": json.dumps(
+        [{"lr": "fast", "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0, "params": [0]}])}), "--steps", "12"],
+         "not a finite number >= 0", "use an earlier checkpoint"),
     Case("recipe-nan", "a recipe with lr_g = nan", lambda e: recipe(e, "lr_g = nan\n"), "lr_g must be > 0", "> 0"),
     Case("recipe-inf", "a recipe with lr_g = inf", lambda e: recipe(e, "lr_g = inf\n"), "lr_g must be a finite number", "finite"),
     Case("recipe-bytes", "a recipe of non-UTF-8 bytes", lambda e: ["train", e.file("b.toml", b"lr_g = 1\n\xff\xfe = 2\n")], "is not UTF-8 text", "save it as UTF-8"),

@@ -285,3 +285,25 @@ def test_more_bounds_are_one_line(tmp_path, tiny_models, args, fragment):
     args = [str(tiny_models["ring8"]) if a == "MODEL" else str(tmp_path / "repo") if a == "REPO" else a for a in args]
     assert_one_line_error(run_cli(*args, ok=False), fragment)
     assert not (tmp_path / "repo").exists()
+
+
+# --------------------------------------------------------------------------- tampered state
+def test_tampered_metrics_lines_neither_break_plot_nor_resume(tmp_path, tiny_runs):
+    import shutil
+    import warnings
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_runs["ring8"], run)
+    bad = (b'{"step": 1, "d_adv": "x"}\n{"step": 2, "$\\\\frac{": 1}\n[1, 2]\n\xff\xfe\n{"step": "x"}\n{"event": 5, "step": 3}\n'
+           b'{"step": 4, "g_adv": 1e308, "d_adv": NaN}\n{"step": 5, "event": "egan", "won": 5}\n' + b"[" * 100000 + b"\n")
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would be a second line on stderr
+        r = run_cli("plot", run, "-o", tmp_path / "p.png")
+    assert "Wrote" in r.output and (tmp_path / "p.png").exists()
+    run_cli("train", "--resume", run, "--steps", "10", "--no-progress")
+    import json
+
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert all(isinstance(json.loads(x), dict) for x in lines)  # the resume kept only readable lines
