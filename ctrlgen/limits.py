@@ -156,6 +156,14 @@ def check_parameters(n: int, what: str, copies: int = 1, fix: str = "use smaller
 
 
 # ---------------------------------------------------------------------- files
+def size(n: int) -> str:
+    """Bytes for people: 2.15 GB, 64.0 MB, 100 kB, 12 bytes."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
 def check_regular_file(path: str | os.PathLike, what: str, max_bytes: int) -> int:
     """The size of ``path`` if it is a regular file of at most ``max_bytes`` (told by ``stat``, never by
     reading: /dev/zero, FIFOs and sockets are refused by their type)."""
@@ -169,7 +177,7 @@ def check_regular_file(path: str | os.PathLike, what: str, max_bytes: int) -> in
     if not stat.S_ISREG(st.st_mode):
         raise CtrlgenError(f"{path} is a special file (a device, pipe or socket), not {what}; give a regular file")
     if st.st_size > max_bytes:
-        raise CtrlgenError(f"{path} is {st.st_size / 1e9:.2f} GB, over the limit of {max_bytes / 1e9:.2f} GB for {what}; "
+        raise CtrlgenError(f"{path} is {size(st.st_size)}, over the limit of {size(max_bytes)} for {what}; "
                            "give a smaller file")
     return st.st_size
 
@@ -182,7 +190,7 @@ def read_limited(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
     except OSError as e:
         raise CtrlgenError(f"cannot read {path} ({e.strerror}); check the path") from None
     if len(data) > max_bytes:  # grew while being read
-        raise CtrlgenError(f"{path} is over the limit of {max_bytes / 1e9:.2f} GB for {what}; give a smaller file")
+        raise CtrlgenError(f"{path} is over the limit of {size(max_bytes)} for {what}; give a smaller file")
     return data
 
 
@@ -195,7 +203,7 @@ def gunzip_limited(raw: bytes, path: str | os.PathLike, max_bytes: int) -> bytes
             chunk = d.decompress(rest, 1 << 24)
             size += len(chunk)
             if size > max_bytes:
-                raise CtrlgenError(f"{path} expands past {max_bytes / 1e9:.2f} GB when decompressed (a gzip bomb?); "
+                raise CtrlgenError(f"{path} expands past {size(max_bytes)} when decompressed (a gzip bomb?); "
                                    "give the real file")
             out.append(chunk)
             rest = d.unconsumed_tail
