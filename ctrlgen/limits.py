@@ -197,12 +197,12 @@ def read_limited(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
 def gunzip_limited(raw: bytes, path: str | os.PathLike, max_bytes: int) -> bytes:
     """Decompress a gzip stream, refusing one that expands past ``max_bytes`` (a gzip bomb) before it does."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out, size, rest = [], 0, raw
+    out, total, rest = [], 0, raw
     try:
         while rest:
             chunk = d.decompress(rest, 1 << 24)
-            size += len(chunk)
-            if size > max_bytes:
+            total += len(chunk)
+            if total > max_bytes:
                 raise CtrlgenError(f"{path} expands past {size(max_bytes)} when decompressed (a gzip bomb?); "
                                    "give the real file")
             out.append(chunk)
