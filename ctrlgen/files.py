@@ -105,6 +105,7 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | N
         os.replace(tmp, target)
     else:
         rename_no_replace(tmp, target)
+        _NO_REPLACE.discard(_key(target))  # ours now: this job may rewrite it (export --eval records the card)
 
 
 @contextlib.contextmanager

@@ -307,3 +307,12 @@ def test_tampered_metrics_lines_neither_break_plot_nor_resume(tmp_path, tiny_run
 
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert all(isinstance(json.loads(x), dict) for x in lines)  # the resume kept only readable lines
+
+
+def test_an_output_this_job_published_may_be_rewritten_by_it(tmp_path):
+    from ctrlgen.files import check_output, write_bytes
+
+    out = check_output(tmp_path / "m.onnx", force=False)
+    write_bytes(out, b"model")
+    write_bytes(out, b"model with its card")  # export --eval records the metrics in the file it just wrote
+    assert out.read_bytes() == b"model with its card"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -278,7 +279,7 @@ def check_bounds(cfg: TrainConfig) -> None:
     """Every number a recipe sets, in its range: finite learning rates, 32-bit seeds, sizes this machine can hold."""
     limits.check_seed(cfg.seed)
     for name in ("lr_g", "lr_d"):
-        limits.check_number(name, getattr(cfg, name), 0.0, 10.0, low_open=True)
+        limits.check_number(name, getattr(cfg, name), 0.0, math.inf, low_open=True)  # finite: inf is refused
     limits.check_number("epochs", cfg.epochs, 0.0, limits.MAX_EPOCHS, low_open=True)
     for name in ("beta1", "beta2"):
         limits.check_number(name, getattr(cfg, name), 0.0, 0.999999)
