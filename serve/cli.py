@@ -196,7 +196,7 @@ def train(
         if (run_dir / "config.json").exists():
             raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
         trainer = Trainer(cfg, run_dir, distributed)
-        trainer.claim()  # the run directory is this process's until it ends
+        trainer.claim(new_run=True)  # the run directory is this process's until it ends
         say = typer.echo if trainer.dist.main else _quiet
         ranks = f" x {trainer.dist.world} ranks ({trainer.batch} samples each)" if trainer.dist.world > 1 else ""
         say(f"Training {plain(cfg.recipe, 100)} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")

@@ -262,14 +262,14 @@ class Trainer:
         run_state.load_state(self, ck)
 
     # ------------------------------------------------------------------ the loop
-    def claim(self) -> None:
-        """Lock the run directory until run() ends (a second train / --resume on it gets one line); a new run
-        refuses a folder that already holds one."""
+    def claim(self, new_run: bool = False) -> None:
+        """Lock the run directory until run() ends (a second train / --resume on it gets one line); with
+        ``new_run`` (ctrlgen train), refuse a folder that already holds a run once the lock is held."""
         if self.lock is not None or not self.dist.main:
             return
         self.made_dir = not self.run_dir.exists()
         self.lock = FolderLock(self.run_dir, "ctrlgen train")
-        if not self.resuming and (self.run_dir / "config.json").exists():
+        if new_run and (self.run_dir / "config.json").exists():
             self.lock.release()
             self.lock = None
             raise CtrlgenError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} or choose another --out")
