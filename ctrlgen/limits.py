@@ -254,3 +254,87 @@ def loads_json(text: str | bytes, what: str, fix: str) -> Any:
     if problem:
         raise CtrlgenError(f"{what} is {problem}; {fix}")
     return value
+
+
+# ---------------------------------------------------------------------- specs (LatentSpec.from_dict calls this)
+
+def check_spec_sizes(d: dict[str, Any]) -> None:
+    """Bounds on what a spec from a file may ask for (ctrlgen/py), before anything is built from it."""
+    def count(key: str, most: int) -> list:
+        v = d.get(key, [])
+        if not isinstance(v, list):
+            raise CtrlgenError(f"{key} must be a list, got {type(v).__name__}")
+        if len(v) > most:
+            raise CtrlgenError(f"{len(v):,} {key} is more than the limit of {most:,}")
+        return v
+
+    if is_int(d.get("noise_dim")):
+        check_int("noise_dim", d["noise_dim"], 1, MAX_NOISE_DIM)
+    for name in count("labels", MAX_CLASSES):
+        if not isinstance(name, str) or not name or len(name) > MAX_LABEL_CHARS:
+            raise CtrlgenError(f"label names must be non-empty strings of at most {MAX_LABEL_CHARS} characters, got {str(name)[:40]!r}")
+    cats = count("categorical", MAX_CODES)
+    conts = count("continuous", MAX_CODES)
+    for c in [*cats, *conts]:
+        if not isinstance(c, dict):
+            raise CtrlgenError(f"each code must be an object with a name, got {type(c).__name__}")
+    for c in cats:
+        if is_int(c.get("n")):
+            check_int("categorical code n", c["n"], 2, MAX_CODE_VALUES)
+    out = d.get("output")
+    if not isinstance(out, dict):
+        raise CtrlgenError("output must be an object with kind and shape")
+    shape = out.get("shape")
+    if isinstance(shape, list) and all(is_int(s) for s in shape):
+        top = MAX_POINT_DIMS if out.get("kind") == "points" else MAX_IMAGE_SIDE
+        for s in shape:
+            check_int("output size", s, 1, top)
+    if not isinstance(d.get("extra", {}), dict):
+        raise CtrlgenError("extra must be an object")
+
+
+# ---------------------------------------------------------------------- recipes (train/config.py calls these)
+_INT_BOUNDS = {
+    "batch_size": (1, MAX_BATCH), "image_size": (1, MAX_IMAGE_SIDE), "steps": (0, MAX_STEPS),
+    "n_critic": (1, 1000), "log_every": (1, MAX_STEPS), "sample_every": (0, MAX_STEPS),
+    "checkpoint_every": (1, MAX_STEPS), "keep_checkpoints": (1, 10_000), "monitor_every": (0, MAX_STEPS),
+    "monitor_samples": (1, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, MAX_ENSEMBLE),
+}
+
+
+
+def check_recipe(cfg: Any) -> None:
+    """Every number a recipe sets, in its range: finite learning rates, 32-bit seeds, sizes this machine can hold."""
+    check_seed(cfg.seed)
+    for name in ("lr_g", "lr_d"):
+        check_number(name, getattr(cfg, name), 0.0, math.inf, low_open=True)  # finite: inf is refused
+    check_number("epochs", cfg.epochs, 0.0, MAX_EPOCHS, low_open=True)
+    for name in ("beta1", "beta2"):
+        check_number(name, getattr(cfg, name), 0.0, 0.999999)
+    for name, (low, high) in _INT_BOUNDS.items():
+        check_int(name, getattr(cfg, name), low, high)
+    check_net(cfg.net)
+    check_int("latent.noise_dim", cfg.latent.noise_dim, 1, MAX_NOISE_DIM)
+    codes = len(cfg.latent.categorical) + len(cfg.latent.continuous)
+    check_int("the number of latent codes", codes, 0, MAX_CODES)
+    for c in cfg.latent.categorical:
+        check_int(f"latent code {c.name}: n", c.n, 2, MAX_CODE_VALUES)
+    pixels = 2 if cfg.points else cfg.channels * cfg.image_size**2
+    check_batch_memory("batch_size", cfg.batch_size * cfg.ensemble, pixels)
+
+
+def check_model_size(cfg: Any) -> None:
+    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
+    half this machine's RAM (or the GPU's)."""
+    import torch
+
+    from ctrlgen.nets import Discriminator, Generator
+
+    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
+    try:
+        spec = cfg.spec(names if cfg.conditional else ())
+        with torch.device("meta"):
+            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
+    except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device (VBN's reference batch): not sized here
+        return
+    check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")

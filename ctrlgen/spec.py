@@ -350,6 +350,8 @@ class LatentSpec:
 
     @classmethod
     def from_dict(cls, d: Any) -> LatentSpec:
+        from ctrlgen.limits import check_spec_sizes
+
         if not isinstance(d, dict):
             raise CtrlgenError("spec must be a JSON object")
         fmt = d.get("format")
@@ -364,7 +366,7 @@ class LatentSpec:
         if unknown:
             raise CtrlgenError(f"spec has unknown field(s) {unknown}; expected only {sorted(known)}")
         try:
-            _check_sizes(d)
+            check_spec_sizes(d)
             out = d["output"]
             return cls(
                 noise_dim=d["noise_dim"],
@@ -405,39 +407,3 @@ class LatentSpec:
         rows.append(("inputs", ", ".join(self.input_names)))
         return rows
 
-
-def _check_sizes(d: dict[str, Any]) -> None:
-    """Bounds on what a spec from a file may ask for (ctrlgen/limits.py), before anything is built from it."""
-    from ctrlgen import limits
-
-    def count(key: str, most: int) -> list:
-        v = d.get(key, [])
-        if not isinstance(v, list):
-            raise CtrlgenError(f"{key} must be a list, got {type(v).__name__}")
-        if len(v) > most:
-            raise CtrlgenError(f"{len(v):,} {key} is more than the limit of {most:,}")
-        return v
-
-    if limits.is_int(d.get("noise_dim")):
-        limits.check_int("noise_dim", d["noise_dim"], 1, limits.MAX_NOISE_DIM)
-    for name in count("labels", limits.MAX_CLASSES):
-        if not isinstance(name, str) or not name or len(name) > limits.MAX_LABEL_CHARS:
-            raise CtrlgenError(f"label names must be non-empty strings of at most {limits.MAX_LABEL_CHARS} characters, got {str(name)[:40]!r}")
-    cats = count("categorical", limits.MAX_CODES)
-    conts = count("continuous", limits.MAX_CODES)
-    for c in [*cats, *conts]:
-        if not isinstance(c, dict):
-            raise CtrlgenError(f"each code must be an object with a name, got {type(c).__name__}")
-    for c in cats:
-        if limits.is_int(c.get("n")):
-            limits.check_int("categorical code n", c["n"], 2, limits.MAX_CODE_VALUES)
-    out = d.get("output")
-    if not isinstance(out, dict):
-        raise CtrlgenError("output must be an object with kind and shape")
-    shape = out.get("shape")
-    if isinstance(shape, list) and all(limits.is_int(s) for s in shape):
-        top = limits.MAX_POINT_DIMS if out.get("kind") == "points" else limits.MAX_IMAGE_SIDE
-        for s in shape:
-            limits.check_int("output size", s, 1, top)
-    if not isinstance(d.get("extra", {}), dict):
-        raise CtrlgenError("extra must be an object")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -212,8 +211,8 @@ class TrainConfig:
 
         get_loss(self.loss)
         check_techniques(self)
-        check_bounds(self)  # sizes and counts a recipe may ask for (ctrlgen/limits.py): one line, not a MemoryError
-        check_model_size(self)
+        limits.check_recipe(self)  # sizes and counts a recipe may ask for (ctrlgen/limits.py): one line, not a MemoryError
+        limits.check_model_size(self)
 
     @property
     def points(self) -> bool:
@@ -263,53 +262,6 @@ class TrainConfig:
         d = self.to_dict()
         d.update(changes)
         return TrainConfig.from_dict(d)
-
-
-# ---------------------------------------------------------------------- bounds (ctrlgen/limits.py)
-_INT_BOUNDS = {
-    "batch_size": (1, limits.MAX_BATCH), "image_size": (1, limits.MAX_IMAGE_SIDE), "steps": (0, limits.MAX_STEPS),
-    "n_critic": (1, 1000), "log_every": (1, limits.MAX_STEPS), "sample_every": (0, limits.MAX_STEPS),
-    "checkpoint_every": (1, limits.MAX_STEPS), "keep_checkpoints": (1, 10_000), "monitor_every": (0, limits.MAX_STEPS),
-    "monitor_samples": (1, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, limits.MAX_ENSEMBLE),
-}
-
-
-
-def check_bounds(cfg: TrainConfig) -> None:
-    """Every number a recipe sets, in its range: finite learning rates, 32-bit seeds, sizes this machine can hold."""
-    limits.check_seed(cfg.seed)
-    for name in ("lr_g", "lr_d"):
-        limits.check_number(name, getattr(cfg, name), 0.0, math.inf, low_open=True)  # finite: inf is refused
-    limits.check_number("epochs", cfg.epochs, 0.0, limits.MAX_EPOCHS, low_open=True)
-    for name in ("beta1", "beta2"):
-        limits.check_number(name, getattr(cfg, name), 0.0, 0.999999)
-    for name, (low, high) in _INT_BOUNDS.items():
-        limits.check_int(name, getattr(cfg, name), low, high)
-    limits.check_net(cfg.net)
-    limits.check_int("latent.noise_dim", cfg.latent.noise_dim, 1, limits.MAX_NOISE_DIM)
-    codes = len(cfg.latent.categorical) + len(cfg.latent.continuous)
-    limits.check_int("the number of latent codes", codes, 0, limits.MAX_CODES)
-    for c in cfg.latent.categorical:
-        limits.check_int(f"latent code {c.name}: n", c.n, 2, limits.MAX_CODE_VALUES)
-    pixels = 2 if cfg.data in MIXTURES else cfg.channels * cfg.image_size**2
-    limits.check_batch_memory("batch_size", cfg.batch_size * cfg.ensemble, pixels)
-
-
-def check_model_size(cfg: TrainConfig) -> None:
-    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
-    half this machine's RAM (or the GPU's)."""
-    import torch
-
-    from ctrlgen.nets import Discriminator, Generator
-
-    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
-    try:
-        spec = cfg.spec(names if cfg.conditional else ())
-        with torch.device("meta"):
-            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
-    except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device (VBN's reference batch): not sized here
-        return
-    limits.check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")
 
 
 # ---------------------------------------------------------------------- typed building
