@@ -321,20 +321,3 @@ def check_recipe(cfg: Any) -> None:
         check_int(f"latent code {c.name}: n", c.n, 2, MAX_CODE_VALUES)
     pixels = 2 if cfg.points else cfg.channels * cfg.image_size**2
     check_batch_memory("batch_size", cfg.batch_size * cfg.ensemble, pixels)
-
-
-def check_model_size(cfg: Any) -> None:
-    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
-    half this machine's RAM (or the GPU's)."""
-    import torch
-
-    from ctrlgen.nets import Discriminator, Generator
-
-    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
-    try:
-        spec = cfg.spec(names if cfg.conditional else ())
-        with torch.device("meta"):
-            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
-    except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device (VBN's reference batch): not sized here
-        return
-    check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")

@@ -212,7 +212,7 @@ class TrainConfig:
         get_loss(self.loss)
         check_techniques(self)
         limits.check_recipe(self)  # sizes and counts a recipe may ask for (ctrlgen/limits.py): one line, not a MemoryError
-        limits.check_model_size(self)
+        check_model_size(self)
 
     @property
     def points(self) -> bool:
@@ -262,6 +262,25 @@ class TrainConfig:
         d = self.to_dict()
         d.update(changes)
         return TrainConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------- size (bounds themselves: ctrlgen/limits.py)
+
+def check_model_size(cfg: TrainConfig) -> None:
+    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
+    half this machine's RAM (or the GPU's)."""
+    import torch
+
+    from ctrlgen.nets import Discriminator, Generator
+
+    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
+    try:
+        spec = cfg.spec(names if cfg.conditional else ())
+        with torch.device("meta"):
+            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
+    except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device (VBN's reference batch): not sized here
+        return
+    limits.check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")
 
 
 # ---------------------------------------------------------------------- typed building
