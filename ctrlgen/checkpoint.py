@@ -17,6 +17,9 @@ import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import atomic_writer
+from ctrlgen.limits import check_net, check_parameters, check_regular_file, json_problem
+
+MAX_CHECKPOINT_BYTES = 64 * 1024**3
 
 FORMAT = "1"
 _STEP_RE = re.compile(r"step-(\d+)\.safetensors$")
@@ -60,8 +63,9 @@ def load(path: str | Path) -> Checkpoint:
             what = "no loadable checkpoint (checkpoints/step-*.safetensors are all damaged)" if list_checkpoints(path) else "no checkpoint (checkpoints/step-*.safetensors)"
             raise CtrlgenError(f"{path} holds {what}; give a run directory or a checkpoint file")
         path = found
-    if not path.is_file():
+    if not path.exists():
         raise CtrlgenError(f"checkpoint {path} does not exist; give a run directory or a .safetensors checkpoint")
+    check_regular_file(path, "a checkpoint", MAX_CHECKPOINT_BYTES)  # /dev/zero, a FIFO: refused by type
     try:
         from safetensors import safe_open
 
@@ -73,10 +77,46 @@ def load(path: str | Path) -> Checkpoint:
     if header.get("ctrlgen.format") != FORMAT:
         raise CtrlgenError(f"{path} is not a ctrlgen checkpoint (format {header.get('ctrlgen.format')!r}); give one written by ctrlgen train")
     try:
-        meta = {k: json.loads(v) for k, v in header.items() if k != "ctrlgen.format"}
-    except json.JSONDecodeError:
-        raise CtrlgenError(f"{path} has a damaged header; use an earlier checkpoint") from None
+        meta = {}
+        for k, v in header.items():
+            if k != "ctrlgen.format":
+                meta[k], problem = json_problem(v)
+                if problem:
+                    raise CtrlgenError(f"{k[:40]!r} is {problem}")
+        check_header(meta)
+    except CtrlgenError as e:
+        raise CtrlgenError(f"{path} has a damaged header ({e}); use an earlier checkpoint") from None
     return Checkpoint(tensors, meta, path)
+
+
+_COUNTERS = ("step", "total_steps", "batches_drawn", "nonfinite_events", "world_size")
+_TABLES = ("config", "spec", "net", "data", "params", "versions")
+
+
+def check_header(meta: dict[str, Any]) -> None:
+    """The header fields ctrlgen reads back, of the types it wrote: counters are integers >= 0, wall_time a
+    finite number, tables are tables, param groups lists of tables (a tampered header is one line)."""
+    import math
+
+    from ctrlgen.limits import MAX_STEPS, is_int
+
+    for key in _COUNTERS:
+        if key in meta and not (is_int(meta[key]) and 0 <= meta[key] <= MAX_STEPS * 1000):
+            raise CtrlgenError(f"{key} must be an integer >= 0, got {str(meta[key])[:40]!r}")
+    wt = meta.get("wall_time", 0.0)
+    if isinstance(wt, bool) or not isinstance(wt, (int, float)) or not math.isfinite(wt) or wt < 0:
+        raise CtrlgenError(f"wall_time must be a finite number of seconds, got {str(wt)[:40]!r}")
+    for key in _TABLES:
+        if key in meta and not isinstance(meta[key], dict):
+            raise CtrlgenError(f"{key} must be a table, got {type(meta[key]).__name__}")
+    for key in ("opt_g.param_groups", "opt_d.param_groups"):
+        groups = meta.get(key, [])
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise CtrlgenError(f"{key} must be a list of tables")
+        for g in groups:
+            numbers = [g[k] for k in ("lr", "eps", "weight_decay") if k in g] + list(g.get("betas", []) if isinstance(g.get("betas"), list) else [None])
+            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in numbers):
+                raise CtrlgenError(f"{key} holds a learning rate, beta or eps that is not a finite number >= 0")
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -117,10 +157,18 @@ def load_generator(source: str | Path, prefer_ema: bool = True):
         net = NetConfig.from_dict(ckpt.meta["net"])
     except KeyError as e:
         raise CtrlgenError(f"{ckpt.path} lacks {e.args[0]!r} in its header; it was not written by ctrlgen train") from None
-    seeds = int((ckpt.meta.get("config") or {}).get("ensemble", 1))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise CtrlgenError(f"{ckpt.path} has a damaged header ({type(e).__name__}); use an earlier checkpoint") from None
+    seeds = (ckpt.meta.get("config") or {}).get("ensemble", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise CtrlgenError(f"{ckpt.path} has a damaged header (ensemble {str(seeds)[:20]!r}); use an earlier checkpoint")
     if seeds > 1:
         raise CtrlgenError(f"{ckpt.path} holds an ensemble of {seeds} seeds (a benchmark run), not one generator; "
                            "train the seed you want with ensemble=1 to sample or export it")
+    check_net(net, f"{ckpt.path}: net")
+    with torch.device("meta"):  # its size before any memory is taken
+        check_parameters(sum(p.numel() for p in Generator(spec, net).parameters()), f"{ckpt.path}: the generator's header says it will",
+                         fix="use a checkpoint ctrlgen wrote")
     g = Generator(spec, net)
     ema = ckpt.group("ema")
     state = ema if (prefer_ema and ema) else ckpt.group("G")

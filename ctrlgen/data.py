@@ -7,8 +7,8 @@ tensor.  Bad data gives one line naming the file and the fix.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -56,25 +56,25 @@ class ImageData:
 
 # --------------------------------------------------------------------------- IDX
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), checking its magic number and size."""
+    """Read an IDX file (optionally gzipped), checking its magic number, its header's sizes and its length.
+
+    The file's size and the decompressed size are bounded (ctrlgen/limits.py) before anything is allocated."""
+    from ctrlgen.limits import MAX_IDX_BYTES, gunzip_limited, read_limited
+
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise CtrlgenError(f"cannot read {path} ({e.strerror}); check the path") from None
+    raw = read_limited(path, "an IDX file", MAX_IDX_BYTES)
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise CtrlgenError(f"{path} is a damaged gzip file ({e}); download or copy it again") from None
+        raw = gunzip_limited(raw, path, MAX_IDX_BYTES)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
         raise CtrlgenError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); point --data at Fashion-MNIST IDX files")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    if ndim > 4:
+        raise CtrlgenError(f"{path} has {ndim} dimensions in its header (IDX data has at most 4); the file is damaged: copy it again")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise CtrlgenError(f"{path} is truncated (header cut short); copy the file again")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    need = int(np.prod(dims)) * dtype.itemsize
+    need = math.prod(dims) * dtype.itemsize  # Python ints: no overflow whatever the header says
     if len(raw) - header != need:
         raise CtrlgenError(
             f"{path} holds {len(raw) - header} data bytes but its header says {need}; the file is truncated or damaged: download or copy it again"
@@ -110,6 +110,15 @@ def load_idx_split(folder: str | os.PathLike | None = None, split: str = "train"
         raise CtrlgenError(f"{lab} must hold a rank-1 label vector, got rank {labels.ndim}")
     if len(images) != len(labels):
         raise CtrlgenError(f"{img.name} has {len(images)} images but {lab.name} has {len(labels)} labels; use matching files")
+    from ctrlgen.limits import MAX_CLASSES
+
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise CtrlgenError(f"{lab} holds {labels.dtype} labels, not integers; use an IDX label file (ubyte)")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= MAX_CLASSES):
+        raise CtrlgenError(f"{lab} holds labels in {int(labels.min())}..{int(labels.max())}, outside 0..{MAX_CLASSES - 1} "
+                           f"(at most {MAX_CLASSES} classes); use a label file of class indices")
+    if len(images) == 0:
+        raise CtrlgenError(f"{img} holds no images; use a non-empty IDX file")
     labels = labels.astype(np.int64)
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     fashion = n_classes <= len(FASHION_MNIST_LABELS) and "fashion" in str(folder.resolve()).lower()

@@ -1,13 +1,23 @@
 """Writing files so that nothing already written is lost or left half-written.
 
 Every file ctrlgen writes goes through ``atomic_writer``: the bytes go to a
-temporary file in the same folder, are flushed to disk, and replace the target
-in one ``os.replace``.  A crash leaves either the old file or the new one.
+temporary file in the same folder, are flushed to disk, and are published in
+one rename.  A crash leaves either the old file or the new one.
+
+An output the user named (``check_output``) is published *without replacing*
+anything unless ``--force`` was given: a file that appeared at that path while
+the job ran (another ctrlgen job, the user) is kept and the job fails in one
+line (``renameat2(RENAME_NOREPLACE)``, or a hard link for files where the
+kernel lacks it).  Internal files (checkpoints, config.json) replace their
+previous version as before.  ``lock_folder`` keeps a second writer out of a
+folder (a run directory) while the first works in it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,12 +32,80 @@ def _umask() -> int:
     return mask
 
 
-def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+_NO_REPLACE: set[str] = set()
+"""Outputs this process checked with ``force=False``: published only where nothing is (``publish``)."""
+
+
+def _key(path: str | os.PathLike) -> str:
+    path = Path(path)
+    return os.path.join(os.path.realpath(path.parent if str(path.parent) else "."), path.name)
+
+
+def must_not_replace(path: str | os.PathLike) -> bool:
+    return _key(path) in _NO_REPLACE
+
+
+def _renameat2_noreplace(src: str, dst: str) -> bool:
+    """rename(2) that fails with EEXIST where ``dst`` exists; False where the kernel or libc lacks it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_noreplace = -100, 1
+    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), dst)
+
+
+def rename_no_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move ``src`` to ``dst`` only if nothing is at ``dst``; else a CtrlgenError naming it (nothing is replaced)."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    try:
+        if _renameat2_noreplace(src, dst):
+            return
+        if os.path.isdir(src):  # fallback: rename(2) would replace an empty folder only; refuse a non-empty one
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "exists", dst)
+            os.rename(src, dst)
+            return
+        try:
+            os.link(src, dst)  # fails where dst exists
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+            if os.path.lexists(dst):  # a filesystem without hard links: check, then rename (a narrow window)
+                raise FileExistsError(errno.EEXIST, "exists", dst) from None
+            os.rename(src, dst)
+            return
+        os.unlink(src)
+    except FileExistsError:
+        raise CtrlgenError(f"{dst} appeared while this job ran (another job or program wrote it) and was kept; "
+                           "nothing was replaced: pass --force to overwrite it or choose another output") from None
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise CtrlgenError(f"{dst} appeared while this job ran (another job or program wrote it) and was kept; "
+                               "nothing was replaced: pass --force to overwrite it or choose another output") from None
+        raise
+
+
+def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | None = None) -> None:
     """Give a temporary file or folder the permissions a plain open() would have, then rename it
-    onto ``target`` (mkstemp/mkdtemp create them private, 0600/0700)."""
+    onto ``target`` (mkstemp/mkdtemp create them private, 0600/0700).
+
+    ``replace`` None: replace unless ``target`` is an output checked without ``--force``."""
     tmp = Path(tmp)
     os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
-    os.replace(tmp, target)
+    if replace is None:
+        replace = not must_not_replace(target)
+    if replace:
+        os.replace(tmp, target)
+    else:
+        rename_no_replace(tmp, target)
+        _NO_REPLACE.discard(_key(target))  # ours now: this job may rewrite it (export --eval records the card)
 
 
 @contextlib.contextmanager
@@ -69,8 +147,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def check_output(path: str | os.PathLike, force: bool) -> Path:
     """Refuse to overwrite an existing output unless ``force``; check its folder is writable."""
     path = Path(path)
-    if path.exists() and not force:
+    if (path.exists() or path.is_symlink()) and not force:
         raise CtrlgenError(f"{path} already exists; pass --force to overwrite it or choose another output")
+    if force:
+        _NO_REPLACE.discard(_key(path))
+    else:
+        _NO_REPLACE.add(_key(path))
     folder = path.parent if str(path.parent) else Path(".")
     probe = folder
     while not probe.exists():
@@ -106,3 +188,44 @@ def remove_stale_temps(folder: str | os.PathLike, depth: int = 1) -> list[Path]:
         elif p.is_dir() and depth > 0 and not p.name.startswith("."):
             gone += remove_stale_temps(p, depth - 1)
     return gone
+
+
+class FolderLock:
+    """An exclusive ``flock`` on ``FOLDER/.lock``, held while one process writes the folder; the lock file
+    goes away on ``release`` (a folder left by a finished job holds no trace of it)."""
+
+    def __init__(self, folder: str | os.PathLike, what: str) -> None:
+        import fcntl
+
+        self.folder = Path(folder)
+        self.made = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / ".lock"
+        while True:
+            f = open(self.path, "a+")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip()[:20]
+                f.close()
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise CtrlgenError(f"{self.folder} is in use by another {what}{pid}; wait for it to finish or choose another folder") from None
+            try:
+                same = os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if same:  # not a file the previous holder unlinked as we opened it
+                break
+            f.close()
+        self.file = f
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        with contextlib.suppress(OSError, ValueError):
+            self.file.close()

@@ -13,7 +13,6 @@ The ONNX path needs only numpy and onnxruntime.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.spec import CARD_KEY, CODE_CAT, CODE_CONT, LABEL, SPEC_KEY, LatentSpec
+from ctrlgen.limits import MAX_MODEL_BYTES, check_seed, check_truncation, loads_json, read_limited
+from ctrlgen.limits import check_threads as _check_threads
+from ctrlgen.spec import CARD_KEY, CODE_CAT, CODE_CONT, LABEL, SPEC_KEY, LatentSpec, Z
 
 DEFAULT_CHUNK = 1024
 
@@ -59,11 +60,16 @@ class Runtime:
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name") or self.source.stem)
+        """The card's name, printable (control characters escaped: it comes from the file)."""
+        from ctrlgen.text import plain
+
+        return plain(self.card.get("name") or self.source.stem, 100)
 
     @property
     def precision(self) -> str:
-        return str(self.card.get("precision", "fp32"))
+        from ctrlgen.text import plain
+
+        return plain(self.card.get("precision", "fp32"), 40)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, extrapolate: bool = False, **inputs: Any) -> np.ndarray:
@@ -89,6 +95,8 @@ class Runtime:
     ) -> dict[str, np.ndarray]:
         """Inputs for samples start..start+n of ``seed``; fixed values replace the drawn ones."""
         spec = self.spec
+        check_seed(seed)
+        check_truncation(truncation)
         x = spec.sample(n, seed, start=start, truncation=truncation)
         if label is not None:
             if not spec.conditional:
@@ -125,6 +133,8 @@ class Runtime:
             raise CtrlgenError(f"sample count must be an integer >= 0, got {n!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise CtrlgenError(f"chunk must be a positive integer, got {chunk!r}")
+        check_seed(seed)
+        check_truncation(kw.get("truncation"))
         label = kw.pop("label", None)
         per_sample = label is not None and not isinstance(label, str) and np.ndim(label) > 0
         if per_sample and len(label) != n:
@@ -144,10 +154,7 @@ class OnnxRuntime(Runtime):
 
         check_threads(threads)
         self.source = Path(path)
-        try:
-            data = self.source.read_bytes()
-        except OSError as e:
-            raise CtrlgenError(f"cannot read {self.source} ({e.strerror}); check the path") from None
+        data = read_limited(self.source, "an ONNX model", MAX_MODEL_BYTES)
         ort.set_default_logger_severity(3)  # the CUDA fallback warning is ours to report, not ORT's
         so = ort.SessionOptions()
         so.log_severity_level = 3
@@ -155,6 +162,8 @@ class OnnxRuntime(Runtime):
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         self.session = open_session(ort, data, so, device, self.source)
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 4  # a failing kernel is our one line, not ORT's log on stderr
         meta = self.session.get_modelmeta().custom_metadata_map
         if SPEC_KEY not in meta:
             have = ", ".join(sorted(meta)) or "none"
@@ -163,17 +172,77 @@ class OnnxRuntime(Runtime):
             )
         self.spec = LatentSpec.from_json(meta[SPEC_KEY])
         try:
-            self.card = json.loads(meta.get(CARD_KEY, "{}"))
-        except json.JSONDecodeError:
-            raise CtrlgenError(f"{self.source} has a damaged '{CARD_KEY}' entry; re-export the model") from None
+            self.card = loads_json(meta.get(CARD_KEY, "{}"), "card", "re-export the model")
+        except CtrlgenError:
+            self.card = None
+        if not isinstance(self.card, dict):
+            raise CtrlgenError(f"{self.source} has a damaged '{CARD_KEY}' entry; re-export the model")
         got = [i.name for i in self.session.get_inputs()]
         if got != list(self.spec.input_names):
             raise CtrlgenError(f"{self.source}: graph inputs {got} do not match its spec {list(self.spec.input_names)}; re-export it")
+        check_graph(self.source, self.spec, self.session)
         self.providers = self.session.get_providers()
+        self.probe()
+
+    def probe(self) -> None:
+        """Run the graph once on inputs that reach every label and code value of the spec, and check the output:
+        a spec that promises more classes, another noise size or another output shape than the graph is one line."""
+        spec = self.spec
+        n = min(1024, max(2, spec.n_classes, *(c.n for c in spec.categorical)))
+        x = spec.sample(n, 0)
+        if spec.conditional:
+            x[LABEL] = np.arange(n, dtype=np.int64) % spec.n_classes
+        if spec.categorical:
+            x[CODE_CAT] = np.stack([np.arange(n, dtype=np.int64) % c.n for c in spec.categorical], 1)
+        if spec.continuous:
+            x[CODE_CONT] = np.stack([np.where(np.arange(n) % 2, c.high, c.low).astype(np.float32) for c in spec.continuous], 1)
+        out = self._run(x)
+        want = (n, *spec.output_shape)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != want:
+            got = f"{getattr(out, 'dtype', type(out).__name__)} {list(getattr(out, 'shape', ()))}"
+            raise CtrlgenError(f"{self.source}: the graph's output 'sample' is {got} but its spec says float32 {list(want)}; "
+                               "the spec and the graph disagree: re-export it")
 
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        (out,) = self.session.run(["sample"], inputs)
+        try:
+            (out,) = self.session.run(["sample"], inputs, self.run_options)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own types: a graph that disagrees with its spec
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise CtrlgenError(f"{self.source}: the graph fails on inputs its spec allows ({first}); "
+                               "the spec and the graph disagree: re-export it") from None
         return out
+
+
+_ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}
+
+
+def check_graph(source: Path, spec: LatentSpec, session: Any) -> None:
+    """The graph's inputs (names, dtypes, ranks, fixed sizes) and its output 'sample' (rank, per-sample
+    sizes) against the spec; one line naming both where they differ."""
+    for arg in session.get_inputs():
+        want_shape = spec.input_shapes()[arg.name]
+        want_type = _ORT_TYPES["float32" if arg.name in (Z, CODE_CONT) else "int64"]
+        if arg.type != want_type:
+            raise CtrlgenError(f"{source}: graph input {arg.name!r} is {arg.type} but its spec says {want_type}; re-export it")
+        _check_dims(source, f"input {arg.name!r}", list(arg.shape or []), list(want_shape))
+    outputs = {o.name: o for o in session.get_outputs()}
+    if "sample" not in outputs:
+        raise CtrlgenError(f"{source}: the graph has no output 'sample' (outputs: {', '.join(sorted(outputs)) or 'none'}); "
+                           "its spec names 'sample': re-export it")
+    out = outputs["sample"]
+    if out.type != "tensor(float)":
+        raise CtrlgenError(f"{source}: graph output 'sample' is {out.type} but its spec says tensor(float); re-export it")
+    _check_dims(source, "output 'sample'", list(out.shape or []), ["batch", *spec.output_shape])
+
+
+def _check_dims(source: Path, what: str, got: list, want: list) -> None:
+    """Ranks must agree; a size fixed in the graph must equal the spec's (symbolic ones are checked by ``probe``)."""
+    if not got:
+        return  # no shape recorded: the probe run checks it
+    fixed = [g if isinstance(g, int) else None for g in got]
+    if len(got) != len(want) or any(g is not None and isinstance(w, int) and g != w for g, w in zip(fixed, want, strict=False)):
+        shown = [g if isinstance(g, int) else "batch" for g in got]
+        raise CtrlgenError(f"{source}: graph {what} has shape {shown} but its spec says {list(want)}; re-export it")
 
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -181,8 +250,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def check_threads(threads: int | None) -> None:
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise CtrlgenError(f"threads must be a positive integer, got {threads!r}; leave it unset to use all cores")
+    _check_threads(threads)  # bounded by this machine's cores (ctrlgen/limits.py)
 
 
 def choose_providers(device: str, available: Sequence[str] | None = None) -> list[list[str]]:

@@ -350,6 +350,8 @@ class LatentSpec:
 
     @classmethod
     def from_dict(cls, d: Any) -> LatentSpec:
+        from ctrlgen.limits import check_spec_sizes
+
         if not isinstance(d, dict):
             raise CtrlgenError("spec must be a JSON object")
         fmt = d.get("format")
@@ -364,6 +366,7 @@ class LatentSpec:
         if unknown:
             raise CtrlgenError(f"spec has unknown field(s) {unknown}; expected only {sorted(known)}")
         try:
+            check_spec_sizes(d)
             out = d["output"]
             return cls(
                 noise_dim=d["noise_dim"],
@@ -385,11 +388,11 @@ class LatentSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> LatentSpec:
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-            raise CtrlgenError(f"spec is not valid JSON ({type(e).__name__}: {str(e)[:80]}); re-export the model") from None
-        return cls.from_dict(d)
+        from ctrlgen.limits import loads_json
+
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise CtrlgenError(f"spec must be JSON text, got {type(text).__name__}; re-export the model")
+        return cls.from_dict(loads_json(text, "spec", "re-export the model"))
 
     def describe(self) -> list[tuple[str, str]]:
         """(field, value) rows for people."""
@@ -403,3 +406,4 @@ class LatentSpec:
         rows.append(("output", f"{self.output_kind} {'x'.join(map(str, self.output_shape))}"))
         rows.append(("inputs", ", ".join(self.input_names)))
         return rows
+

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import _umask, publish
+from ctrlgen.limits import MAX_BATCH, check_int
 from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
 
 KINDS = ("gpu", "cpu")
@@ -169,6 +170,9 @@ def write_repository(
     for label, value, low in (("instances", instances, 1), ("max batch size", max_batch_size, 1), ("queue delay", max_queue_delay_us, 0)):
         if value < low:
             raise CtrlgenError(f"{label} must be >= {low}, got {value}")
+    check_int("--triton-instances", instances, 1, 64)
+    check_int("--max-batch-size", max_batch_size, 1, MAX_BATCH)
+    check_int("queue delay (us)", max_queue_delay_us, 0, 10_000_000)
     source, repo = Path(source), Path(repo)
     if repo.exists() and not repo.is_dir():
         raise CtrlgenError(f"{repo} is a file; give a folder for the Triton model repository")
@@ -177,6 +181,7 @@ def write_repository(
         model = onnx.load_model_from_string(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
         raise CtrlgenError(f"{source} is not a readable ONNX file ({type(e).__name__}); re-export it with ctrlgen export") from None
+    check_self_contained(model, source)
     meta = {p.key: p.value for p in model.metadata_props}
     if SPEC_KEY not in meta:
         raise CtrlgenError(f"{source} has no {SPEC_KEY} metadata, so its interface is unknown; export it with ctrlgen export")
@@ -192,6 +197,27 @@ def write_repository(
                        max_queue_delay_us=max_queue_delay_us, source=source.name)
     _write_dir(target, {"config.pbtxt": text.encode(), f"{VERSION}/model.onnx": data})
     return RepoReport(target, name, inputs, outputs, len(data))
+
+
+def check_self_contained(model, source: Path) -> None:
+    """Refuse a model whose tensors point at external data files: the repository gets model.onnx alone, and a
+    reference (an absolute path above all) would make Triton read a file of the serving machine."""
+    from onnx import TensorProto
+
+    def tensors():
+        yield from model.graph.initializer
+        for node in model.graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+        yield from (t for s in model.graph.sparse_initializer for t in (s.values, s.indices))
+
+    for t in tensors():
+        if t.data_location == TensorProto.EXTERNAL or t.external_data:
+            where = next((e.value for e in t.external_data if e.key == "location"), "?")
+            raise CtrlgenError(f"{source} keeps tensor {t.name[:40]!r} in an external file ({where[:80]!r}); a Triton entry must hold "
+                               "its weights in model.onnx: re-export it with ctrlgen export")
 
 
 def _default_name(source: Path, meta: dict[str, str]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import publish, write_bytes
+from ctrlgen.files import publish, rename_no_replace, write_bytes
 from ctrlgen.images import grid, png_bytes, points_image, to_uint8
 from ctrlgen.spec import LatentSpec
 
@@ -64,6 +65,14 @@ class GridWriter(Writer):
             raise CtrlgenError(f"a grid of {n} samples is too large (max {MAX_GRID}); use --format npz or png-dir for big jobs")
         self.nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
         self.scale, self.means = scale, means
+        if spec.output_kind == "image":
+            from ctrlgen.limits import MAX_PICTURE_PIXELS
+
+            cols, rows = min(self.nrow, max(n, 1)), -(-max(n, 1) // self.nrow)
+            h, w = spec.output_shape[1] * scale, spec.output_shape[2] * scale
+            if cols * w * rows * h > MAX_PICTURE_PIXELS:
+                raise CtrlgenError(f"a grid of {n} samples at --scale {scale} is {cols * w}x{rows * h} px, over the limit of "
+                                   f"{MAX_PICTURE_PIXELS:,} px; use a smaller --scale or --format png-dir")
         self.parts: list[np.ndarray] = []
 
     def add(self, samples, inputs):
@@ -81,35 +90,85 @@ class GridWriter(Writer):
         write_bytes(self.path, png_bytes(arr, self.scale if self.spec.output_kind == "image" else 1))
 
 
-class _TempDir:
-    """A temporary sibling folder that replaces ``target`` on commit."""
+_OURS = re.compile(r"[0-9]{6,}\.png")
 
-    def __init__(self, target: Path) -> None:
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What a folder holds that a png-dir writer did not write: anything but ``inputs.csv`` and the
+    numbered PNGs it lists (subfolders and hidden files count as foreign)."""
+    listed: set[str] = set()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in (folder / "inputs.csv").read_text(encoding="utf-8").splitlines()[1:]:
+            name = line.split(",", 1)[0]
+            if _OURS.fullmatch(name):
+                listed.add(name)
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not (p.is_file() and not p.is_symlink() and (p.name == "inputs.csv" or p.name in listed)):
+            out.append(p.name)
+    return out
+
+
+class _TempDir:
+    """A temporary sibling folder that becomes ``target`` on commit.  An existing ``target`` is replaced
+    only with ``force`` and only when everything in it was written by a png-dir writer."""
+
+    def __init__(self, target: Path, force: bool = False) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.target = target
+        self.target, self.force = target, force
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
 
     def commit(self) -> None:
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-        publish(self.tmp, self.target)
-        if old is not None:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        if not self.force or not (self.target.exists() or self.target.is_symlink()):
+            publish(self.tmp, self.target, replace=False)  # one line if something appeared meanwhile
+            return
+        self.check_replaceable(self.target, listing=False)
+        old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+        os.rename(self.target, old)  # checked once out of the way: nothing can be added to it unseen
+        try:
+            self.check_replaceable(old, shown_as=self.target)
+        except CtrlgenError:
+            rename_no_replace(old, self.target)
+            raise
+        try:
+            publish(self.tmp, self.target, replace=False)
+        except CtrlgenError:
+            raise CtrlgenError(f"{self.target} appeared again while this job ran; the previous samples are kept in {old}; "
+                               "choose another output") from None
+        shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @staticmethod
+    def check_replaceable(folder: Path, listing: bool = True, shown_as: Path | None = None) -> None:
+        """One line unless ``folder`` is a folder (not a link) holding only what a png-dir writer wrote."""
+        shown_as = shown_as or folder
+        if folder.is_symlink() or not folder.is_dir():
+            raise CtrlgenError(f"{shown_as} is a file, not a folder of PNGs ctrlgen wrote; --force replaces only such a folder: "
+                               "choose another output")
+        foreign = foreign_entries(folder) if listing else []
+        if foreign:
+            shown = ", ".join(repr(clean_name(f)) for f in foreign[:3])
+            raise CtrlgenError(f"{shown_as} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only "
+                               "a folder of PNGs ctrlgen wrote, nothing was deleted: choose another output")
+
+
+def clean_name(name: str) -> str:
+    """A file name for a one-line message: control characters replaced."""
+    return "".join(c if c.isprintable() else "?" for c in name)[:60]
 
 
 class PngDirWriter(Writer):
     """One PNG per sample (``000000.png`` ...) plus ``inputs.csv`` naming each one's inputs."""
 
-    def __init__(self, path, spec, n) -> None:
+    def __init__(self, path, spec, n, force: bool = False) -> None:
         super().__init__(path, spec, n)
         if spec.output_kind != "image":
             raise CtrlgenError("png-dir needs an image model; use --format npz or grid for points")
-        self.dir = _TempDir(path)
+        if force and path.exists():  # refused before any work; checked again when the folder is swapped in
+            _TempDir.check_replaceable(path)
+        self.dir = _TempDir(path, force)
         self.width = max(6, len(str(max(n - 1, 0))))
         self.csv = open(self.dir.tmp / "inputs.csv", "w", encoding="utf-8", newline="\n")  # noqa: SIM115
         cols = ["file"]
@@ -126,7 +185,7 @@ class PngDirWriter(Writer):
             row = [name]
             if self.spec.conditional:
                 lab = int(inputs["label"][j])
-                row += [str(lab), '"' + self.spec.labels[lab].replace('"', "'") + '"']
+                row += [str(lab), '"' + clean_name(self.spec.labels[lab]).replace('"', "'") + '"']
             row += [str(int(v)) for v in inputs.get("code_cat", np.zeros((len(imgs), 0)))[j]]
             row += [repr(float(v)) for v in inputs.get("code_cont", np.zeros((len(imgs), 0)))[j]]
             self.csv.write(",".join(row) + "\n")
@@ -217,11 +276,12 @@ def _npy_header(f, shape: tuple, dtype: np.dtype) -> None:
     np.lib.format.write_array_header_1_0(f, header)
 
 
-def make_writer(fmt: str, path: Path, spec: LatentSpec, n: int, nrow: int | None = None, scale: int = 2, means=None) -> Writer:
+def make_writer(fmt: str, path: Path, spec: LatentSpec, n: int, nrow: int | None = None, scale: int = 2, means=None,
+                force: bool = False) -> Writer:
     if fmt == "grid":
         return GridWriter(path, spec, n, nrow=nrow, scale=scale, means=means)
     if fmt == "png-dir":
-        return PngDirWriter(path, spec, n)
+        return PngDirWriter(path, spec, n, force)
     if fmt == "npz":
         return NpzWriter(path, spec, n)
     raise CtrlgenError(f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")

@@ -65,17 +65,36 @@ EXIT_USER = 2
 
 
 def fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
+    from ctrlgen.text import plain
+
+    typer.echo(f"Error: {plain(message, 2000)}", err=True)  # names from files cannot reach the terminal raw
     raise typer.Exit(EXIT_USER)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``, a service manager): unwinds like Ctrl-C, so temporary parts are removed."""
+
+
+def _terminate(*_: Any) -> None:
+    raise Terminated
+
+
 def user_errors(fn):
-    """Turn CtrlgenError (and the OS errors users cause) into one line and exit code 2."""
+    """Turn CtrlgenError (and the OS errors users cause) into one line and exit code 2; SIGTERM
+    unwinds like Ctrl-C (writers remove their temporary parts; ``train`` saves a checkpoint)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
+        import signal
+        import threading
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             return fn(*args, **kwargs)
+        except Terminated:
+            typer.echo("Terminated; nothing half-written was kept.", err=True)
+            raise typer.Exit(143) from None
         except CtrlgenError as e:
             fail(str(e))
         except PermissionError as e:
@@ -87,6 +106,13 @@ def user_errors(fn):
         except KeyboardInterrupt:
             typer.echo("Interrupted; nothing half-written was kept.", err=True)
             raise typer.Exit(130) from None
+        except RecursionError:
+            fail("the input is nested too deeply to read; give a flat file")
+        except MemoryError:
+            fail("out of memory on this input; ask for fewer samples or a smaller model")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -129,6 +155,7 @@ def train(
     distributed: Annotated[bool, typer.Option("--distributed", help="One rank of a torchrun job: DistributedDataParallel over its ranks, batch_size global (README: Scaling).")] = False,
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
+    from ctrlgen.text import plain
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.distributed import close, launched_by_torchrun
     from ctrlgen.train.recipe import with_data_folder
@@ -169,9 +196,10 @@ def train(
         if (run_dir / "config.json").exists():
             raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
         trainer = Trainer(cfg, run_dir, distributed)
+        trainer.claim(new_run=True)  # the run directory is this process's until it ends
         say = typer.echo if trainer.dist.main else _quiet
         ranks = f" x {trainer.dist.world} ranks ({trainer.batch} samples each)" if trainer.dist.world > 1 else ""
-        say(f"Training {cfg.recipe} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
+        say(f"Training {plain(cfg.recipe, 100)} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
     try:
         status = trainer.run()
     except BaseException:
@@ -217,6 +245,9 @@ def export(
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
     from ctrlgen.files import check_output
+    from ctrlgen.limits import check_number
+
+    check_number("--tol", tol, 0.0, 1.0)  # NaN would switch the parity check off
 
     if web is not None:
         from ctrlgen.webpage import export_web

@@ -26,8 +26,10 @@ def train_evaluator(
     """Train the Fashion-MNIST evaluation classifier and export it with its card (NAME.md beside it)."""
     from ctrlgen.classifier import default_path
     from ctrlgen.files import check_output
+    from ctrlgen.limits import check_seed
     from ctrlgen.train.classifier_training import EvaluatorConfig, export, train
 
+    check_seed(seed, "--seed")
     out = output or default_path()
     check_output(out, force)
     cfg = EvaluatorConfig(epochs=epochs, seed=seed, train_limit=limit)
@@ -57,19 +59,21 @@ def print_report(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{report.model} — {report.n} samples, seed {report.seed}", title_justify="left")
+    from ctrlgen.text import markup
+
+    t = Table(title=markup(f"{report.model} — {report.n} samples, seed {report.seed}"), title_justify="left")
     for col, kw in (("metric", {"style": "bold"}), ("value", {"justify": "right"}), ("real data", {"justify": "right"}),
                     ("better", {}), ("meaning", {})):
         t.add_column(col, **kw)
     for r in report.rows:
-        t.add_row(r.name, _fmt(r.value, r.name), _fmt(r.reference, r.name), "higher" if r.higher_is_better else "lower", r.doc)
+        t.add_row(markup(r.name), _fmt(r.value, r.name), _fmt(r.reference, r.name), "higher" if r.higher_is_better else "lower", markup(r.doc))
     console = Console(width=160)
     console.print(t)
     if report.evaluator:
         e = report.evaluator
-        console.print(f"evaluator: {e['path']} (test accuracy {100 * e['test_accuracy']:.2f}%); real data: {e['reference']}")
+        console.print(markup(f"evaluator: {e['path']} (test accuracy {100 * e['test_accuracy']:.2f}%); real data: {e['reference']}"))
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(markup(f"note: {note}"))
     console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
 
 
@@ -89,6 +93,13 @@ def eval_model(
     path = resolve_model(model)
     if write_card and path.suffix != ".onnx":
         raise CtrlgenError(f"--write-card needs an .onnx file, {path} is not one; export it first (ctrlgen export RUN -o m.onnx --eval)")
+    from ctrlgen.limits import check_seed
+
+    check_seed(seed, "--seed")
+    if n is not None:
+        from ctrlgen.limits import check_int
+
+        check_int("--n", n, 1, 1_000_000)
     report = evaluate(path, n=n, seed=seed, evaluator_path=evaluator, data_dir=data)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.limits import MAX_BATCH, MAX_KEYS, check_int, check_seed, check_threads, check_truncation
 from ctrlgen.serve.options import Force, Model, Runner, Scale, Seed, Threads, Truncation, check_scale, grouped
 
 MAX_CELLS = 10_000
@@ -76,6 +77,11 @@ def sweep(
     from ctrlgen.traversal import sweep as make_sweep
 
     chosen = factor.chosen()
+    for flag, value in (("--steps", steps), ("--rows", rows)):
+        if isinstance(value, int) and value > MAX_CELLS:
+            raise CtrlgenError(f"{flag} {value:,} is over the limit of {MAX_CELLS:,} images per sweep; use fewer")
+    check_seed(seed, "--seed")
+    check_truncation(truncation)
     check_scale(picture.scale)
     check_output(picture.output, picture.force)
     rt = run.open(model)
@@ -128,6 +134,9 @@ def interpolate(
 
     if not 2 <= frames <= MAX_FRAMES:
         raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
+    check_int("--keys", keys, 1, MAX_KEYS)
+    check_seed(seed, "--seed")
+    check_truncation(truncation)
     if not 10 <= ms <= 10_000:
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
     check_scale(gif.scale)
@@ -164,5 +173,50 @@ def ui(
 
     if not 1 <= port <= 65535:
         raise CtrlgenError(f"--port must be in 1..65535, got {port}")
+    check_threads(threads)
+    check_int("--concurrency", concurrency, 1, 256)
+    check_int("--queue-size", queue_size, 1, 100_000)
+    if max_samples > MAX_BATCH:
+        raise CtrlgenError(f"--max-samples must be in 1..{MAX_BATCH:,} (one request's batch), got {max_samples:,}")
     limits = Limits(max_samples=max_samples, concurrency=concurrency, queue_size=queue_size)
-    launch(models or [], host=host, port=port, limits=limits, threads=threads)
+    bind, warning = bind_address(host, port)
+    if warning:
+        typer.echo(warning, err=True)
+    launch(models or [], host=bind, port=port, limits=limits, threads=threads)
+
+
+def bind_address(host: str, port: int) -> tuple[str, str]:
+    """(the host as the web server takes it: IPv6 literals in brackets, a warning line or "").
+
+    Any address but a loopback one makes the UI reachable from the network: say so, with the real address."""
+    import ipaddress
+
+    from ctrlgen.text import plain
+
+    name = host.strip()
+    bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        if not name or any(c.isspace() or c in "/[]@" for c in name):
+            raise CtrlgenError(f"--host {plain(host)!r} is not an address or host name; use 127.0.0.1 (this machine) or ::1") from None
+        local = name.lower() == "localhost"
+        shown, bind = f"{name}:{port}", name
+    else:
+        local = ip.is_loopback
+        shown = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+        bind = f"[{ip}]" if ip.version == 6 else str(ip)
+    if local:
+        return bind, ""
+    where = "every network interface of this machine" if ip_unspecified(bare) else "a network interface"
+    return bind, (f"Warning: the UI listens on {shown} ({where}): anyone who can reach this machine can use it, with no password; "
+                  "use --host 127.0.0.1 to keep it on this machine")
+
+
+def ip_unspecified(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

@@ -87,7 +87,8 @@ def generate(
     """Generate samples from a model as a grid PNG, a folder of PNGs, or an npz archive."""
     from ctrlgen.files import check_output
     from ctrlgen.grids import LABEL_FACTOR, mixture_means, value_grid
-    from ctrlgen.writers import infer_format, make_writer
+    from ctrlgen.limits import MAX_BATCH, check_int, check_seed, check_threads, check_truncation
+    from ctrlgen.writers import MAX_GRID, infer_format, make_writer
 
     if n is not None and n < 1:
         raise CtrlgenError(f"--n must be at least 1, got {n}")
@@ -95,6 +96,12 @@ def generate(
         raise CtrlgenError(f"--n {n} is too large (max 100,000,000); split the job")
     if run.batch < 1:
         raise CtrlgenError(f"--batch must be at least 1, got {run.batch}")
+    check_int("--batch", run.batch, 1, MAX_BATCH)
+    check_seed(seed, "--seed")
+    check_truncation(truncation)
+    check_threads(run.threads)
+    if out.nrow is not None:
+        check_int("--nrow", out.nrow, 1, MAX_GRID)
     if out.scale < 1 or out.scale > 16:
         raise CtrlgenError(f"--scale must be in 1..16, got {out.scale}")
     rt = open_model(model, run.threads, run.device, run.precision, run.runtime)
@@ -106,10 +113,11 @@ def generate(
     count, nrow, fixed = 100 if n is None else n, out.nrow, controls.fixed()
     if controls.every_class:
         layout = value_grid(spec, count, LABEL_FACTOR)
-        if layout.n != count:
-            typer.echo(f"Note: {layout.n} samples ({layout.per_value} per class), a row per class", err=True)
+        note = f"Note: {layout.n} samples ({layout.per_value} per class), a row per class" if layout.n != count else ""
         count, nrow, fixed["label"] = layout.n, nrow or layout.per_row, layout.assignment()
-    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=out.scale, means=mixture_means(spec))
+    writer = make_writer(fmt, output, spec, count, nrow=nrow, scale=out.scale, means=mixture_means(spec), force=out.force)
+    if controls.every_class and note:  # after the writer: an output it refuses is the only line
+        typer.echo(note, err=True)
     t0 = time.perf_counter()
     try:
         from rich.progress import Progress
@@ -147,12 +155,14 @@ def info(
     from rich.console import Console
     from rich.table import Table
 
+    from ctrlgen.text import markup
+
     console = Console()
-    t = Table(title=f"{rt.name} — {path}", show_header=False, title_justify="left")
+    t = Table(title=markup(f"{rt.name} — {path}"), show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
-    for k, v in rt.spec.describe():
-        t.add_row(k, v)
+    for k, v in rt.spec.describe():  # label and code names come from the file: never markup
+        t.add_row(markup(k), markup(v, 5000))
     console.print(t)
     card = rt.card
     c = Table(title="model card", show_header=False, title_justify="left")
@@ -161,7 +171,8 @@ def info(
     for key in CARD_ROWS:
         if key in card and card[key] is not None:
             v = card[key]
-            c.add_row(key, v if isinstance(v, str) else json.dumps(v))
-    for k, v in (card.get("metrics") or {}).items():
-        c.add_row(f"metric {k}", json.dumps(v))
+            c.add_row(key, markup(v if isinstance(v, str) else json.dumps(v)))
+    metrics = card.get("metrics")
+    for k, v in (metrics if isinstance(metrics, dict) else {}).items():
+        c.add_row(markup(f"metric {k}"), markup(json.dumps(v)))
     console.print(c)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,26 @@ def read_records(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise CtrlgenError(f"{run_dir} has no metrics.jsonl; give a run directory written by ctrlgen train")
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            r = json.loads(line)
+        except (ValueError, RecursionError):
             continue  # a line cut by a crash
+        if isinstance(r, dict) and type(r.get("step")) is int and (r.get("event") is None or isinstance(r["event"], str)):
+            out.append({k: v for k, v in r.items() if _plain_key(k) and _plain_value(k, v)})  # a tampered line: what can be read
     return out
+
+
+def _plain_key(k: str) -> bool:
+    return k.replace("_", "").isalnum() and k.isascii()
+
+
+def _plain_value(k: str, v: object) -> bool:
+    if k == "won":
+        return isinstance(v, list) and all(isinstance(x, str) and _plain_key(x) for x in v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return math.isfinite(v) and abs(v) < 1e30  # beyond, matplotlib's ticks overflow
+    return not isinstance(v, (dict, list))
 
 
 def _segments(records: list[dict]) -> list[list[dict]]:

@@ -13,6 +13,7 @@ table is printed from this list with the messages of a real run:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,96 @@ def rnd(n: int) -> bytes:
     return np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
 
 
+# --------------------------------------------------------------------------- builders for issue 17 (hardening round two)
+_HELD: list = []  # locks a case holds while its command runs (another process writing the folder)
+
+
+def graph_vs_spec(env: Env, name: str, model: str = "ring8", rename_output: str | None = None, **spec_changes) -> str:
+    """A copy of a tiny model whose spec (or output name) disagrees with its graph."""
+    import onnx
+
+    m = onnx.load(str(env.models[model]))
+    props = {p.key: p.value for p in m.metadata_props}
+    d = json.loads(props["ctrlgen.spec"])
+    d.update(spec_changes)
+    props["ctrlgen.spec"] = json.dumps(d)
+    del m.metadata_props[:]
+    for k, v in props.items():
+        m.metadata_props.add(key=k, value=v)
+    if rename_output is not None:
+        old = m.graph.output[0].name
+        m.graph.output[0].name = rename_output
+        for node in m.graph.node:
+            node.output[:] = [rename_output if x == old else x for x in node.output]
+    return env.file(name, m.SerializeToString())
+
+
+def external_data_onnx(env: Env, name: str) -> str:
+    """The tiny ring8 model with its first initializer moved to an external file at an absolute path."""
+    import onnx
+    from onnx import TensorProto
+
+    m = onnx.load(str(env.models["ring8"]))
+    t = m.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="/etc/passwd")
+    return env.file(name, m.SerializeToString())
+
+
+def locked(env: Env, folder: Path) -> str:
+    from ctrlgen.files import FolderLock
+
+    _HELD.append(FolderLock(folder, "ctrlgen train"))
+    return str(folder)
+
+
+def run_copy(env: Env, config: bytes | None = None, header: dict | None = None) -> str:
+    """A copy of the tiny ring8 run with its config.json replaced or a checkpoint header field changed."""
+    import shutil
+
+    run = env.tmp / "r"
+    shutil.copytree(env.runs["ring8"], run)
+    if config is not None:
+        (run / "config.json").write_bytes(config)
+    if header is not None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+
+        for p in (run / "checkpoints").glob("*.safetensors"):
+            with safe_open(str(p), framework="pt") as f:
+                meta = dict(f.metadata())
+            meta.update(header)
+            save_file(load_file(str(p)), str(p), metadata=meta)
+    return str(run)
+
+
+def png_dir_with_foreign(env: Env) -> list[str]:
+    (env.tmp / "photos").mkdir()
+    env.file("photos/holiday.jpg", b"precious")
+    env.file("photos/inputs.csv", b"file,label\n000000.png,0\n")
+    return gen(env, "cgan", "-f", "png-dir", "-n", "10", "--force", out="photos")
+
+
+def idx_raw(env: Env, images: bytes, labels: bytes | None = None) -> str:
+    env.file("idx/train-images-idx3-ubyte", images)
+    env.file("idx/train-labels-idx1-ubyte", labels if labels is not None else idx(np.arange(4) % 2))
+    return str(env.tmp / "idx")
+
+
+def gzip_bomb(env: Env) -> str:
+    import gzip
+
+    env.file("idx/train-images-idx3-ubyte.gz", gzip.compress(idx(np.zeros((400, 28, 28))), mtime=0))
+    env.file("idx/train-labels-idx1-ubyte", idx(np.arange(400) % 2))
+    return str(env.tmp / "idx")
+
+
+def deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
 def gen(env: Env, model: str, *args: str, out: str = "out.png") -> list[str]:
     return ["generate", str(env.models[model]), "-o", str(env.tmp / out), *args]
 
@@ -159,7 +250,7 @@ CASES = [
     Case("spec-malformed", "a spec with a wrong field type", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, noise_dim="8"))],
          "noise_dim must be a positive integer", "re-export"),
     Case("spec-infinite", "a spec with an infinite output size", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, output={"kind": "points", "shape": [1e999]}))],
-         "output shape must be a list of integers", "re-export"),
+         "Infinity is not a number JSON allows", "re-export"),
     Case("card-damaged", "a damaged model card", lambda e: ["info", onnx_with(e, "m.onnx", card="{")], "damaged 'ctrlgen.card'", "re-export"),
     Case("graph-vs-spec", "graph inputs that do not match the spec", lambda e: ["info", onnx_with(e, "m.onnx", inputs=["noise"])],
          "do not match its spec", "re-export it"),
@@ -279,6 +370,116 @@ CASES = [
          "no images in them", "add images"),
     Case("images-bomb", "an image folder holding a decompression bomb", lambda e: e.train(data=image_folder(e)),
          "too many pixels", "remove or shrink it", patch={("PIL.Image", "MAX_IMAGE_PIXELS"): 100}),
+    # ---- issue 17: lost files
+    Case("force-foreign", "png-dir --force onto a folder holding files ctrlgen did not write", png_dir_with_foreign,
+         "ctrlgen did not write", "choose another output", True),
+    Case("force-file", "png-dir --force onto a file", lambda e: gen(e, "cgan", "-f", "png-dir", "-n", "4", "--force", out=Path(existing(e, "pics")).name),
+         "is a file, not a folder of PNGs", "choose another output", True),
+    Case("train-locked", "train into a run directory another trainer holds", lambda e: ["train", "ring8", "--steps", "1", "--no-progress",
+                                                                                        "-o", locked(e, e.tmp / "busy")],
+         "is in use by another ctrlgen train", "wait for it to finish"),
+    Case("resume-locked", "--resume of a run another trainer is writing", lambda e: ["train", "--resume", locked(e, Path(run_copy(e)))],
+         "is in use by another ctrlgen train", "wait for it to finish"),
+    Case("train-seed-negative", "a negative training seed (the run folder must not be half-made)", lambda e: ["train", "ring8", "--seed", "-1",
+                                                                                                              "-o", str(e.tmp / "new")],
+         "seed must be in 0..4,294,967,295", "32-bit"),
+    # ---- issue 17: corrupt output
+    Case("spec-noise-dim", "a spec whose noise_dim disagrees with the graph", lambda e: ["generate", graph_vs_spec(e, "m.onnx", noise_dim=7), "-o", "o.npz"],
+         "graph input 'z' has shape", "re-export it"),
+    Case("spec-output-size", "a spec whose output size disagrees with the graph",
+         lambda e: ["generate", graph_vs_spec(e, "m.onnx", output={"kind": "points", "shape": [3]}), "-o", "o.npz"], "output 'sample'", "re-export it"),
+    Case("spec-output-image", "a points graph whose spec says image", lambda e: ["info", graph_vs_spec(e, "m.onnx", output={"kind": "image", "shape": [1, 28, 28]})],
+         "output 'sample'", "re-export it"),
+    Case("output-renamed", "a graph whose output is not named 'sample'", lambda e: ["generate", graph_vs_spec(e, "m.onnx", rename_output="image"), "-o", "o.npz"],
+         "has no output 'sample'", "re-export it"),
+    Case("spec-more-labels", "a spec with more labels than the graph has", lambda e: ["generate", graph_vs_spec(e, "m.onnx", "cgan", labels=[f"c{i}" for i in range(40)]),
+                                                                                      "-o", "o.npz"],
+         "the spec and the graph disagree", "re-export it", True),
+    Case("triton-external", "export --triton of a model with external data at an absolute path",
+         lambda e: ["export", external_data_onnx(e, "ext.onnx"), "--triton", str(e.tmp / "repo")], "in an external file ('/etc/passwd')", "re-export it"),
+    Case("tol-nan", "export --tol nan (would switch the parity check off)", lambda e: ["export", str(e.runs["ring8"]), "-o", str(e.tmp / "m.onnx"), "--tol", "nan"],
+         "--tol must be a finite number", "finite"),
+    # ---- issue 17: unbounded resources
+    Case("threads-huge", "--threads far beyond the machine", lambda e: gen(e, "ring8", "--threads", "1000000"), "more than this machine can use", "leave it unset"),
+    Case("truncation-tiny", "a truncation near 0 (endless resampling)", lambda e: gen(e, "ring8", "--truncation", "1e-12"), "is too small", "at least 0.05"),
+    Case("truncation-tiny-sweep", "sweep with a truncation near 0", lambda e: ["sweep", str(e.models["ring8"]), "--labels", "-o", str(e.tmp / "s.png"),
+                                                                              "--truncation", "0.0001"], "is too small", "at least 0.05"),
+    Case("info-dev-zero", "info /dev/zero", lambda e: ["info", "/dev/zero"], "special file", "give a regular file"),
+    Case("generate-fifo", "a FIFO given as the model", lambda e: (os.mkfifo(e.tmp / "m.onnx"), ["generate", str(e.tmp / "m.onnx")])[1],
+         "special file", "give a regular file"),
+    Case("export-dev-zero", "a device given as the checkpoint", lambda e: ["export", "/dev/zero", "-o", str(e.tmp / "m.onnx")], "special file", "regular file"),
+    Case("keys-huge", "interpolate --keys 10^9", lambda e: ["interpolate", str(e.models["ring8"]), "--keys", "1000000000", "-o", str(e.tmp / "w.gif")],
+         "--keys must be in 1..1,000", "1..1,000"),
+    Case("batch-huge", "generate --batch 10^12", lambda e: gen(e, "ring8", "--batch", "1000000000000"), "--batch must be in 1..65,536", "1..65,536"),
+    Case("eval-n-huge", "eval --n 10^12", lambda e: ["eval", str(e.models["ring8"]), "--n", "1000000000000"], "--n must be in 1..1,000,000", "1..1,000,000"),
+    Case("idx-dims-huge", "an IDX header whose sizes overflow 64 bits", lambda e: e.train(data=idx_raw(e, bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3 + b"\0" * 100)),
+         "truncated or damaged", "copy it again"),
+    Case("idx-ndim", "an IDX header claiming 200 dimensions", lambda e: e.train(data=idx_raw(e, bytes([0, 0, 8, 200]) + b"\0" * 900)),
+         "200 dimensions", "copy it again"),
+    Case("idx-label-huge", "IDX labels far beyond any class count", lambda e: e.train(data=idx_raw(e, idx(np.zeros((4, 28, 28))),
+                                                                                                    bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + (2**31 - 1).to_bytes(4, "big") * 4)),
+         "outside 0..999", "class indices"),
+    Case("idx-label-negative", "negative IDX labels", lambda e: e.train(data=idx_raw(e, idx(np.zeros((4, 28, 28))), bytes([0, 0, 0x09, 1, 0, 0, 0, 4]) + b"\xff" * 4)),
+         "outside 0..999", "class indices"),
+    Case("gzip-bomb", "a gzip IDX file that expands past the limit", lambda e: e.train(data=gzip_bomb(e)), "expands past", "give the real file",
+         patch={("ctrlgen.limits", "MAX_IDX_BYTES"): 100_000}),
+    Case("recipe-noise-dim", "a recipe with noise_dim = 10^9", lambda e: recipe(e, "[latent]\nnoise_dim = 1000000000\n"), "latent.noise_dim must be in 1..16,384", "16,384"),
+    Case("recipe-batch", "a recipe with batch_size = 10^9", lambda e: recipe(e, "batch_size = 1000000000\n"), "batch_size must be in 1..65,536", "65,536"),
+    Case("recipe-width", "a recipe with a width of 10^7", lambda e: recipe(e, '[net]\nfamily = "mlp"\ng_width = 10000000\n'), "net.g_width must be in", "16,384"),
+    Case("recipe-too-big", "networks too big for this machine's RAM", lambda e: ["train", "ring8", "--set", "net.g_width=16384", "--set", "net.depth=64"],
+         "more than half this machine's RAM", "lower net.g_width"),
+    Case("recipe-codes", "a recipe with a categorical code of 10^9 values",
+         lambda e: recipe(e, '[[latent.categorical]]\nname = "c"\nn = 1000000000\n'), "n must be in 2..10,000", "10,000"),
+    Case("spec-huge-noise", "a spec asking for noise_dim = 10^9", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, noise_dim=10**9))],
+         "noise_dim must be in 1..16,384", "re-export"),
+    Case("spec-many-labels", "a spec with 10^5 labels", lambda e: ["info", onnx_with(e, "m.onnx", spec_of(e, labels=[str(i) for i in range(100_000)]))],
+         "more than the limit of 1,000", "re-export"),
+    # ---- issue 17: untrusted text
+    Case("label-markup", "a label name that is rich markup, in an error", lambda e: ["generate", graph_vs_spec(e, "m.onnx", "cgan", labels=["[/bold]", "\x1b[31mred"] + [f"l{i}" for i in range(8)]),
+                                                                              "--label", "nope"],
+         "one of: [/bold], \\x1b[31mred", "use 0..9", True),
+    # ---- issue 17: tampered state
+    Case("config-types", "a run's config.json with a wrong type", lambda e: ["train", "--resume", run_copy(e, config=json.dumps({"recipe": "ring8", "data": "ring8", "steps": "many"}).encode())],
+         "steps must be an integer", "must be an integer"),
+    Case("config-nan", "a run's config.json with NaN", lambda e: ["train", "--resume", run_copy(e, config=b'{"recipe": "ring8", "lr_g": NaN}')],
+         "NaN is not a number JSON allows", "start a new run"),
+    Case("config-deep", "a run's config.json nested 100000 deep", lambda e: ["train", "--resume", run_copy(e, config=deep(100_000).encode())],
+         "is damaged", "start a new run"),
+    Case("config-bytes", "a run's config.json of non-UTF-8 bytes", lambda e: ["train", "--resume", run_copy(e, config=b'{"recipe": "\xff\xfe"}')],
+         "is damaged", "start a new run"),
+    Case("config-list", "a run's config.json that is a list", lambda e: ["train", "--resume", run_copy(e, config=b"[1, 2]")], "not a table of settings", "start a new run"),
+    Case("header-step", "a checkpoint header whose step is text", lambda e: ["export", run_copy(e, header={"step": '"many"'}), "-o", str(e.tmp / "m.onnx")],
+         "step must be an integer >= 0", "use an earlier checkpoint"),
+    Case("header-wall-nan", "a checkpoint header with wall_time NaN", lambda e: ["train", "--resume", run_copy(e, header={"wall_time": "NaN"})],
+         "NaN is not a number JSON allows", "use an earlier checkpoint"),
+    Case("header-deep", "a checkpoint header nested 100000 deep", lambda e: ["export", run_copy(e, header={"net": deep(100_000)}), "-o", str(e.tmp / "m.onnx")],
+         "damaged header", "use an earlier checkpoint"),
+    Case("header-net-huge", "a checkpoint header whose network is huge", lambda e: ["export", run_copy(e, header={"net": json.dumps({"family": "mlp", "g_width": 10**7})}),
+                                                                                     "-o", str(e.tmp / "m.onnx")],
+         "net.g_width must be in", "16,384"),
+    Case("header-lr-text", "a checkpoint header whose learning rate is text", lambda e: ["train", "--resume", run_copy(e, header={"opt_g.param_groups": json.dumps(
+        [{"lr": "fast", "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0, "params": [0]}])}), "--steps", "12"],
+         "not a finite number >= 0", "use an earlier checkpoint"),
+    Case("recipe-nan", "a recipe with lr_g = nan", lambda e: recipe(e, "lr_g = nan\n"), "lr_g must be > 0", "> 0"),
+    Case("recipe-inf", "a recipe with lr_g = inf", lambda e: recipe(e, "lr_g = inf\n"), "lr_g must be a finite number", "finite"),
+    Case("recipe-bytes", "a recipe of non-UTF-8 bytes", lambda e: ["train", e.file("b.toml", b"lr_g = 1\n\xff\xfe = 2\n")], "is not UTF-8 text", "save it as UTF-8"),
+    Case("recipe-deep", "a recipe nested 100000 deep", lambda e: recipe(e, f"x = {deep(100_000)}\n"), "nests too deeply", "fix the file"),
+    Case("recipe-deep-table", "a recipe of 200 nested tables", lambda e: recipe(e, "[" + ".".join(["a"] * 200) + "]\n"), "nests deeper than 64", "fix the file"),
+    Case("set-deep", "--set with a value nested 100000 deep", lambda e: ["train", "ring8", "--set", f"lr_g={deep(100_000)}"], "lr_g must be a number", "must be a number"),
+    Case("recipe-seed-type", "a recipe with seed = 1.5", lambda e: recipe(e, "seed = 1.5\n"), "seed must be an integer", "integer"),
+    # ---- issue 17: silent rewriting of input
+    Case("seed-negative", "generate --seed -1 (was masked)", lambda e: gen(e, "ring8", "--seed", "-1"), "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("seed-huge", "generate --seed 2^32 (was masked)", lambda e: gen(e, "ring8", "--seed", str(2**32)), "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("seed-sweep", "sweep --seed 2^40", lambda e: ["sweep", str(e.models["ring8"]), "--labels", "--seed", str(2**40), "-o", str(e.tmp / "s.png")],
+         "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("seed-walk", "interpolate --seed -5", lambda e: ["interpolate", str(e.models["ring8"]), "--seed", "-5", "-o", str(e.tmp / "w.gif")],
+         "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("train-seed-huge", "train --seed 2^33", lambda e: ["train", "ring8", "--seed", str(2**33)], "seed must be in 0..4,294,967,295", "32-bit"),
+    Case("sweep-steps-huge", "sweep --steps 10^8", lambda e: ["sweep", str(e.models["cgan"]), "--labels", "--steps", "100000000", "-o", str(e.tmp / "s.png")],
+         "--steps 100,000,000 is over the limit", "use fewer", True),
+    Case("grid-pixels", "a grid picture of billions of pixels", lambda e: gen(e, "cgan", "-n", "10000", "--scale", "16"), "over the limit of 200,000,000 px",
+         "use a smaller --scale", True),
+    Case("ui-host", "ui --host that is not an address", lambda e: ["ui", "--host", "a b/c"], "is not an address or host name", "use 127.0.0.1"),
 ]
 
 
@@ -318,7 +519,15 @@ def main() -> None:  # pragma: no cover - prints the README table
         with tempfile.TemporaryDirectory() as tmp:
             env = Env(Path(tmp), models, {"ring8": root / "runs" / "ring8"})
             args = case.build(env)
-            out = CliRunner().invoke(app, args).output.strip().removeprefix("Error: ").replace(str(env.tmp) + "/", "")
+            import importlib
+
+            saved = {(m, a): getattr(importlib.import_module(m), a) for m, a in case.patch}
+            for (m, a), value in case.patch.items():
+                setattr(importlib.import_module(m), a, value)
+            out = CliRunner().invoke(app, [str(a) for a in args]).output
+            for (m, a), value in saved.items():
+                setattr(importlib.import_module(m), a, value)
+            out = out.strip().removeprefix("Error: ").replace(str(env.tmp) + "/", "")
             out = out.replace(str(root) + "/", "").replace("|", "\\|")
             print(f"| {case.what} | {out} | {case.fix} |")
 

@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ctrlgen import limits
 from ctrlgen.data import FASHION_MNIST_LABELS, MIXTURES
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.nets import NetConfig
@@ -213,6 +214,8 @@ class TrainConfig:
 
         get_loss(self.loss)
         check_techniques(self)
+        limits.check_recipe(self)  # sizes and counts a recipe may ask for (ctrlgen/limits.py): one line, not a MemoryError
+        check_model_size(self)
 
     @property
     def points(self) -> bool:
@@ -264,36 +267,61 @@ class TrainConfig:
         return TrainConfig.from_dict(d)
 
 
+# ---------------------------------------------------------------------- size (bounds themselves: ctrlgen/limits.py)
+
+def check_model_size(cfg: TrainConfig) -> None:
+    """G and D built on the meta device (no memory): their weights, gradients and Adam moments must fit in
+    half this machine's RAM (or the GPU's)."""
+    import torch
+
+    from ctrlgen.nets import Discriminator, Generator
+
+    names = cfg.default_class_names() or tuple(f"c{i}" for i in range(10))
+    try:
+        spec = cfg.spec(names if cfg.conditional else ())
+        with torch.device("meta"):
+            n = sum(p.numel() for m in (Generator(spec, cfg.net), Discriminator(spec, cfg.net, q_head=cfg.infogan)) for p in m.parameters())
+    except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device (VBN's reference batch): not sized here
+        return
+    limits.check_parameters(n, "the networks", 4 * cfg.ensemble, "lower net.g_width / net.d_width / latent.noise_dim")
+
+
 # ---------------------------------------------------------------------- typed building
+def _short(value: Any) -> str:
+    """A value for a one-line message: its repr, cut."""
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is bool:
         if not isinstance(value, bool):
-            raise CtrlgenError(f"{where}: {key} must be true or false, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise CtrlgenError(f"{where}: {key} must be an integer, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CtrlgenError(f"{where}: {key} must be a number, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a number, got {_short(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise CtrlgenError(f"{where}: {key} must be a string, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a string, got {_short(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise CtrlgenError(f"{where}: {key} must be a list, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a list, got {_short(value)}")
         return tuple(_check_type(v, typing.get_args(tp)[0], key, where) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise CtrlgenError(f"{where}: {key} must be a table, got {value!r}")
+            raise CtrlgenError(f"{where}: {key} must be a table, got {_short(value)}")
         inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         for k, v in value.items():
             if typing.get_origin(inner) is dict and not isinstance(v, dict):
-                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {v!r}")
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {_short(v)}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 

@@ -36,18 +36,31 @@ def _read_one(name_or_path: str, folder: Path | None) -> tuple[dict[str, Any], s
     if folder is not None and path.suffix == ".toml" and not path.is_absolute():
         path = folder / path
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise CtrlgenError(f"recipe file {path} does not exist; give a recipe name ({', '.join(recipe_names())}) or a TOML path")
-        text, where, home = path.read_text(), str(path), path.parent
+        from ctrlgen.limits import MAX_SMALL_FILE, read_limited
+
+        raw, where, home = read_limited(path, "a recipe", MAX_SMALL_FILE), str(path), path.parent
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CtrlgenError(f"{where} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     else:
         res = resources.files("ctrlgen.train").joinpath("recipes", f"{name_or_path}.toml")
         if not res.is_file():
             raise CtrlgenError(f"recipe {name_or_path!r} is unknown; use one of: {', '.join(recipe_names())} (or a TOML path)")
         text, where, home = res.read_text(), f"recipe {name_or_path}", None
+    from ctrlgen.limits import MAX_JSON_DEPTH, json_depth
+
     try:
-        return tomllib.loads(text), where, home
+        table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CtrlgenError(f"{where} is not valid TOML ({e}); fix the file") from None
+    except RecursionError:
+        raise CtrlgenError(f"{where} nests too deeply to read; fix the file") from None
+    if json_depth(table) > MAX_JSON_DEPTH:
+        raise CtrlgenError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels; fix the file")
+    return table, where, home
 
 
 def merge(base: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +114,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise CtrlgenError(f"override {item!r} has an empty key; use key=value")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = raw.strip()
     return key.split("."), value
 

@@ -14,7 +14,6 @@ so export reads the card from the checkpoint alone.
 
 from __future__ import annotations
 
-import json
 import platform
 from collections import defaultdict
 from pathlib import Path
@@ -118,10 +117,14 @@ def read_run_config(run_dir: Path, overrides: dict[str, Any] | None, run_fields:
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise CtrlgenError(f"{run_dir} is not a run directory (no config.json); give the folder ctrlgen train wrote")
-    try:
-        d = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError:
-        raise CtrlgenError(f"{cfg_path} is damaged; restore it from a copy (every checkpoint's header holds the config too) or start a new run") from None
+    from ctrlgen.limits import MAX_SMALL_FILE, json_problem, read_limited
+
+    fix = "restore it from a copy (every checkpoint's header holds the config too) or start a new run"
+    d, problem = json_problem(read_limited(cfg_path, "a config.json", MAX_SMALL_FILE))
+    if problem:
+        raise CtrlgenError(f"{cfg_path} is damaged ({problem}); {fix}")
+    if not isinstance(d, dict):
+        raise CtrlgenError(f"{cfg_path} is damaged (not a table of settings); {fix}")
     changes = dict(overrides or {})
     bad = sorted(set(changes) - run_fields)
     if bad:

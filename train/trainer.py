@@ -11,8 +11,10 @@ everything needed to continue exactly (train/run_state.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -27,7 +29,7 @@ from ctrlgen import checkpoint as ckpt_io
 from ctrlgen import precision
 from ctrlgen.data import describe_images, load_images, mixture
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import remove_stale_temps, write_text
+from ctrlgen.files import FolderLock, remove_stale_temps, write_text
 from ctrlgen.grids import grid_inputs, picture
 from ctrlgen.images import save_png
 from ctrlgen.spec import LABEL
@@ -111,6 +113,7 @@ class Trainer:
         self.g_update = G_UPDATES[cfg.mode](self)  # standard, or E-GAN's population (train/updates.py)
         self.total_steps = self._total_steps()
         self._stop_requested = False
+        self.resuming, self.lock, self.made_dir = False, None, False
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
         self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
         self.compiled = maybe_compile(self)  # torch.compile of G and D in place: cfg.compile, on CUDA by default (train/accel.py)
@@ -261,10 +264,22 @@ class Trainer:
         run_state.load_state(self, ck)
 
     # ------------------------------------------------------------------ the loop
+    def claim(self, new_run: bool = False) -> None:
+        """Lock the run directory until run() ends (a second train / --resume on it gets one line); with
+        ``new_run`` (ctrlgen train), refuse a folder that already holds a run once the lock is held."""
+        if self.lock is not None or not self.dist.main:
+            return
+        self.made_dir = not self.run_dir.exists()
+        self.lock = FolderLock(self.run_dir, "ctrlgen train")
+        if new_run and (self.run_dir / "config.json").exists():
+            self.lock.release()
+            self.lock = None
+            raise CtrlgenError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} or choose another --out")
+
     def write_config(self) -> None:
         if not self.dist.main:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.claim()
         write_text(self.run_dir / "config.json", self.cfg.to_json() + "\n")
 
     def log(self, record: dict[str, Any]) -> None:
@@ -288,12 +303,13 @@ class Trainer:
         if not path.exists() or not self.dist.main:
             return
         keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= self.step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
+                step = json.loads(line).get("step", 0)
+            except (ValueError, AttributeError, RecursionError):
+                continue  # a line cut by a crash, or tampered with: not kept
+            if isinstance(step, int) and not isinstance(step, bool) and step <= self.step:
+                keep.append(line)
         write_text(path, "".join(k + "\n" for k in keep))
 
     def request_stop(self, *_: Any) -> None:
@@ -303,10 +319,26 @@ class Trainer:
 
     def run(self, until: int | None = None) -> str:
         """Train up to step ``until`` (default: the run's total).  Returns 'done' or 'interrupted'."""
+        fresh = not self.resuming and not (self.run_dir / "config.json").exists()
+        self.claim()
+        made, failed = self.made_dir, True
+        try:
+            status = self._run(until)
+            failed = False
+            return status
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+            if failed and fresh and self.dist.main and not ckpt_io.list_checkpoints(self.run_dir):
+                discard_run(self.run_dir, made)  # a new run that failed before its first checkpoint: no half-made folder
+
+    def _run(self, until: int | None) -> str:
         until = self.total_steps if until is None else min(until, self.total_steps)
         self.write_config()
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self.request_stop) if main_thread else None
+        previous_term = signal.signal(signal.SIGTERM, self.request_stop) if main_thread else None  # schedulers, timeout
         acc: dict[str, list[torch.Tensor]] = defaultdict(list)
         window_start, window_steps = time.perf_counter(), 0
         cfg = self.cfg
@@ -352,6 +384,7 @@ class Trainer:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+                signal.signal(signal.SIGTERM, previous_term)
         self.save_checkpoint()
         if cfg.sample_every and self.step % cfg.sample_every:
             self.save_samples()
@@ -364,15 +397,32 @@ class Trainer:
         d = run_state.read_run_config(run_dir, overrides, RUN_FIELDS)
         cfg = TrainConfig.from_dict(d, where=str(run_dir / "config.json"))
         trainer = cls(cfg, run_dir, distributed)
+        trainer.resuming = True
         found = ckpt_io.newest(run_dir)
         if found is None and ckpt_io.list_checkpoints(run_dir):
             raise CtrlgenError(f"{run_dir} has no loadable checkpoint to resume from (all are damaged); start a new run")
-        if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
-            trainer.load_checkpoint(ckpt_io.load(found))
-        trainer.truncate_metrics()
+        trainer.claim()
+        try:
+            if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
+                trainer.load_checkpoint(ckpt_io.load(found))
+            trainer.truncate_metrics()
+        except BaseException:
+            trainer.lock.release() if trainer.lock is not None else None
+            trainer.lock = None
+            raise
         if trainer.dist.main:  # other ranks could delete rank 0's temporary files
             remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
         return trainer
+
+
+def discard_run(run_dir: Path, made: bool) -> None:
+    """Remove what a new run wrote before failing (config, metrics, samples), and the folder if it made it."""
+    for name in ("config.json", "metrics.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "samples", ignore_errors=True)
+    for folder in (run_dir / "checkpoints", *([run_dir] if made else [])):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: never a file someone else put there
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
