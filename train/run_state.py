@@ -14,7 +14,10 @@ so export reads the card from the checkpoint alone.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import platform
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,7 @@ import torch
 import ctrlgen
 from ctrlgen import checkpoint as ckpt_io
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.files import write_text
 from ctrlgen.nets import count_parameters
 from ctrlgen.train.distributed import rank_seed
 from ctrlgen.train.techniques import active_techniques
@@ -131,3 +135,29 @@ def read_run_config(run_dir: Path, overrides: dict[str, Any] | None, run_fields:
         raise CtrlgenError(f"cannot change {bad} on --resume (they define the run); only {sorted(run_fields)} may change")
     d.update(changes)
     return d
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the lines of metrics.jsonl logged after ``step`` (a resume logs them again), and lines cut by a
+    crash or tampered with."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+        try:
+            at = json.loads(line).get("step", 0)
+        except (ValueError, AttributeError, RecursionError):
+            continue  # a line cut by a crash, or tampered with: not kept
+        if isinstance(at, int) and not isinstance(at, bool) and at <= step:
+            keep.append(line)
+    write_text(path, "".join(k + "\n" for k in keep))
+
+
+def discard_run(run_dir: Path, made: bool) -> None:
+    """Remove what a new run wrote before failing (config, metrics, samples), and the folder if it made it."""
+    for name in ("config.json", "metrics.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "samples", ignore_errors=True)
+    for folder in (run_dir / "checkpoints", *([run_dir] if made else [])):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: never a file someone else put there
