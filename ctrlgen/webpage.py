@@ -159,7 +159,7 @@ def write_page(
 
     An existing folder that holds anything is refused unless ``force``; then only the page's three
     files in it are replaced (each atomically), nothing else there is touched."""
-    from ctrlgen.files import write_bytes, write_text
+    from ctrlgen.files import check_output, write_bytes, write_text
     from ctrlgen.triton import _model_bytes
 
     source, folder = Path(source), Path(folder)
@@ -172,6 +172,8 @@ def write_page(
     spec, card = read_spec(data, source)
     title = str(card.get("name") or source.stem)
     page = page_asset("index.html").replace("{{TITLE}}", html.escape(title)).replace("{{ORT_URL}}", html.escape(ort_url, quote=True))
+    for name in ("model.onnx", "ctrlgen.js", "index.html"):  # without --force, never replace a file that appears meanwhile
+        check_output(folder / name, force)
     write_bytes(folder / "model.onnx", data)
     write_text(folder / "ctrlgen.js", page_asset("ctrlgen.js"))
     write_text(folder / "index.html", page)

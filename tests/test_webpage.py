@@ -96,3 +96,23 @@ def test_bad_input_is_one_line(tmp_path):
     onnx.save(model, str(plain))
     assert_one_line_error(run_cli("export", plain, "--web", tmp_path / "p3", ok=False), "ctrlgen.spec")
     assert not (tmp_path / "p3").exists()
+
+
+def test_a_page_file_that_appears_while_exporting_is_kept(tmp_path, monkeypatch):
+    """Without --force the page's files are published without replacing: a file someone creates at one of
+    those paths after the folder check (here: while the model is read) survives, and the export says so."""
+    from ctrlgen import triton
+
+    site = tmp_path / "site"
+    real = triton._model_bytes
+
+    def racing(source, options):
+        data = real(source, options)
+        site.mkdir(exist_ok=True)
+        (site / "index.html").write_text("the user's own page")
+        return data
+
+    monkeypatch.setattr(triton, "_model_bytes", racing)
+    with pytest.raises(CtrlgenError, match="index.html"):
+        write_page(models_dir() / "ring8.onnx", site)
+    assert (site / "index.html").read_text() == "the user's own page"
