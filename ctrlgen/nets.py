@@ -136,7 +136,7 @@ class Generator(nn.Module):
         if cfg.g_vbn:
             # The reference batch of virtual batch norm: latent inputs drawn once, here, from the
             # global torch RNG (seeded by the run), kept as buffers so checkpoints carry them.
-            ref = spec.sample(cfg.g_vbn, seed=int(torch.randint(0, 2**31 - 1, ()).item()))
+            ref = spec.sample(cfg.g_vbn, seed=int(torch.randint(0, 2**31 - 1, (), device="cpu").item()))  # cpu: also under a meta device
             self.ref_names = tuple(ref)
             for name, value in ref.items():
                 self.register_buffer(f"vbn_ref_{name}", torch.from_numpy(value))
