@@ -5,10 +5,10 @@ Layers point one way: ``ctrlgen`` (the core) <- ``ctrlgen.train`` <-
 imports serve, not even inside a function, and no module takes part in an
 import cycle.  The graph is read from source with ``ast``: every ``import``
 statement counts, at module level or inside a function, relative ones
-resolved, so a cycle cannot hide behind a deferred import.  Imports under
-``if TYPE_CHECKING:`` are left out: they never run (with postponed
-annotations they only name types for readers and type checkers), as
-import-linter's ``exclude_type_checking_imports`` leaves them out.
+resolved, so a cycle cannot hide behind a deferred import, and imports under
+``if TYPE_CHECKING:`` count too: a type-only import back is still a
+dependency for a reader (modules the trainer imports name its type as
+``Trainer = Any`` instead).
 
 ``__main__`` modules are programs, not library code: nothing may import one
 (importing it runs the program), and they may call into any layer (``python
@@ -54,12 +54,9 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
     here = name if is_pkg else name.rpartition(".")[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    type_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block) for stmt in block.body for n in ast.walk(stmt)}
     # An edge goes to the module a statement names: `import a.b` -> a.b; `from a import b` -> a.b when b is
     # a module, else a.  (Python also runs a.__init__ first; that parent link is the package's own structure.)
     for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name in known)
         elif isinstance(node, ast.ImportFrom):
@@ -78,14 +75,6 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
             found.update(_dynamic_targets(node.args[0], name if is_pkg else here, known))
     found.discard(name)  # `from . import x` in a package's __init__ names the package itself
     return found
-
-
-def _is_type_checking(node: ast.AST) -> bool:
-    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``."""
-    if not isinstance(node, ast.If):
-        return False
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
 
 
 def _is_import_module(call: ast.Call) -> bool:

@@ -15,14 +15,15 @@ eager with a warning instead of stopping the run (``torch._dynamo.config.suppres
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from ctrlgen.errors import CtrlgenError
 
-if TYPE_CHECKING:
-    from ctrlgen.train.trainer import Trainer
+# The trainer (train/trainer.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
 
 COMPILES = ("auto", "off", "on")
 DOUBLE_BACKWARD = ("r1", "gradient_penalty", "dragan_penalty")

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,9 +55,10 @@ import torch.distributed as dist
 
 from ctrlgen.errors import CtrlgenError
 
-if TYPE_CHECKING:
-    from ctrlgen.train.config import TrainConfig
-    from ctrlgen.train.trainer import Trainer
+# The trainer and its config (train/trainer.py, train/config.py) import this module, so the types are named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
+TrainConfig = Any
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 

@@ -60,15 +60,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.losses import LOSSES, GanLoss, d_probability
 
-if TYPE_CHECKING:
-    from ctrlgen.train.config import TrainConfig
+# The config (train/config.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+TrainConfig = Any
 
 Tensor = torch.Tensor
 MODES = ("standard", "egan")

@@ -10,7 +10,7 @@ same G step as a standard run, with its mutation's loss.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.func import functional_call
@@ -20,8 +20,9 @@ from ctrlgen.train.egan import egan_settings, fitness_terms, rank_share, reduce_
 from ctrlgen.train.losses import get_loss
 from ctrlgen.train.updates import GUpdate, g_batch, g_update, register_update
 
-if TYPE_CHECKING:
-    from ctrlgen.train.trainer import Trainer
+# The trainer (train/trainer.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
 
 Tensor = torch.Tensor
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,9 +48,10 @@ import torch
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.collapse import diagnose
 
-if TYPE_CHECKING:
-    from ctrlgen.train.config import TrainConfig
-    from ctrlgen.train.trainer import Trainer
+# The trainer and its config (train/trainer.py, train/config.py) import this module, so the types are named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
+TrainConfig = Any
 
 ACTIONS = ("warn", "rollback", "stop")
 ROLLBACK_LR_SCALE = 0.5

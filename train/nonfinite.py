@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ctrlgen.errors import CtrlgenError
 
-if TYPE_CHECKING:
-    from ctrlgen.train.trainer import Trainer
+# The trainer (train/trainer.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
 
 
 def _clone(state: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import platform
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -32,8 +32,9 @@ from ctrlgen.nets import count_parameters
 from ctrlgen.train.distributed import rank_seed
 from ctrlgen.train.techniques import active_techniques
 
-if TYPE_CHECKING:
-    from ctrlgen.train.trainer import Trainer
+# The trainer (train/trainer.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
 
 POPULATION = "population"
 OLD_POPULATION = "tech.egan_population"  # where checkpoints before the G-update pieces kept E-GAN's parents

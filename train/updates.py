@@ -23,7 +23,10 @@ from ctrlgen.train.techniques import StepContext
 
 if TYPE_CHECKING:
     from ctrlgen.train.losses import GanLoss
-    from ctrlgen.train.trainer import Trainer
+
+# The trainer (train/trainer.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+Trainer = Any
 
 Tensor = torch.Tensor
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.techniques.base import (
@@ -44,8 +44,9 @@ from ctrlgen.train.techniques.base import (
     register,
 )
 
-if TYPE_CHECKING:
-    from ctrlgen.train.config import TrainConfig
+# The config (train/config.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+TrainConfig = Any
 
 __all__ = ["TECHNIQUES", "RunContext", "StepContext", "Technique", "active_techniques", "build_techniques", "check_techniques",
            "register", "resolve_net"]

@@ -16,8 +16,11 @@ import torch
 if TYPE_CHECKING:
     from ctrlgen.nets import DOut
     from ctrlgen.spec import LatentSpec
-    from ctrlgen.train.config import TrainConfig
     from ctrlgen.train.losses import GanLoss
+
+# The config (train/config.py) imports this module, so the type is named here,
+# not imported: an import back, even a type-only one, would close an import cycle.
+TrainConfig = Any
 
 Tensor = torch.Tensor
 
