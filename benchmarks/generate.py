@@ -175,20 +175,26 @@ def ort_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def torch_runner(model, spec, dtype=torch.float32, device: str | torch.device = "cpu") -> Callable:
+    """make(batch) -> a zero-argument call of ``model`` on a batch of ``spec``'s inputs (seed 1) already on
+    ``device``, floats in ``dtype`` (benchmarks/generate_cuda.py uses it too)."""
+    def make(b):
+        x = {k: torch.from_numpy(v).to(device) for k, v in spec.sample(b, seed=1).items()}
+        x = {k: v.to(dtype) if v.is_floating_point() else v for k, v in x.items()}
+
+        def call():
+            with torch.inference_mode():
+                return model(**x)
+        return call
+    return make
+
+
 def contenders(g, spec, paths: dict[str, Path], threads: int, compile_: bool, notes: list[str]) -> dict[str, Callable]:
     """name -> make(batch) -> a zero-argument function running one batch."""
     from ctrlgen.lowering import to_bf16
 
     def torch_fn(model, dtype=torch.float32):
-        def make(b):
-            x = {k: torch.from_numpy(v) for k, v in spec.sample(b, seed=1).items()}
-            x = {k: v.to(dtype) if v.is_floating_point() else v for k, v in x.items()}
-
-            def call():
-                with torch.inference_mode():
-                    return model(**x)
-            return call
-        return make
+        return torch_runner(model, spec, dtype)
 
     def ort_fn(path):
         sess = ort_session(path, threads)
@@ -289,7 +295,7 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from generate_cuda import cuda_main
 
-        cuda_main(args, build_torch)
+        cuda_main(args, build_torch, torch_runner)
         return
     args.batches = args.batches or [1, 64, 256, 1024]
     if args.quick:

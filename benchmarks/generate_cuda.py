@@ -45,28 +45,17 @@ def time_cuda(fn: Callable, min_s: float = 0.02) -> float:
     return (time.perf_counter() - t0) / k
 
 
-def torch_contenders(g, spec) -> dict[str, Callable]:
-    """name -> make(batch) -> a zero-argument call on device-resident inputs."""
+def torch_contenders(g, spec, torch_runner: Callable) -> dict[str, Callable]:
+    """name -> make(batch) -> a zero-argument call on device-resident inputs (``torch_runner`` from generate.py)."""
     from ctrlgen.lowering import to_bf16
 
     dev = torch.device(DEVICE)
     bf16 = to_bf16(g).to(dev).eval()  # lowered from the fp32 weights before they move
     fp32 = g.to(dev).eval()
     compiled = torch.compile(fp32)
-
-    def make_for(model, dtype):
-        def make(b: int) -> Callable:
-            x = {k: torch.from_numpy(v).to(dev) for k, v in spec.sample(b, seed=1).items()}
-            x = {k: v.to(dtype) if v.is_floating_point() else v for k, v in x.items()}
-
-            def call():
-                with torch.inference_mode():
-                    return model(**x)
-            return call
-        return make
-
-    return {"torch eager fp32": make_for(fp32, torch.float32), "torch eager bf16": make_for(bf16, torch.bfloat16),
-            "torch.compile fp32": make_for(compiled, torch.float32)}
+    return {"torch eager fp32": torch_runner(fp32, spec, torch.float32, dev),
+            "torch eager bf16": torch_runner(bf16, spec, torch.bfloat16, dev),
+            "torch.compile fp32": torch_runner(compiled, spec, torch.float32, dev)}
 
 
 def ort_contenders(onnx_path: Path, spec, tmp: Path, notes: list[str]) -> dict[str, Callable]:
@@ -109,8 +98,8 @@ def ort_contenders(onnx_path: Path, spec, tmp: Path, notes: list[str]) -> dict[s
     return out
 
 
-def cuda_main(args, build_torch: Callable) -> None:
-    """``build_torch(onnx_path, run) -> (g, spec, how)`` comes from generate.py."""
+def cuda_main(args, build_torch: Callable, torch_runner: Callable) -> None:
+    """``build_torch(onnx_path, run) -> (g, spec, how)`` and ``torch_runner`` come from generate.py."""
     if not torch.cuda.is_available():
         print(f"# --device cuda: skipped, torch {torch.__version__} sees no CUDA device")
         if args.json:
@@ -127,7 +116,7 @@ def cuda_main(args, build_torch: Callable) -> None:
     out = {"device": gpu, "torch": torch.__version__, "cuda": torch.version.cuda, "onnxruntime": ort.__version__,
            "model": args.onnx.name, "results": {}, "warmup_s": {}, "notes": notes}
     with tempfile.TemporaryDirectory(prefix="bench-generate-cuda-") as tmp:
-        runs = {**torch_contenders(g, spec), **ort_contenders(args.onnx, spec, Path(tmp), notes)}
+        runs = {**torch_contenders(g, spec, torch_runner), **ort_contenders(args.onnx, spec, Path(tmp), notes)}
         res: dict[str, dict[str, float]] = {name: {} for name in runs}
         for b in batches:
             calls: dict[str, Callable] = {}
