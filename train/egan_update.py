@@ -16,8 +16,7 @@ import torch
 from torch.func import functional_call
 
 from ctrlgen.spec import LABEL
-from ctrlgen.train.egan import egan_settings, fitness_terms, rank_share, reduce_fitness, select
-from ctrlgen.train.losses import get_loss
+from ctrlgen.train.egan import egan_settings, fitness_terms, mutation_loss, rank_share, reduce_fitness, select
 from ctrlgen.train.updates import GUpdate, g_batch, g_update, register_update
 
 # The trainer (train/trainer.py) imports this module, so the type is named here,
@@ -114,7 +113,7 @@ class EganUpdate(GUpdate):
         tr = trainer
         self.settings = egan_settings(tr.cfg)
         self.eval_share = rank_share(self.settings, tr.cfg, tr.dist.world) * tr.ensemble  # rows of the fitness batch
-        self.mutations = [(name, tr.wrapped_loss(get_loss(name))) for name in self.settings.mutations]
+        self.mutations = [(name, tr.wrapped_loss(mutation_loss(name, tr.loss))) for name in self.settings.mutations]
         _zero_adam_state(tr.opt_g)
         mu, n_children = self.settings.population, self.settings.population * len(self.mutations)
         # Parents 1..μ-1 start as copies of G (E-GAN starts from one generator); parent 0 is G itself.
