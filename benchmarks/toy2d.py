@@ -65,6 +65,7 @@ class Row:
     from_recipe: bool = False  # the shipped recipe as it is (its techniques, steps and batch included)
     cost: float = 1.0  # rough time per run relative to the plain GAN (only orders the work: longest first)
     ensemble: bool = True  # seeds in vmapped ensembles (False: spectral norm cannot be one)
+    paper: str = ""  # paper-protocol rows: the paper's figure or table and what it reports
 
 
 ROWS = [
@@ -95,6 +96,41 @@ ROWS = [
     Row("shipped recipe", (), BOTH, from_recipe=True, cost=12),
     # E-GAN (train/egan.py): the plain GAN's D and networks, G evolved with three mutations, one survivor (μ = 1).
     Row("E-GAN: minimax + non-saturating + LSGAN, μ=1", ("mode=egan",), BOTH, cost=4),
+]
+
+# Paper-protocol rows (``--paper``): each technique at its own paper's toy setting where the paper has one, or at
+# the setting its paper recommends, beside the controlled rows above (which share the plain GAN's Adam 1e-3).
+# The papers trained for 25k-400k steps with 512-wide nets; on 2 CPU cores these rows use narrower nets and a
+# few thousand steps (said in the name), so they say where a setting is heading, not where it ends.
+WGAN_GP_TOY = ("loss=wgan-gp", "techniques.gradient_penalty.weight=0.1", "n_critic=5", "lr_g=1e-4", "lr_d=1e-4", "beta1=0.5",
+               "beta2=0.9", "batch_size=256", "noise_dim=2")
+PAPER_ROWS = [
+    Row("GAN", (), paper="the controlled plain GAN, for reference"),
+    Row("WGAN-GP, λ 0.1 (the toy λ of gan_toy.py), controlled net and Adam 1e-3", ("loss=wgan-gp", "n_critic=5",
+        "techniques.gradient_penalty.weight=0.1"), RING, cost=4.5,
+        paper="λ 10 is the paper's image setting; its toy code uses λ 0.1"),
+    Row("WGAN-GP, gan_toy.py setting (λ 0.1, Adam 1e-4 β (0.5, 0.9), batch 256, z in R²) at width 64, 3000 steps", (*WGAN_GP_TOY, "steps=3000"),
+        BOTH, cost=12, paper="Gulrajani et al. 2017 Fig. 2: 8 and 25 Gaussians learned (width 512, 100k G steps)"),
+    Row("DRAGAN, Adam 1e-4 β (0.5, 0.9)", ("loss=dragan", "lr_g=1e-4", "lr_d=1e-4", "beta2=0.9", "steps=5000"), RING, cost=3,
+        paper="Kodali et al. 2017: λ 10, C 0.5; mixtures learned without collapse"),
+    Row("spectral norm, hinge, Adam 2e-4", ("techniques.spectral_norm={}", "loss=hinge", "lr_g=2e-4", "lr_d=2e-4", "steps=5000"),
+        RING, cost=2.6, ensemble=False, paper="Miyato et al. 2018 setting C (the paper has no 2D experiment)"),
+    Row("+ experience replay, ratio 0.5", ("techniques.experience_replay.ratio=0.5",), RING,
+        paper="Shrivastava et al. 2017: half of D's fakes from the history (images; no 2D experiment)"),
+    Row("+ experience replay, ratio 0.25", ("techniques.experience_replay.ratio=0.25",), RING),
+    Row("+ experience replay, ratio 0.1", ("techniques.experience_replay.ratio=0.1",), RING),
+    Row("+ experience replay, ratio 0.5, buffer 512", ("techniques.experience_replay.ratio=0.5", "techniques.experience_replay.size=512"), RING),
+    Row("+ experience replay, ratio 0.5, n_critic 2", ("techniques.experience_replay.ratio=0.5", "n_critic=2"), RING, cost=1.6),
+    Row("+ unrolled k=5, first-order", ("techniques.unrolled.steps=5", "techniques.unrolled.second_order=false"), RING, cost=5,
+        paper="Metz et al. 2017 Fig. 1: all 8 ring modes with 10 unrolling steps; VEEGAN Table 1: 7.6 modes"),
+    Row("LSGAN (a single mutation of E-GAN)", ("loss=lsgan",), BOTH),
+    Row("minimax (a single mutation of E-GAN)", ("loss=minimax",), BOTH),
+    Row("E-GAN, equal G steps", ("mode=egan",), BOTH, cost=4, paper="Wang et al. 2019: 8 and 25 Gaussians covered"),
+    Row("E-GAN, equal wall-clock (G steps / 3.45)", ("mode=egan", "steps=725"), RING, cost=1.2),
+    Row("E-GAN, equal wall-clock (G steps / 3.45) ", ("mode=egan", "steps=1739"), GRID, cost=1.2),
+    Row("E-GAN, toy-code setting (γ 2, Adam 1e-4, batch 64, z uniform in R²) at width 64, 5000 steps",
+        ("mode=egan", "egan.gamma=2.0", "lr_g=1e-4", "lr_d=1e-4", "batch_size=64", "noise_dim=2", "latent.noise=uniform",
+         "steps=5000"), RING, cost=6, paper="the authors' toys/train_toy_8G.py (width 512, 100k steps)"),
 ]
 
 # Published anchors (METRICS.md): (modes, % high quality, reverse KL); None where a paper gives none.
@@ -165,14 +201,15 @@ def mean_se(values: list[float]) -> str:
     return f"{v.mean():.3g} ± {se:.2g}" if v.mean() < 1 else f"{v.mean():.1f} ± {se:.1f}"
 
 
-def table(dataset: str, results: dict[str, list[dict]]) -> str:
+def table(dataset: str, results: dict[str, list[dict]], papers: dict[str, str] | None = None) -> str:
     n_modes = next(iter(results.values()))[0]["n_modes"]
     n_seeds = max(len(rs) for rs in results.values())
     lines = [
         f"### {dataset} ({n_modes} modes), {n_seeds} seeds, mean ± standard error over seeds",
         "",
-        f"| configuration | G steps × batch | modes (of {n_modes}) | seeds with all modes | high quality % | reverse KL | s / seed |",
-        "|---|---|---|---|---|---|---|",
+        f"| configuration | G steps × batch | modes (of {n_modes}) | seeds with all modes | high quality % | reverse KL | s / seed |"
+        + (" paper |" if papers else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if papers else ""),
     ]
     for name, rs in results.items():
         full = sum(r["modes"] == n_modes for r in rs)
@@ -180,9 +217,10 @@ def table(dataset: str, results: dict[str, list[dict]]) -> str:
         lines.append(
             f"| {name} | {rs[0]['steps']} × {rs[0]['batch']} | {mean_se([r['modes'] for r in rs])} | {full}/{len(rs)} "
             f"| {mean_se([r['hq'] for r in rs])} | {mean_se([r['kl'] for r in rs])} | {secs} |"
+            + (f" {papers.get(name, '')} |" if papers else "")
         )
     for name, modes, hq, kl in PUBLISHED[dataset]:
-        lines.append(f"| *{name}* | – | *{modes}* | – | *{hq}* | *{'–' if kl is None else kl}* | – |")
+        lines.append(f"| *{name}* | – | *{modes}* | – | *{hq}* | *{'–' if kl is None else kl}* | – |" + (" |" if papers else ""))
     lines += ["", "s / seed: wall time of the configuration's ensemble divided by its seeds; † seeds trained one at a time.  "
               "Reverse KL is inf when at least one seed put no sample within 3σ of any mode."]
     return "\n".join(lines)
@@ -198,10 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", type=int, default=5, metavar="N",
                    help="seeds per ensemble (default 5: two ensembles of 5 keep both workers busy); 1 = every seed its own run")
     p.add_argument("--out", type=Path, help="also write the tables, the command and the wall time to this markdown file")
+    p.add_argument("--paper", action="store_true", help="the paper-protocol rows (PAPER_ROWS) instead of the controlled ablation")
     args = p.parse_args(argv)
-    rows = [r for r in ROWS if not args.only or r.name in args.only]
+    all_rows = PAPER_ROWS if args.paper else ROWS
+    rows = [r for r in all_rows if not args.only or r.name in args.only]
     if args.only and len(rows) != len(args.only):
-        known = ", ".join(repr(r.name) for r in ROWS)
+        known = ", ".join(repr(r.name) for r in all_rows)
         p.error(f"unknown row(s) in --only; rows are: {known}")
     seeds = tuple(range(args.seeds))
     tasks = []  # (dataset, row, seeds, steps): one ensemble per row, or one task per seed
@@ -229,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     n_runs = sum(len(rs) for per in results.values() for rs in per.values())
     order_names = [r.name for r in rows]
-    tables = [table(ds, {n: results[ds][n] for n in order_names if n in results[ds]}) for ds in args.datasets if results[ds]]
+    papers = {r.name: r.paper for r in rows} if args.paper else None
+    tables = [table(ds, {n: results[ds][n] for n in order_names if n in results[ds]}, papers) for ds in args.datasets if results[ds]]
     import torch
 
     footer = (
@@ -242,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         command = "python benchmarks/toy2d.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"# 2D mode-collapse benchmark\n\nPrinted by\n\n```bash\n{command.strip()}\n```\n\n{text}\n")
+        title = "2D mode-collapse benchmark: paper-protocol rows" if args.paper else "2D mode-collapse benchmark"
+        args.out.write_text(f"# {title}\n\nPrinted by\n\n```bash\n{command.strip()}\n```\n\n{text}\n")
     return 0
 
 

@@ -6,7 +6,7 @@ fitness and the selection); the ``[egan]`` table sets it, every key optional::
 
     [egan]
     population = 1                                      # μ: parents kept after every step
-    mutations = ["minimax", "nonsaturating", "lsgan"]   # G losses from the registry (ctrlgen.train.losses)
+    mutations = ["minimax", "nonsaturating", "lsgan"]   # G losses by registry name (ctrlgen.train.losses); see mutation_loss
     gamma = 0.1                                         # weight of the diversity term F_d in the fitness
     eval_batch = 0                                      # latent draws of the fitness batch (0 = batch_size)
     g_steps = 1                                         # G updates each child takes with its mutation
@@ -18,8 +18,9 @@ One training step:
 2. **Variation**: every parent makes one child per mutation.  The parent's
    weights, buffers and Adam moments are copied into the trainer's own G and
    G optimizer (preallocated tensors; no module is deep-copied), and the child
-   takes ``g_steps`` updates with that mutation's G loss (its ``g`` on D's
-   logits, as the registry defines it) plus every technique's G penalty: for
+   takes ``g_steps`` updates with that mutation's G loss (``mutation_loss``:
+   the registry's G loss, except that under a cross-entropy D the least-squares
+   mutation reads D's probability, as in the paper) plus every technique's G penalty: for
    InfoGAN that is the mutual-information term, so every child keeps its codes.
    The children of one parent see the same latent batches; each parent draws
    its own (parents that start as copies then drift apart).
