@@ -89,7 +89,7 @@ ROWS = [
     Row("one-sided label smoothing 0.9", ("techniques.label_smoothing={}",), "Salimans et al. 2016: real target 0.9"),
     Row("virtual batch norm", ("techniques.virtual_batchnorm={}",), "Salimans et al. 2016: reference batch of 64 in G", cost=1.5),
     Row("historical averaging", ("techniques.historical_averaging={}",), "Salimans et al. 2016: weight 1e-3, both players", cost=1.2),
-    Row("experience replay, ratio 0.5", ("techniques.experience_replay={}",),
+    Row("experience replay, ratio 0.5", ("techniques.experience_replay.ratio=0.5",),
         "Shrivastava et al. 2017: half of D's fakes from a buffer of 4096 past samples"),
     Row("experience replay, ratio 0.25", ("techniques.experience_replay.ratio=0.25",), "a quarter of D's fakes from the buffer"),
     Row("unrolled, k=5 first-order", ("techniques.unrolled.steps=5", "techniques.unrolled.second_order=false"),
