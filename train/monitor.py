@@ -19,10 +19,13 @@ The trainer calls ``monitor.after_step(trainer)`` once per step; every
    real images score on the same metrics at the same sample sizes (training
    images in place of the generated ones), the level ``ctrlgen plot`` draws
    as a reference line;
-4. asks the collapse detector (``ctrlgen.train.collapse``) about the history.
+4. asks the collapse detector (``ctrlgen.train.collapse``) about the history:
+   its collapse rules, and its decline warnings (a sustained fall of intra-class
+   diversity or recall: a ``{"event": "decline"}`` line and a line on stderr,
+   ``"declining": true`` on the check, never a rollback or a stop).
 
 Healthy check: the state is saved as ``checkpoints/best.safetensors`` when
-``best_metric`` improved (``auto``: ``fd`` for images, ``reverse_kl`` for
+``best_metric`` improved and the check is not declining (``auto``: ``fd`` for images, ``reverse_kl`` for
 mixtures), and, under ``on_collapse=rollback``, as
 ``checkpoints/healthy.safetensors``.  Collapse: a ``{"event": "collapse"}``
 line, then by ``on_collapse``
@@ -53,7 +56,7 @@ import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.board import check_tensorboard
-from ctrlgen.train.collapse import diagnose
+from ctrlgen.train.collapse import declines, diagnose
 
 # The trainer and its config (train/trainer.py, train/config.py) import this module, so the types are named here,
 # not imported: an import back, even a type-only one, would close an import cycle.
@@ -119,15 +122,21 @@ class Monitor:
         if d_acc is not None and self.probabilistic:
             values["d_acc"] = d_acc
         reasons = diagnose([*history, values])
+        warnings = declines([*history, values])
         if self._reference and not self._reference_logged:
             self._reference_logged = True
             trainer.log({"event": "monitor_reference", "step": trainer.step, **_rounded(self._reference[2])})
         record = {"event": "monitor", "step": trainer.step, "healthy": not reasons, **_rounded(values)}
+        if warnings:
+            record["declining"] = True
         trainer.log(record)
+        if warnings:  # warn-level (train/collapse.py says why): logged and printed, never a rollback or a stop
+            trainer.log({"event": "decline", "step": trainer.step, "reasons": warnings})
+            print(f"Warning: diversity declining at step {trainer.step}: {'; '.join(warnings)}", file=sys.stderr, flush=True)
         if reasons:
             self._on_collapse(trainer, reasons, records)
         else:
-            self._on_healthy(trainer, values, history)
+            self._on_healthy(trainer, values, history, declining=bool(warnings))
         return record
 
     # ------------------------------------------------------------------ measuring
@@ -245,7 +254,7 @@ class Monitor:
         return float(np.mean(vals)) if vals else None
 
     # ------------------------------------------------------------------ acting
-    def _on_healthy(self, trainer: Trainer, values: dict[str, float], history: list[dict]) -> None:
+    def _on_healthy(self, trainer: Trainer, values: dict[str, float], history: list[dict], declining: bool = False) -> None:
         from ctrlgen import checkpoint as ckpt_io
 
         folder = trainer.run_dir / "checkpoints"
@@ -253,12 +262,12 @@ class Monitor:
             ckpt_io.save(folder / HEALTHY, trainer.state_tensors(), trainer.meta())
         key = self.best_metric
         value = values.get(key)
-        if key == "none" or value is None or not math.isfinite(value):
+        if key == "none" or value is None or not math.isfinite(value) or declining:  # FD alone would pick a declining check
             return
         from ctrlgen.metrics import get
 
         higher = get(key).higher_is_better
-        before = [h[key] for h in history if h.get("healthy") and isinstance(h.get(key), (int, float))]
+        before = [h[key] for h in history if h.get("healthy") and not h.get("declining") and isinstance(h.get(key), (int, float))]
         if not before or (value > max(before) if higher else value < min(before)):
             ckpt_io.save(folder / BEST, trainer.state_tensors(), {**trainer.meta(), "best": {"metric": key, "value": value}})
 

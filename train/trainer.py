@@ -36,8 +36,8 @@ from ctrlgen.train import (
     run_state,
 )
 from ctrlgen.train.accel import adam, maybe_compile
-from ctrlgen.train.board import Board
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
+from ctrlgen.train.board import Board
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.distributed import rank_seed, ranks
 from ctrlgen.train.ensemble import build_networks
