@@ -72,7 +72,8 @@ CHUNK = 1000
 HEALTHY, BEST, COLLAPSED = "healthy.safetensors", "best.safetensors", "collapsed"
 # Recall against a fixed draw of real test images, not all 10,000: its cost per check is
 # monitor_samples² (the generated k-NN radii) + monitor_samples · RECALL_REAL distances; with the
-# defaults (2,000 and 2,000) 0.11-0.13 s on one CPU core; the whole check is about 0.8 s.
+# defaults (2,000 and 2,000) 0.35 s of a 2.95 s check on one thread of a loaded machine
+# (tests/data/monitor/cost.py prints it; the evaluator pass is most of a check).
 RECALL_REAL = 2000
 RECALL_SEED = 20_261_204
 REFERENCE_KEYS = ("intra_diversity", "recall")
