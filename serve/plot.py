@@ -2,8 +2,12 @@
 
 ``plot_run`` reads ``metrics.jsonl``: training records (losses, D accuracy)
 and the monitor's records (``"event": "monitor"``), one panel per quantity,
-with dashed vertical lines where the collapse detector fired and dotted ones
-where it rolled back to.  After a rollback the step counter goes back; each
+with dashed vertical lines where the collapse detector fired, dotted ones
+where it rolled back to, and orange dash-dotted ones where it warned of a
+sustained decline of diversity (``"event": "decline"``).  The monitor's
+``intra_diversity`` and ``recall`` panels get a grey horizontal line at the
+real data's level (training images scored like generated ones, at the same
+sample sizes), from the run's last ``"event": "monitor_reference"`` record.  After a rollback the step counter goes back; each
 stretch between rollbacks is drawn as its own line, the abandoned ones faded.  E-GAN runs (``mode = "egan"``)
 get two more panels: the fitness of the best child (F, F_q, F_d) and the share of each mutation among the
 survivors over a rolling window of steps, from the per-step ``"event": "egan"`` records.  matplotlib (Agg
@@ -25,7 +29,9 @@ from ctrlgen.files import write_bytes
 LOSS_KEYS = ("d_adv", "g_adv")
 EGAN_KEYS = ("fitness", "f_q", "f_d")  # the best child's fitness terms (train/egan.py)
 SHARES = "mutation shares"  # the panel drawn from the "egan" event records
-SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake", "healthy"}
+REFERENCE_KEYS = ("intra_diversity", "recall")  # the monitored metrics drawn with the real data's level
+REAL_LABEL = "real data"
+SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake", "healthy", "declining"}
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -97,7 +103,26 @@ def mutation_shares(records: list[dict], window: int) -> dict[str, tuple[np.ndar
     return out
 
 
+def real_levels(records: list[dict]) -> dict[str, float]:
+    """The real data's level of each monitored metric that has one (the last ``monitor_reference`` record)."""
+    refs = [r for r in records if r.get("event") == "monitor_reference"]
+    return {k: float(refs[-1][k]) for k in REFERENCE_KEYS if refs and isinstance(refs[-1].get(k), (int, float))}
+
+
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Draw the run's curves (``run_figure``) into a PNG at ``out``."""
+    fig = run_figure(run_dir)  # (imports matplotlib, or says how to install it)
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes(out, buf.getvalue())
+    return Path(out)
+
+
+def run_figure(run_dir: str | Path):
+    """The matplotlib figure of the run: one titled panel per quantity, one line per series (labelled with its key)."""
     try:
         import matplotlib
     except ImportError:
@@ -135,6 +160,8 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 2.6 * rows), squeeze=False)
     collapses = [r["step"] for r in records if r.get("event") == "collapse"]
     rollbacks = [r["step"] for r in records if r.get("event") == "rollback"]
+    declines = [r["step"] for r in records if r.get("event") == "decline"]
+    levels = real_levels(records)
     segments = _segments(records)
     names = sorted({m for r in records if r.get("event") == "egan" for m in r.get("won") or []})
     for ax, (title, keys, is_monitor) in zip(axes.flat, panels, strict=False):
@@ -155,6 +182,11 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
             ax.axvline(s, color="red", ls="--", lw=0.8)
         for s in rollbacks:
             ax.axvline(s, color="purple", ls=":", lw=1.0)
+        for s in declines:
+            ax.axvline(s, color="orange", ls="-.", lw=0.8)
+        if is_monitor and keys[0] in levels:
+            ax.axhline(levels[keys[0]], color="grey", ls="--", lw=0.8, label=REAL_LABEL)
+            ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
         if len(keys) > 1 or (keys is names and names):
@@ -163,11 +195,7 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
         ax.axis("off")
     fig.supxlabel("step", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(out, buf.getvalue())
-    return Path(out)
+    return fig
 
 
 def samples_gif(run_dir: str | Path, out: str | Path, ms_per_frame: int = 300) -> int:

@@ -145,15 +145,20 @@ def test_monitoring_never_changes_the_training_trajectory(tmp_path):
 
 @needs_fashion
 @pytest.mark.parametrize("recipe, keys", [
-    ("fashion-cgan", {"classes_covered", "kl_classes", "fd", "conditional_accuracy", "intra_diversity", "d_acc"}),
-    ("fashion-infogan", {"classes_covered", "kl_classes", "fd", "purity", "consistency", "d_acc"}),
+    ("fashion-cgan", {"classes_covered", "kl_classes", "fd", "conditional_accuracy", "intra_diversity", "recall", "d_acc"}),
+    ("fashion-infogan", {"classes_covered", "kl_classes", "fd", "purity", "consistency", "recall", "d_acc"}),
 ])
 def test_image_runs_log_the_cheap_metrics_through_the_evaluator(tmp_path, recipe, keys):
     Trainer(tiny_config(recipe, "steps=4", "monitor_every=4", "monitor_samples=300"), tmp_path).run()
     (check,) = events(tmp_path, "monitor")
     assert keys <= set(check), check
-    assert 1 <= check["classes_covered"] <= 10 and check["fd"] > 0
+    assert 1 <= check["classes_covered"] <= 10 and check["fd"] > 0 and 0 <= check["recall"] <= 1
     assert (tmp_path / "checkpoints" / BEST).is_file()
+    # The real data's level at the same sample sizes, logged once, before the first check.
+    (ref,) = events(tmp_path, "monitor_reference")
+    assert ref["step"] == 4 and 0.3 < ref["recall"] <= 1 and check["recall"] < ref["recall"]
+    if recipe == "fashion-cgan":
+        assert 0.8 < ref["intra_diversity"] < 1.2  # real images against real images: ~1 by construction
 
 
 def test_rules_need_a_fall_from_a_level_once_reached():

@@ -16,6 +16,36 @@ training (noise, a generator that has not spread out yet) never fires:
 
 A check is *healthy* when no rule fires.  The detector is a pure function of
 the history, so after a rollback or a resume it is rebuilt by replaying it.
+
+Warnings (``decline``, never acted on): a *sustained decline* of a diversity
+metric, the slow loss of within-class variety that FD does not show (G
+sharpens onto fewer variants per class):
+
+* intra-class diversity ratio, or recall, at least ``DECLINE_MARGIN`` below its
+  best so far for ``DECLINE_CHECKS`` consecutive checks; the best is taken
+  over the checks after the first ``DECLINE_WARMUP`` (an untrained generator's
+  spread is not a level the run reached) and before the declining stretch;
+  recall only once that best is at least ``RECALL_MIN_PEAK``.
+
+The thresholds come from the monitor lines of short real runs recorded in
+``tests/data/monitor/`` (its README has the commands; ``python
+tests/data/monitor/falls.py`` prints these falls).  On the seven runs that keep
+improving, intra-class diversity falls at most 14.3% below its best so far at
+one check and at most 8.9% when held for 3 checks in a row (a noisy plateau);
+recall, a count of at most a few hundred of the 2,000 real images at these
+sizes, falls up to 39% at one check and at most 6.7% held for 3 checks.  So
+20% (intra-class diversity) and 35% (recall) held for 3 checks sit well above
+healthy noise, while the run that collapses (no BatchNorm in G) holds 86% below
+its best.  Single-check falls are never enough: they recover.
+
+Why warn-level, not a collapse reason: ``on_collapse=rollback`` restores the
+last *healthy* state, and during a slow decline every check before the rule
+fires is healthy, so a rollback would go back one check into the decline and
+halve the learning rates for nothing; on the shipped recipe, diversity falling
+between epochs 1 and 8 while FD improves is a trade-off to read from the
+curve, not a failure to undo.  So the monitor logs it (``{"event":
+"decline"}``, a line on stderr), ``ctrlgen plot`` marks it, and a declining
+check does not become ``best.safetensors`` (FD alone would pick it).
 """
 
 from __future__ import annotations
@@ -29,6 +59,10 @@ MODES_KEPT = 0.5
 MODES_MIN_PEAK = 4
 D_PINNED = 0.99
 PINNED_CHECKS = 2
+DECLINE_MARGIN = {"intra_diversity": 0.20, "recall": 0.35}
+DECLINE_CHECKS = 3
+DECLINE_WARMUP = 3
+RECALL_MIN_PEAK = 0.05
 
 Rule = Callable[[list[dict]], "str | None"]
 
@@ -85,12 +119,41 @@ def pinned(key: str, level: float, checks: int, label: str) -> Rule:
     return rule
 
 
+def declined(key: str, margin: float, checks: int, warmup: int, min_peak: float, label: str) -> Rule:
+    def rule(history: list[dict]) -> str | None:
+        if not isinstance(history[-1].get(key), (int, float)):
+            return None
+        vals = _values(history, key)
+        if len(vals) < warmup + checks + 1:
+            return None
+        peak, last = max(vals[warmup:-checks]), vals[-checks:]
+        if peak < min_peak or max(last) > (1.0 - margin) * peak:
+            return None
+        return f"{label} {margin:.0%} or more below its best so far ({peak:.3g}) for {checks} checks (now {last[-1]:.3g})"
+
+    return rule
+
+
 RULES: tuple[Rule, ...] = (
     fell_by("classes_covered", COVERAGE_DROP, "classes covered"),
     fell_below("intra_diversity", DIVERSITY_FLOOR, "intra-class diversity ratio"),
     fell_to_share("modes", MODES_KEPT, MODES_MIN_PEAK, "2D modes captured"),
     pinned("d_acc", D_PINNED, PINNED_CHECKS, "D accuracy"),
 )
+
+
+WARNINGS: tuple[Rule, ...] = (
+    declined("intra_diversity", DECLINE_MARGIN["intra_diversity"], DECLINE_CHECKS, DECLINE_WARMUP, 0.0,
+             "intra-class diversity ratio"),
+    declined("recall", DECLINE_MARGIN["recall"], DECLINE_CHECKS, DECLINE_WARMUP, RECALL_MIN_PEAK, "recall"),
+)
+
+
+def declines(history: list[dict]) -> list[str]:
+    """Sustained declines the last check of ``history`` ends (warnings: logged, never acted on)."""
+    if not history:
+        return []
+    return [reason for rule in WARNINGS if (reason := rule(history)) is not None]
 
 
 def diagnose(history: list[dict]) -> list[str]:

@@ -35,7 +35,8 @@ __all__ = ["LatentConfig", "TrainConfig", "apply_overrides", "load_config", "par
 DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
-              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit", "compile"}
+              "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit", "compile",
+              "tensorboard"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -156,6 +157,7 @@ class TrainConfig:
     best_metric: str = "auto"  # keeps checkpoints/best.safetensors: a cheap metric name, auto (fd / reverse_kl) or none
     on_collapse: str = "warn"  # warn | rollback (restore the last healthy state, new seed, halved lrs) | stop
     nonfinite_limit: int = 5  # NaN/inf steps undone (train/nonfinite.py) before training stops
+    tensorboard: bool = False  # also write losses, monitored metrics and sample grids to RUN/tensorboard/ (train/board.py)
 
     def __post_init__(self) -> None:
         from ctrlgen.train.accel import check_compile

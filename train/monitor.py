@@ -10,13 +10,22 @@ The trainer calls ``monitor.after_step(trainer)`` once per step; every
 2. computes the cheap metrics of the registry: the 2D protocol for
    mixtures; for Fashion-MNIST (through the shipped evaluator ONNX) classes
    covered, KL, FD against the test set, conditional accuracy and intra-class
-   diversity ratio, InfoGAN purity and Q-head consistency; plus ``d_acc``, the
-   mean D accuracy logged since the previous check;
-3. logs them to ``metrics.jsonl`` as ``{"event": "monitor", ...}``;
-4. asks the collapse detector (``ctrlgen.train.collapse``) about the history.
+   diversity ratio, InfoGAN purity and Q-head consistency; ``recall``
+   (improved recall, k = 3, ``ctrlgen.metrics.manifold``, the function ``ctrlgen
+   eval`` uses) against a fixed draw of ``RECALL_REAL`` test images; plus
+   ``d_acc``, the mean D accuracy logged since the previous check;
+3. logs them to ``metrics.jsonl`` as ``{"event": "monitor", ...}``; the first
+   check of a process also logs ``{"event": "monitor_reference", ...}``: what
+   real images score on the same metrics at the same sample sizes (training
+   images in place of the generated ones), the level ``ctrlgen plot`` draws
+   as a reference line;
+4. asks the collapse detector (``ctrlgen.train.collapse``) about the history:
+   its collapse rules, and its decline warnings (a sustained fall of intra-class
+   diversity or recall: a ``{"event": "decline"}`` line and a line on stderr,
+   ``"declining": true`` on the check, never a rollback or a stop).
 
 Healthy check: the state is saved as ``checkpoints/best.safetensors`` when
-``best_metric`` improved (``auto``: ``fd`` for images, ``reverse_kl`` for
+``best_metric`` improved and the check is not declining (``auto``: ``fd`` for images, ``reverse_kl`` for
 mixtures), and, under ``on_collapse=rollback``, as
 ``checkpoints/healthy.safetensors``.  Collapse: a ``{"event": "collapse"}``
 line, then by ``on_collapse``
@@ -46,7 +55,8 @@ import numpy as np
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.collapse import diagnose
+from ctrlgen.train.board import check_tensorboard
+from ctrlgen.train.collapse import declines, diagnose
 
 # The trainer and its config (train/trainer.py, train/config.py) import this module, so the types are named here,
 # not imported: an import back, even a type-only one, would close an import cycle.
@@ -60,6 +70,13 @@ MAX_ROLLBACKS = 3
 MONITOR_SEED_OFFSET = 15_485_863
 CHUNK = 1000
 HEALTHY, BEST, COLLAPSED = "healthy.safetensors", "best.safetensors", "collapsed"
+# Recall against a fixed draw of real test images, not all 10,000: its cost per check is
+# monitor_samples² (the generated k-NN radii) + monitor_samples · RECALL_REAL distances; with the
+# defaults (2,000 and 2,000) 0.35 s of a 2.95 s check on one thread of a loaded machine
+# (tests/data/monitor/cost.py prints it; the evaluator pass is most of a check).
+RECALL_REAL = 2000
+RECALL_SEED = 20_261_204
+REFERENCE_KEYS = ("intra_diversity", "recall")
 
 
 def _auto_best(cfg: TrainConfig) -> str:
@@ -76,6 +93,7 @@ def check_monitoring(cfg: TrainConfig) -> None:
     cheap = sorted(m.name for m in METRICS.values() if m.cheap)
     if cfg.best_metric not in ("auto", "none", *cheap):
         raise CtrlgenError(f"best_metric {cfg.best_metric!r} is unknown; use auto, none or one of: {', '.join(cheap)}")
+    check_tensorboard(cfg.tensorboard)  # the monitor's numbers' other destination: fail before training, not at the first write
 
 
 class Monitor:
@@ -86,7 +104,9 @@ class Monitor:
 
         self.probabilistic = get_loss(cfg.loss).probabilistic  # "D accuracy" means nothing for a critic
         self.stop_reason: str | None = None
-        self._reference: Any = None  # (evaluator, test set) once loaded; False when unavailable
+        self._reference: Any = None  # (evaluator, test set, real levels) once loaded; False when unavailable
+        self._reference_logged = False
+        self._recall_real: Any = None  # the fixed real subset recall is measured against (recall_subset)
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ the hook
@@ -103,12 +123,21 @@ class Monitor:
         if d_acc is not None and self.probabilistic:
             values["d_acc"] = d_acc
         reasons = diagnose([*history, values])
+        warnings = declines([*history, values])
+        if self._reference and not self._reference_logged:
+            self._reference_logged = True
+            trainer.log({"event": "monitor_reference", "step": trainer.step, **_rounded(self._reference[2])})
         record = {"event": "monitor", "step": trainer.step, "healthy": not reasons, **_rounded(values)}
+        if warnings:
+            record["declining"] = True
         trainer.log(record)
+        if warnings:  # warn-level (train/collapse.py says why): logged and printed, never a rollback or a stop
+            trainer.log({"event": "decline", "step": trainer.step, "reasons": warnings})
+            print(f"Warning: diversity declining at step {trainer.step}: {'; '.join(warnings)}", file=sys.stderr, flush=True)
         if reasons:
             self._on_collapse(trainer, reasons, records)
         else:
-            self._on_healthy(trainer, values, history)
+            self._on_healthy(trainer, values, history, declining=bool(warnings))
         return record
 
     # ------------------------------------------------------------------ measuring
@@ -139,11 +168,11 @@ class Monitor:
         ref = self._load_reference(trainer)
         if not ref:
             return {}
-        evaluator, test = ref
+        evaluator, test, _ = ref
         logits, feats = evaluator(samples)
         gen = SampleSet(features=feats, logits=logits, labels=inputs.get("label"), codes_cat=inputs.get("code_cat"),
                         codes_cont=inputs.get("code_cont"), q_cont=self._q(trainer, samples))
-        return compute(Pair(gen, test), cheap_only=True)
+        return {**compute(Pair(gen, test), cheap_only=True), **compute(Pair(gen, self._recall_real), ["recall"])}
 
     @torch.no_grad()
     def _q(self, trainer: Trainer, samples: np.ndarray) -> np.ndarray | None:
@@ -173,12 +202,22 @@ class Monitor:
             try:
                 evaluator = Evaluator.load()
                 evaluator.check_images(trainer.spec.output_shape)
-                test, _ = real_sets(evaluator, self.cfg.data_dir or None)
+                test, train = real_sets(evaluator, self.cfg.data_dir or None)
             except CtrlgenError as e:
                 self._warn("evaluator", f"monitor: image metrics off ({e})")
                 return False
-            self._reference = (evaluator, test)
+            self._recall_real = recall_subset(test)
+            self._reference = (evaluator, test, self.real_levels(test, train))
         return self._reference
+
+    def real_levels(self, test: Any, train: Any) -> dict[str, float]:
+        """The monitored metrics of ``monitor_samples`` real training images (their true classes as labels), the
+        level a perfect generator would reach at this sample size."""
+        from ctrlgen.metrics import Pair, compute
+
+        real = train.head(self.cfg.monitor_samples)  # a new set: its k-NN radii are those of the head
+        levels = compute(Pair(real, test), ["intra_diversity"]) if real.labels is not None else {}
+        return {**levels, **compute(Pair(real, self._recall_real), ["recall"])}
 
     # ------------------------------------------------------------------ history (metrics.jsonl)
     @staticmethod
@@ -216,7 +255,7 @@ class Monitor:
         return float(np.mean(vals)) if vals else None
 
     # ------------------------------------------------------------------ acting
-    def _on_healthy(self, trainer: Trainer, values: dict[str, float], history: list[dict]) -> None:
+    def _on_healthy(self, trainer: Trainer, values: dict[str, float], history: list[dict], declining: bool = False) -> None:
         from ctrlgen import checkpoint as ckpt_io
 
         folder = trainer.run_dir / "checkpoints"
@@ -224,12 +263,12 @@ class Monitor:
             ckpt_io.save(folder / HEALTHY, trainer.state_tensors(), trainer.meta())
         key = self.best_metric
         value = values.get(key)
-        if key == "none" or value is None or not math.isfinite(value):
+        if key == "none" or value is None or not math.isfinite(value) or declining:  # FD alone would pick a declining check
             return
         from ctrlgen.metrics import get
 
         higher = get(key).higher_is_better
-        before = [h[key] for h in history if h.get("healthy") and isinstance(h.get(key), (int, float))]
+        before = [h[key] for h in history if h.get("healthy") and not h.get("declining") and isinstance(h.get(key), (int, float))]
         if not before or (value > max(before) if higher else value < min(before)):
             ckpt_io.save(folder / BEST, trainer.state_tensors(), {**trainer.meta(), "best": {"metric": key, "value": value}})
 
@@ -277,6 +316,14 @@ class Monitor:
         if key not in self._warned:
             self._warned.add(key)
             print(message, file=sys.stderr, flush=True)
+
+
+def recall_subset(test: Any) -> Any:
+    """A fixed draw of ``RECALL_REAL`` test images (the same on every machine and every check)."""
+    from ctrlgen.metrics import SampleSet
+
+    idx = np.sort(np.random.default_rng(RECALL_SEED).permutation(len(test))[:RECALL_REAL])
+    return SampleSet(features=test.features[idx], logits=test.logits[idx], labels=test.labels[idx])
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float | None]:

@@ -37,6 +37,7 @@ from ctrlgen.train import (
 )
 from ctrlgen.train.accel import adam, maybe_compile
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
+from ctrlgen.train.board import Board
 from ctrlgen.train.config import RUN_FIELDS, TrainConfig
 from ctrlgen.train.distributed import rank_seed, ranks
 from ctrlgen.train.ensemble import build_networks
@@ -112,6 +113,7 @@ class Trainer:
         self.total_steps = self._total_steps()
         self._stop_requested = False
         self.resuming, self.lock, self.made_dir = False, None, False
+        self.board = Board(self.run_dir, cfg.tensorboard and self.dist.main)  # RUN/tensorboard/ (train/board.py)
         self.monitor = Monitor(cfg)  # cheap metrics, best checkpoint, collapse detector (train/monitor.py)
         self.guard = NonfiniteGuard(cfg.nonfinite_limit, cfg.log_every)  # NaN/inf steps undone (train/nonfinite.py)
         self.compiled = maybe_compile(self)  # torch.compile of G and D in place: cfg.compile, on CUDA by default (train/accel.py)
@@ -233,7 +235,9 @@ class Trainer:
         inputs, per_row = self.fixed_inputs()
         out = g(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}).float().cpu().numpy()
         g.train(was)
-        save_png(picture(self.spec, out, nrow=per_row), path, scale=1 if self.spec.output_kind == "points" else 2)
+        pic = picture(self.spec, out, nrow=per_row)
+        save_png(pic, path, scale=1 if self.spec.output_kind == "points" else 2)
+        self.board.image(self.step, pic)
         return path
 
     # ------------------------------------------------------------------ checkpoints (train/run_state.py)
@@ -294,6 +298,7 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
+        self.board.record(record)
 
     def truncate_metrics(self) -> None:
         """On resume, drop lines logged after the checkpoint (they will be logged again)."""
@@ -376,6 +381,7 @@ class Trainer:
         self.save_checkpoint()
         if cfg.sample_every and self.step % cfg.sample_every:
             self.save_samples()
+        self.board.close()
         return status
 
     @classmethod
