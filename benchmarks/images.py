@@ -68,18 +68,21 @@ ROWS = [
     Row("reference (plain CGAN)", (), NS),
     Row("minimax loss", ("loss=minimax",), "Goodfellow et al. 2014: the saturating G loss; optimizer as the reference"),
     Row("LSGAN", ("loss=lsgan",), "Mao et al. 2017: targets 0/1, Adam 2e-4 β1 0.5"),
-    Row("hinge + spectral norm", ("loss=hinge", "techniques.spectral_norm={}"),
-        "Miyato et al. 2018 setting C: hinge loss, SN in D, Adam 2e-4 β (0.5, 0.999), n_dis 1", cost=1.3),
+    Row("hinge + spectral norm", ("loss=hinge", "net.d_norm=none", "techniques.spectral_norm={}"),
+        "Miyato et al. 2018 setting C: hinge loss, SN in D (in place of its BatchNorm), Adam 2e-4 β (0.5, 0.999), n_dis 1", cost=1.3),
     Row("WGAN (clipping)", ("loss=wgan", "n_critic=5", "lr_g=5e-5", "lr_d=5e-5", "beta1=0", "beta2=0.99", "net.d_norm=none"),
         "Arjovsky et al. 2017: clip 0.01, n_critic 5, lr 5e-5 with RMSProp (here Adam with β1 = 0, which is RMSProp with "
         "bias correction), no BatchNorm in the critic", cost=3.0),
     Row("WGAN-GP", ("loss=wgan-gp", "n_critic=5", "lr_g=1e-4", "lr_d=1e-4", "beta1=0.5", "beta2=0.9", "net.d_norm=layer"),
         "Gulrajani et al. 2017 (their MNIST/toy setting): λ 10, n_critic 5, Adam 1e-4 β (0.5, 0.9), layer norm in the critic "
         "(no BatchNorm under a per-sample penalty)", cost=5.0),
-    Row("DRAGAN", ("loss=dragan", "lr_g=1e-4", "lr_d=1e-4", "beta2=0.9"),
-        "Kodali et al. 2017: λ 10, perturbation scale 0.5·std, Adam 1e-4 β (0.5, 0.9)", cost=1.6),
-    Row("R1 γ=10", ("techniques.r1.gamma=10",), "Mescheder et al. 2018: R1 on real data, γ 10", cost=1.5),
-    Row("spectral norm", ("techniques.spectral_norm={}",), "Miyato et al. 2018: SN on every layer of D, with the NS loss", cost=1.3),
+    Row("DRAGAN", ("loss=dragan", "lr_g=1e-4", "lr_d=1e-4", "beta2=0.9", "net.d_norm=layer"),
+        "Kodali et al. 2017: λ 10, perturbation scale 0.5·std, Adam 1e-4 β (0.5, 0.9); layer norm in D (a per-sample penalty "
+        "cannot go through BatchNorm)", cost=3.0),
+    Row("R1 γ=10", ("techniques.r1.gamma=10", "net.d_norm=layer"),
+        "Mescheder et al. 2018: R1 on real data, γ 10; layer norm in D (per-sample gradients)", cost=2.5),
+    Row("spectral norm", ("net.d_norm=none", "techniques.spectral_norm={}"),
+        "Miyato et al. 2018: SN on every layer of D (in place of its BatchNorm), with the NS loss", cost=1.3),
     Row("EMA of G", ("techniques.ema={}",), "Yazıcı et al. 2019: decay 0.999, sampling with the average", cost=1.0),
     Row("feature matching (added)", ("techniques.feature_matching={}",),
         "Salimans et al. 2016: match the mean of D's last hidden features, added to G's loss with weight 1", cost=1.3),
@@ -253,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
             futs = {pool.submit(train_and_score, r, s, args.steps, args.width, args.fc, seconds): (r, s) for r, s in tasks}
             for f in as_completed(futs):
                 r, s = futs[f]
-                res = f.result()
+                try:
+                    res = f.result()
+                except Exception as e:  # one bad row must not cost the others (the pool would finish them unheard)
+                    print(f"{r.name} seed {s} FAILED: {type(e).__name__}: {e}", flush=True)
+                    continue
                 path(r, s).write_text(json.dumps(res))
                 print(f"[{(time.perf_counter() - t_start) / 60:5.1f} min] {r.name} seed {s}: "
                       + ", ".join(f"{k} {v:.3g}" for k, v in res["values"].items()) + f" ({res['train_s']:.0f} s)", flush=True)
