@@ -144,7 +144,7 @@ def train_and_score(row: Row, seed: int, steps: int, width: int, fc: int, second
         t0 = time.perf_counter()
         mon = Monitor(_with(cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
         samples, inputs = mon.samples(trainer)
-        evaluator, test = mon._load_reference(trainer)
+        evaluator, test = mon._load_reference(trainer)[:2]
         logits, feats = evaluator(samples)
         gen = SampleSet(features=feats, logits=logits, labels=inputs.get("label"), codes_cat=inputs.get("code_cat"),
                         codes_cont=inputs.get("code_cont"), q_cont=mon._q(trainer, samples))
