@@ -107,7 +107,6 @@ ROWS = [
 INFO_ROWS = [
     Row("InfoGAN (plain)", (), "Chen et al. 2016: 10-way categorical and 2 continuous codes, λ 1", recipe="fashion-infogan"),
     Row("InfoGAN + EMA", ("techniques.ema={}",), "decay 0.999", recipe="fashion-infogan"),
-    Row("InfoGAN + minibatch stddev", ("techniques.minibatch_stddev={}",), "one stddev map before D's head", recipe="fashion-infogan"),
 ]
 
 
