@@ -67,8 +67,6 @@ class SemiSupervised(Technique):
         if cfg.conditional:
             raise CtrlgenError(f"{NAME} is for InfoGAN runs that see few labels; a class-conditional run sees every label: "
                                "set conditional = false or remove the table")
-        if cfg.ensemble > 1:
-            raise CtrlgenError(f"{NAME} trains one seed at a time; drop ensemble (or set it to 1)")
         if p["labels_per_class"] < 1:
             raise CtrlgenError(f"{NAME}.labels_per_class must be >= 1, got {p['labels_per_class']}")
         if p["lambda_sup"] < 0:
