@@ -34,8 +34,9 @@ labels_per_class = {per_class}
 """
 
 
-def make_folder(root, per_class=(4, 4, 4), unlabelled=30, classes=CLASSES):
-    """A tiny 12x12 grayscale folder: class k is a bright vertical band at columns 4k..4k+3 (plus noise)."""
+def make_folder(root, per_class=(4, 4, 4), unlabelled=30, classes=CLASSES, bands=(0, 1, 2)):
+    """A tiny 12x12 grayscale folder: class k is a bright vertical band at columns 4b..4b+3, b = bands[k]
+    (plus noise); the unlabelled images cycle over the three bands."""
     rng = np.random.default_rng(0)
 
     def band(k):
@@ -46,7 +47,7 @@ def make_folder(root, per_class=(4, 4, 4), unlabelled=30, classes=CLASSES):
     for k, (name, count) in enumerate(zip(classes, per_class, strict=False)):
         (root / name).mkdir(parents=True)
         for i in range(count):
-            band(k).save(root / name / f"{i}.png")
+            band(bands[k]).save(root / name / f"{i}.png")
     if unlabelled:
         (root / "unlabelled").mkdir(parents=True)
         for i in range(unlabelled):
@@ -61,7 +62,7 @@ def recipe(tmp_path, n=3, per_class=2):
 
 
 def folder_config(tmp_path, *overrides, n=3, per_class=2, **folder):
-    data = make_folder(tmp_path / "data", **folder)
+    data = make_folder(tmp_path / "data", **folder) if not (tmp_path / "data").exists() else tmp_path / "data"
     return load_config(str(recipe(tmp_path, n, per_class)), [*TINY, f"data_dir={data}", "data=image-folder", "image_size=12",
                                                              "channels=1", *overrides])
 
@@ -190,6 +191,30 @@ def test_supervised_term_reaches_q_only_through_the_labelled_images(tmp_path, mo
     assert v2 != v0 and any(not torch.equal(d0[k], d2[k]) for k in d0 if d0[k] is not None)
 
 
+def _band_of_each_value(trainer, n=300):
+    """(code value, band) of ``n`` samples, the code cycling over its values; a sample's band is its brightest
+    4-column strip (a perfect classifier for the folder's images)."""
+    with torch.no_grad():
+        inputs = trainer.spec.sample(n, seed=1)
+        inputs["code_cat"][:, 0] = np.arange(n) % 3
+        g = trainer.sampling_generator().eval()
+        x = g(**{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()[:, 0]
+    return inputs["code_cat"][:, 0], np.stack([x[:, :, 4 * b : 4 * b + 4].mean((1, 2)) for b in range(3)], 1).argmax(1)
+
+
+@pytest.mark.parametrize("bands", [(0, 1, 2), (2, 0, 1)])
+def test_a_short_run_makes_value_k_draw_class_k(tmp_path, bands):
+    """60 steps on the band folder: with 5 labels per class, value k of the code draws the band of class k,
+    whichever band the labels call class k (plain InfoGAN's order is its own and cannot follow a relabelling)."""
+    make_folder(tmp_path / "data", per_class=(20, 20, 20), unlabelled=300, bands=bands)
+    cfg = folder_config(tmp_path, "steps=60", "checkpoint_every=1000", "amp=off", "lr_d=1e-3", "net.d_norm=none", per_class=5)
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.run()
+    codes, band = _band_of_each_value(trainer)
+    named = float(np.mean(band == np.asarray(bands)[codes]))
+    assert named >= 0.9, (bands, named, np.bincount(band, minlength=3))
+
+
 # ---------------------------------------------------------------- resume, checkpoint, export
 def _weights(trainer):
     return {**{f"G.{k}": v for k, v in trainer.G.state_dict().items()}, **{f"D.{k}": v for k, v in trainer.D.state_dict().items()}}
@@ -276,3 +301,17 @@ def test_fashion_recipe_names_the_code_by_fashion_class(tmp_path):
 
     spec = cfg.spec(FASHION_MNIST_LABELS)
     assert spec.categorical[0].values[3] == "Dress"
+
+
+def test_the_benchmark_trains_the_recipe_it_names():
+    """benchmarks/semi_supervised.py compares fashion-infogan with and without labels under one small config."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import semi_supervised as bench
+
+    plain = load_config("fashion-infogan", [*bench.SMALL, "steps=3"])
+    ss = load_config("fashion-infogan", [*bench.SMALL, "steps=3", "techniques.semi_supervised.labels_per_class=10"])
+    assert "semi_supervised" not in plain.techniques and ss.techniques["semi_supervised"] == {"labels_per_class": 10}
+    assert plain.net == ss.net and plain.lr_d == ss.lr_d == 1e-3
