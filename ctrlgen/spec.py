@@ -96,9 +96,7 @@ class CategoricalCode:
         _check_name("categorical code", self.name)
         if not isinstance(self.n, int) or self.n < 2:
             raise CtrlgenError(f"categorical code {self.name!r} needs n >= 2 values, got {self.n!r}")
-        if isinstance(self.values, str):
-            raise CtrlgenError(f"categorical code {self.name!r}: values must be a list of names, got a string")
-        object.__setattr__(self, "values", tuple(self.values))
+        object.__setattr__(self, "values", (self.values,) if isinstance(self.values, str) else tuple(self.values))  # "abc": one name
         if self.values and len(self.values) != self.n:
             raise CtrlgenError(f"categorical code {self.name!r} has {self.n} values but {len(self.values)} value names; give one name per value or none")
         for v in self.values:
@@ -107,10 +105,6 @@ class CategoricalCode:
                                    f"{MAX_LABEL_CHARS} characters, got {str(v)[:40]!r}")
         if len(set(self.values)) != len(self.values):
             raise CtrlgenError(f"categorical code {self.name!r}: value names must be unique")
-
-    def value_name(self, k: int) -> str:
-        """Value ``k`` for people: its name when the code has names (``3 (Dress)``), else the index."""
-        return f"{k} ({self.values[k]})" if self.values else str(k)
 
 
 @dataclass(frozen=True)
