@@ -179,7 +179,7 @@ def test_supervised_term_reaches_q_only_through_the_labelled_images(tmp_path, mo
     i = torch.randint(len(t.y), (8,), generator=tr.rng)
     x = torch.from_numpy(base.images[chosen][i.numpy()]).float() / 127.5 - 1
     want = torch.nn.functional.cross_entropy(tr.D(x, None).q_cat[0], torch.from_numpy(base.labels[chosen][i.numpy()]))
-    assert v0 == pytest.approx(float(want), rel=1e-5)
+    assert v0 == pytest.approx(float(want.detach()), rel=1e-5)
 
     assert all(g is None for g in g0)  # G is untouched
     q_keys = [k for k in d0 if k.startswith("q.") or ".q." in k or "q_cat" in k]
