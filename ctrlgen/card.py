@@ -51,6 +51,9 @@ def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None 
         "exported": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": {},
     }
+    labelled = (meta.get("technique_meta") or {}).get("semi_supervised")
+    if labelled:  # semi-supervised InfoGAN: how many labelled images the run saw
+        card["labelled"] = {k: labelled.get(k) for k in ("labels_per_class", "classes", "labelled", "indices_sha256")}
     card.update(extra or {})
     return card
 
@@ -130,6 +133,14 @@ def _optimizer(cfg: dict[str, Any]) -> str | None:
             f"n_critic {cfg.get('n_critic', 1)}, amp {cfg.get('amp', 'auto')}{mode}")
 
 
+def _labelled(d: Any) -> str | None:
+    """Semi-supervision's labelled set for people: ``10 per class × 10 classes = 100``."""
+    if not isinstance(d, dict):
+        return None
+    return (f"{d.get('labels_per_class')} per class × {d.get('classes')} classes = {d.get('labelled')} "
+            "(semi-supervised InfoGAN; the other images unlabelled)")
+
+
 def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
     name = card.get("name", "model")
     lines = [f"# {name}", ""]
@@ -144,6 +155,7 @@ def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
         ("seed", card.get("seed")),
         ("batch size", card.get("batch_size")),
         ("data", json.dumps(card.get("data")) if card.get("data") else None),
+        ("labelled images", _labelled(card.get("labelled"))),
         ("device", card.get("device")),
         ("wall time", f"{card['wall_time_s']:.0f} s" if isinstance(card.get("wall_time_s"), (int, float)) else None),
         ("weights", card.get("weights")),

@@ -126,24 +126,43 @@ def load_idx_split(folder: str | os.PathLike | None = None, split: str = "train"
     return ImageData(images[:, None], labels, names, str(folder))
 
 
-def _class_files(folder: Path) -> tuple[list[str], list[list[Path]]]:
-    """The class subfolders of ``folder`` (sorted) and the image files in each; one line for anything else."""
+UNLABELLED_DIRS = ("unlabelled", "unlabeled")
+"""Subfolder names that hold images without a label (both spellings): not a class.  InfoGAN runs train
+on them like any image; a semi-supervised run (``[techniques.semi_supervised]``) picks its labelled
+images from the class subfolders only; a class-conditional run refuses them (it needs every label)."""
+
+
+UNLABELLED = -1
+"""The label of an image that has none (``ImageData.labels``; from an ``unlabelled/`` subfolder)."""
+
+
+def _class_files(folder: Path) -> tuple[list[str], list[list[Path]], list[Path]]:
+    """The class subfolders of ``folder`` (sorted), the image files in each, and the images of its
+    ``unlabelled/`` subfolder; one line for anything else."""
     if not folder.is_dir():
         raise CtrlgenError(f"image folder {folder} does not exist; pass --data with a folder of class subfolders")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 1:
+    subs = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose_dirs = [name for name in subs if name.lower() in UNLABELLED_DIRS]
+    classes = [name for name in subs if name not in loose_dirs]
+    if not subs:
         raise CtrlgenError(f"{folder} has no class subfolders; put each class's images in a subfolder of its own")
-    files = [sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith(".")) for name in classes]
-    for f in (f for group in files for f in group):
+
+    def images(sub: str) -> list[Path]:
+        return sorted(p for p in (folder / sub).iterdir() if p.is_file() and not p.name.startswith("."))
+
+    files = [images(name) for name in classes]
+    loose = [f for name in loose_dirs for f in images(name)]
+    for f in (f for group in (*files, loose) for f in group):
         if f.suffix.lower() not in IMAGE_SUFFIXES:
             raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
-    if not any(files):
+    if not any(files) and not loose:
         raise CtrlgenError(f"{folder} has class subfolders but no images in them; add images")
-    return classes, files
+    return classes, files, loose
 
 
 def image_classes(folder: str | os.PathLike) -> list[str]:
-    """The class names of a folder of class subfolders (checked as ``load_image_folder`` checks them)."""
+    """The class names of a folder of class subfolders (checked as ``load_image_folder`` checks them);
+    an ``unlabelled/`` subfolder is not a class."""
     return _class_files(Path(folder))[0]
 
 
@@ -162,15 +181,21 @@ def _open_image(f: Path, read):
         raise CtrlgenError(f"{f} cannot be read as an image ({type(e).__name__}); remove or replace it") from None
 
 
-def load_image_folder(folder: str | os.PathLike, size: int, channels: int) -> ImageData:
-    """One subfolder per class; every image resized (centre crop) to size×size with ``channels`` channels."""
+def load_image_folder(folder: str | os.PathLike, size: int, channels: int, unlabelled: bool = False) -> ImageData:
+    """One subfolder per class; every image resized (centre crop) to size×size with ``channels`` channels.
+
+    Images in an ``unlabelled/`` subfolder get label -1 (``UNLABELLED``); only with ``unlabelled``
+    (runs that do not need every label: InfoGAN), else they are one line naming the folder."""
     from PIL import Image, ImageOps
 
     folder = Path(folder)
-    classes, files = _class_files(folder)
+    classes, files, loose = _class_files(folder)
+    if loose and not unlabelled:
+        raise CtrlgenError(f"{folder} has {len(loose)} image(s) in an unlabelled/ subfolder, but a class-conditional run needs a label "
+                           "on every image; move them into class subfolders, or train an InfoGAN recipe (it can use unlabelled images)")
     mode = "L" if channels == 1 else "RGB"
     images, labels = [], []
-    for k, group in enumerate(files):
+    for k, group in (*enumerate(files), (UNLABELLED, loose)):
         for f in group:
             arr = _open_image(f, lambda im: np.asarray(ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.LANCZOS), dtype=np.uint8))
             images.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
@@ -193,7 +218,8 @@ def probe_image_folder(folder: str | os.PathLike, need_channels: bool = True, ne
     from ctrlgen.nets import conv_plan
 
     folder = Path(folder)
-    _, files = _class_files(folder)
+    _, labelled, loose = _class_files(folder)
+    files = [*labelled, loose]
     first: dict[str, tuple[Path, object]] = {}
     for f in (f for group in files for f in group):
         mode, (w, h) = _open_image(f, lambda im: (im.mode, im.size))
@@ -237,11 +263,12 @@ def is_idx_folder(folder: Path) -> bool:
     return any(p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz", "idx1-ubyte", "idx1-ubyte.gz")) for p in folder.iterdir())
 
 
-def load_images(data: str | None, split: str, size: int, channels: int) -> ImageData:
-    """The recipe's data: IDX files if the folder has them, else an image folder."""
+def load_images(data: str | None, split: str, size: int, channels: int, unlabelled: bool = False) -> ImageData:
+    """The recipe's data: IDX files if the folder has them, else an image folder (``unlabelled``: an
+    ``unlabelled/`` subfolder is allowed; see ``load_image_folder``)."""
     folder = Path(data) if data else None
     if folder is not None and folder.is_dir() and not is_idx_folder(folder):
-        return load_image_folder(folder, size, channels)
+        return load_image_folder(folder, size, channels, unlabelled)
     out = load_idx_split(folder, split)
     if out.images.shape[1:] != (channels, size, size):
         raise CtrlgenError(

@@ -80,15 +80,31 @@ def _check_name(kind: str, name: str) -> None:
 
 @dataclass(frozen=True)
 class CategoricalCode:
-    """An InfoGAN categorical code: an integer in [0, n), sampled uniformly."""
+    """An InfoGAN categorical code: an integer in [0, n), sampled uniformly.
+
+    ``values``: a name per value (empty: unnamed).  A semi-supervised run ties value k to class k of
+    its data (``[techniques.semi_supervised]``) and names the values by class, so people can see that
+    ``c=3`` is "Dress"; specs written before names existed have none and load as before."""
 
     name: str
     n: int
+    values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from ctrlgen.limits import MAX_LABEL_CHARS
+
         _check_name("categorical code", self.name)
         if not isinstance(self.n, int) or self.n < 2:
             raise CtrlgenError(f"categorical code {self.name!r} needs n >= 2 values, got {self.n!r}")
+        object.__setattr__(self, "values", (self.values,) if isinstance(self.values, str) else tuple(self.values))  # "abc": one name
+        if self.values and len(self.values) != self.n:
+            raise CtrlgenError(f"categorical code {self.name!r} has {self.n} values but {len(self.values)} value names; give one name per value or none")
+        for v in self.values:
+            if not isinstance(v, str) or not v or len(v) > MAX_LABEL_CHARS:
+                raise CtrlgenError(f"categorical code {self.name!r}: value names must be non-empty strings of at most "
+                                   f"{MAX_LABEL_CHARS} characters, got {str(v)[:40]!r}")
+        if len(set(self.values)) != len(self.values):
+            raise CtrlgenError(f"categorical code {self.name!r}: value names must be unique")
 
 
 @dataclass(frozen=True)
@@ -340,7 +356,7 @@ class LatentSpec:
             "noise": self.noise,
             "output": {"kind": self.output_kind, "shape": list(self.output_shape)},
             "labels": list(self.labels),
-            "categorical": [{"name": c.name, "n": c.n} for c in self.categorical],
+            "categorical": [{"name": c.name, "n": c.n, **({"values": list(c.values)} if c.values else {})} for c in self.categorical],
             "continuous": [{"name": c.name, "low": c.low, "high": c.high} for c in self.continuous],
             "extra": dict(self.extra),
         }
@@ -374,7 +390,7 @@ class LatentSpec:
                 output_kind=out["kind"],
                 output_shape=tuple(out["shape"]),
                 labels=tuple(str(x) for x in d.get("labels", [])),
-                categorical=tuple(CategoricalCode(c["name"], c["n"]) for c in d.get("categorical", [])),
+                categorical=tuple(CategoricalCode(c["name"], c["n"], c.get("values", ())) for c in d.get("categorical", [])),
                 continuous=tuple(
                     ContinuousCode(c["name"], float(c.get("low", -1.0)), float(c.get("high", 1.0)))
                     for c in d.get("continuous", [])
@@ -400,7 +416,8 @@ class LatentSpec:
         if self.conditional:
             rows.append(("labels", ", ".join(f"{i}={n}" for i, n in enumerate(self.labels))))
         for c in self.categorical:
-            rows.append((f"categorical {c.name}", f"{c.n} values (0..{c.n - 1})"))
+            named = ": " + ", ".join(f"{k}={v}" for k, v in enumerate(c.values)) if c.values else ""
+            rows.append((f"categorical {c.name}", f"{c.n} values (0..{c.n - 1}){named}"))
         for c in self.continuous:
             rows.append((f"continuous {c.name}", f"[{c.low:g}, {c.high:g}]"))
         rows.append(("output", f"{self.output_kind} {'x'.join(map(str, self.output_shape))}"))

@@ -135,7 +135,7 @@ def generate(
     typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}, {rt.precision}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
 
 
-CARD_ROWS = ("recipe", "loss", "techniques", "steps", "seed", "batch_size", "data", "device", "wall_time_s", "weights", "params",
+CARD_ROWS = ("recipe", "loss", "techniques", "steps", "seed", "batch_size", "data", "labelled", "device", "wall_time_s", "weights", "params",
              "export_parity_max_abs_diff", "exported")
 
 

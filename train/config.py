@@ -233,6 +233,11 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ spec
     def spec(self, class_names: tuple[str, ...]) -> LatentSpec:
+        from ctrlgen.train.techniques import resolve_spec
+
+        return resolve_spec(self, self._spec(class_names), class_names)  # semi-supervision names the categorical values
+
+    def _spec(self, class_names: tuple[str, ...]) -> LatentSpec:
         return LatentSpec(
             noise_dim=self.latent.noise_dim,
             noise=self.latent.noise,

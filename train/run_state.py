@@ -63,6 +63,7 @@ def meta(tr: Trainer) -> dict[str, Any]:
         "spec": tr.spec.to_dict(),
         "net": tr.cfg.net.to_dict(),
         "techniques": active_techniques(tr.cfg),  # the card's list (export reads no training code)
+        "technique_meta": {t.name: m for t in tr.techniques if (m := t.meta())},  # e.g. semi-supervision's labelled set
         "step": tr.step,
         "total_steps": tr.total_steps,
         "batches_drawn": tr.batches_drawn,

@@ -80,7 +80,7 @@ class Trainer:
             class_names = tuple(f"mode{i}" for i in range(len(mix.means)))
             self.mixture, self.data_info = mix, {"name": cfg.data, "std": mix.std, "modes": len(mix.means)}
         else:
-            data = load_images(cfg.data_dir or None, "train", cfg.image_size, cfg.channels)
+            data = load_images(cfg.data_dir or None, "train", cfg.image_size, cfg.channels, unlabelled=not cfg.conditional)
             self.batches = ImageBatches(data, cfg.batch_size, cfg.seed, self.device, *shard)
             class_names, self.mixture = data.class_names, None
             self.data_info = describe_images(cfg.data, cfg.data_dir, data)  # names the folder when trained on one
@@ -99,6 +99,7 @@ class Trainer:
         self.run_context = RunContext(
             G=self.G, D=self.D, opt_d=self.opt_d, spec=self.spec, device=self.device, rng=self.rng, seed=cfg.seed,
             seeds=self.ensemble, sample_latent=lambda n: self.sample_latent(n), next_real=lambda: self.next_real(), autocast=self.autocast,
+            data=None if cfg.points else data,
         )
         self.techniques: list[Technique] = build_techniques(cfg)
         for t in self.techniques:

@@ -10,6 +10,9 @@ technique's hooks and sums what they return:
 * ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact
   (under ``tech.NAME.``, or the group ``state_group`` names);
 * ``d_for_g(run, d)``: the discriminator G's update differentiates through (unrolled GANs);
+* ``spec_for(spec, class_names, params)``: the run's spec as the technique changes it (semi-supervision
+  names the categorical code's values by class);
+* ``meta()``: what the checkpoint header records beyond the params (semi-supervision's labelled set);
 * ``sampler()``: a generator to sample and export with instead of G (EMA's average), or None;
 * ``net_fields(params)``: for techniques that *are* a network option (packing, minibatch
   discrimination, spectral norm, virtual batch norm), the ``net.*`` fields they set.  Those
@@ -49,7 +52,7 @@ from ctrlgen.train.techniques.base import (
 TrainConfig = Any
 
 __all__ = ["TECHNIQUES", "RunContext", "StepContext", "Technique", "active_techniques", "build_techniques", "check_techniques",
-           "register", "resolve_net"]
+           "register", "resolve_net", "resolve_spec"]
 
 
 def _load_all() -> None:
@@ -99,6 +102,16 @@ def resolve_net(cfg: TrainConfig):
                 raise CtrlgenError(f"techniques.{name} sets net.{key}={value!r} but the config sets net.{key}={current!r}; remove one of them")
             chosen[key] = (name, value)
     return dataclasses.replace(cfg.net, **{k: v for k, (_, v) in chosen.items()}) if chosen else cfg.net
+
+
+def resolve_spec(cfg: TrainConfig, spec, class_names: tuple[str, ...]):
+    """``spec`` as the config's techniques change it (``spec_for``), in name order."""
+    _load_all()
+    for name, params in sorted(active_techniques(cfg).items()):
+        cls = TECHNIQUES.get(name)
+        if cls is not None:
+            spec = cls.spec_for(spec, tuple(class_names), {**cls.params, **params})
+    return spec
 
 
 def check_techniques(cfg: TrainConfig) -> None:

@@ -42,6 +42,7 @@ class RunContext:
     autocast: Callable[[], Any] | None = None
     loss: GanLoss | None = None  # the run's adversarial loss, as the techniques wrapped it
     step: int = 0  # G updates done (the trainer updates it)
+    data: Any = None  # the training images (ctrlgen.data.ImageData; None for the 2D mixtures): semi-supervised labels
 
 
 @dataclass
@@ -83,6 +84,11 @@ class Technique:
         """The ``net.*`` fields this technique sets, from the parameters given in the config."""
         return {}
 
+    @classmethod
+    def spec_for(cls, spec: LatentSpec, class_names: tuple[str, ...], params: dict[str, Any]) -> LatentSpec:
+        """The run's spec as this technique changes it (semi-supervision names the categorical values by class)."""
+        return spec
+
     state_group: ClassVar[str] = ""  # checkpoint group of state_dict(); "" = tech.NAME
 
     def setup(self, run: RunContext) -> None: ...
@@ -115,6 +121,10 @@ class Technique:
         return self.state_group or f"tech.{self.name}"
 
     def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def meta(self) -> dict[str, Any]:
+        """What the checkpoint header (and so the model card) records of this technique beyond its params."""
         return {}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None: ...

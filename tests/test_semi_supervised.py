@@ -1,0 +1,316 @@
+"""Semi-supervised InfoGAN ([techniques.semi_supervised]): the labelled set, the supervised term's
+gradients, exact resume, folders with an unlabelled/ subfolder, the named spec in the ONNX file,
+and the one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import assert_one_line_error, needs_fashion, run_cli
+from ctrlgen.data import UNLABELLED, image_classes, load_image_folder, load_images, probe_image_folder
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.spec import CategoricalCode, LatentSpec
+from ctrlgen.train.config import load_config
+from ctrlgen.train.techniques.semi_supervised import labelled_set
+from ctrlgen.train.trainer import Trainer
+
+CLASSES = ("circle", "square", "stripe")
+TINY = ["net.g_width=8", "net.d_width=8", "net.d_fc=32", "net.q_hidden=16", "net.g_fc=32", "batch_size=8",
+        "progress=false", "monitor_every=0", "sample_every=0", "log_every=2", "checkpoint_every=3"]
+RECIPE = """extends = "infogan"
+[latent]
+noise_dim = 8
+[[latent.categorical]]
+name = "c"
+n = {n}
+[techniques.semi_supervised]
+labels_per_class = {per_class}
+"""
+
+
+def make_folder(root, per_class=(4, 4, 4), unlabelled=30, classes=CLASSES, bands=(0, 1, 2)):
+    """A tiny 12x12 grayscale folder: class k is a bright vertical band at columns 4b..4b+3, b = bands[k]
+    (plus noise); the unlabelled images cycle over the three bands."""
+    rng = np.random.default_rng(0)
+
+    def band(k):
+        a = rng.integers(0, 40, (12, 12)).astype(np.uint8)
+        a[:, 4 * k : 4 * k + 4] = 255
+        return Image.fromarray(a)
+
+    for k, (name, count) in enumerate(zip(classes, per_class, strict=False)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            band(bands[k]).save(root / name / f"{i}.png")
+    if unlabelled:
+        (root / "unlabelled").mkdir(parents=True)
+        for i in range(unlabelled):
+            band(i % 3).save(root / "unlabelled" / f"u{i:02d}.png")
+    return root
+
+
+def recipe(tmp_path, n=3, per_class=2):
+    path = tmp_path / "ss.toml"
+    path.write_text(RECIPE.format(n=n, per_class=per_class))
+    return path
+
+
+def folder_config(tmp_path, *overrides, n=3, per_class=2, **folder):
+    data = make_folder(tmp_path / "data", **folder) if not (tmp_path / "data").exists() else tmp_path / "data"
+    return load_config(str(recipe(tmp_path, n, per_class)), [*TINY, f"data_dir={data}", "data=image-folder", "image_size=12",
+                                                             "channels=1", *overrides])
+
+
+# ---------------------------------------------------------------- the labelled set
+def test_labelled_set_is_n_per_class_never_unlabelled_and_a_function_of_the_seed():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(-1, 4, 500)  # -1: unlabelled
+    a = labelled_set(labels, 4, 7, seed=5)
+    assert len(a) == 28 and len(set(a.tolist())) == 28
+    assert (np.bincount(labels[a], minlength=4) == 7).all()  # 7 of each class, none unlabelled
+    assert np.array_equal(labels[a], np.repeat(np.arange(4), 7))  # class by class
+    assert np.array_equal(a, labelled_set(labels, 4, 7, seed=5))
+    assert not np.array_equal(a, labelled_set(labels, 4, 7, seed=6))
+
+
+# ---------------------------------------------------------------- folders with unlabelled images
+def test_folder_with_an_unlabelled_subfolder(tmp_path):
+    root = make_folder(tmp_path / "d", per_class=(4, 3, 5), unlabelled=6)
+    assert image_classes(root) == list(CLASSES)  # unlabelled/ is not a class
+    assert probe_image_folder(root) == (1, 12)
+    data = load_image_folder(root, 12, 1, unlabelled=True)
+    assert data.class_names == CLASSES and len(data.labels) == 18
+    assert np.bincount(data.labels[data.labels >= 0]).tolist() == [4, 3, 5]
+    assert (data.labels == UNLABELLED).sum() == 6
+    with pytest.raises(CtrlgenError, match="unlabelled/ subfolder.*class-conditional"):
+        load_images(str(root), "train", 12, 1)  # a conditional run needs every label
+    only = make_folder(tmp_path / "only", per_class=(), unlabelled=6)
+    assert image_classes(only) == [] and (load_image_folder(only, 12, 1, unlabelled=True).labels == UNLABELLED).all()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    folder = make_folder(tmp_path / "nolabels", per_class=(), unlabelled=12)
+    r = recipe(tmp_path)
+    base = ["train", r, "--steps", "2", "--no-progress", "-s", "batch_size=4", "-s", "monitor_every=0"]
+    res = run_cli(*base, "--data", folder, "-o", tmp_path / "a", ok=False)
+    assert_one_line_error(res, "gives no labels")
+    few = make_folder(tmp_path / "few", per_class=(4, 1, 4), unlabelled=6)
+    assert_one_line_error(run_cli(*base, "--data", few, "-o", tmp_path / "b", ok=False), "'square' has 1 labelled image(s), fewer than")
+    assert_one_line_error(run_cli(*base[:1], recipe(tmp_path, n=4), *base[2:], "--data", few, "-o", tmp_path / "c", ok=False),
+                          "has 4 values but the data has 3 classes")
+    assert_one_line_error(run_cli(*base, "--data", few, "-s", "techniques.semi_supervised.labels_per_class=0", ok=False),
+                          "labels_per_class must be >= 1")
+    cond = make_folder(tmp_path / "cond", unlabelled=3)
+    assert_one_line_error(run_cli("train", "cgan", "--data", cond, "--steps", "2", "-o", tmp_path / "e", ok=False),
+                          "unlabelled/ subfolder")
+
+
+@pytest.mark.parametrize(("recipe_name", "overrides", "fragment"), [
+    ("fashion-cgan", ["techniques.semi_supervised.labels_per_class=10"], "exactly one categorical code"),
+    ("fashion-infogan", ["techniques.semi_supervised.lambda_sup=-1.0"], "lambda_sup must be >= 0"),
+    ("fashion-infogan", ["techniques.semi_supervised.labels_per_class=10", "conditional=true"], "class-conditional"),
+])
+def test_config_checks(recipe_name, overrides, fragment):
+    with pytest.raises(CtrlgenError, match=fragment) as e:
+        load_config(recipe_name, overrides)
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- the supervised term
+def _technique(trainer):
+    return next(t for t in trainer.techniques if t.name == "semi_supervised")
+
+
+def _sup_grads(trainer, real):
+    """d_sup's value and its gradients on D's parameters (and G's), from a fixed state of the run's generator."""
+    from ctrlgen.train.techniques import StepContext
+
+    t = _technique(trainer)
+    trainer.rng.manual_seed(11)
+    for p in (*trainer.G.parameters(), *trainer.D.parameters()):
+        p.grad = None
+    inputs = trainer.sample_latent(len(real))
+    fake = trainer.G(**inputs)
+    ctx = StepContext(trainer.run_context, real, None, inputs, fake, trainer.D(fake.detach(), None))
+    term = t.d_penalty(ctx)["d_sup"]
+    term.backward()
+    d = {k: (p.grad.clone() if p.grad is not None else None) for k, p in trainer.D.named_parameters()}
+    g = [p.grad for p in trainer.G.parameters()]
+    return float(term.detach()), d, g
+
+
+def test_supervised_term_reaches_q_only_through_the_labelled_images(tmp_path, monkeypatch):
+    """The term is CE(Q_cat(x), y) on labelled images only: it ignores the real batch, the fakes and every
+    image outside the labelled set, moves D's trunk and Q head, never G."""
+    import ctrlgen.train.trainer as trainer_module
+
+    cfg = folder_config(tmp_path, "amp=off", per_class=2)
+    real_load = trainer_module.load_images
+    base = real_load(cfg.data_dir, "train", 12, 1, unlabelled=True)
+    variants = {}
+
+    def trainer_with(images):
+        monkeypatch.setattr(trainer_module, "load_images", lambda *a, **k: dataclasses.replace(base, images=images))
+        return Trainer(cfg, tmp_path / f"run{len(variants)}")
+
+    tr = trainer_with(base.images)
+    chosen = _technique(tr).labelled.numpy()
+    assert len(chosen) == 6 and base.labels[chosen].tolist() == [0, 0, 1, 1, 2, 2]
+    others = np.setdiff1d(np.arange(len(base.labels)), chosen)
+    noisy = base.images.copy()
+    noisy[others] = np.random.default_rng(3).integers(0, 256, noisy[others].shape, dtype=np.uint8)
+    moved = base.images.copy()
+    moved[chosen[0]] = 255 - moved[chosen[0]]
+
+    v0, d0, g0 = _sup_grads(tr, torch.zeros(8, 1, 12, 12))
+    variants["other images"] = _sup_grads(trainer_with(noisy), torch.randn(8, 1, 12, 12))  # and another real batch
+    variants["a labelled image"] = _sup_grads(trainer_with(moved), torch.zeros(8, 1, 12, 12))
+
+    # the value is lambda * CE(Q_cat(D(x)), y) on the labelled images the run's generator picks
+    t = _technique(tr)
+    tr.rng.manual_seed(11)
+    tr.sample_latent(8)
+    i = torch.randint(len(t.y), (8,), generator=tr.rng)
+    x = torch.from_numpy(base.images[chosen][i.numpy()]).float() / 127.5 - 1
+    want = torch.nn.functional.cross_entropy(tr.D(x, None).q_cat[0], torch.from_numpy(base.labels[chosen][i.numpy()]))
+    assert v0 == pytest.approx(float(want.detach()), rel=1e-5)
+
+    assert all(g is None for g in g0)  # G is untouched
+    q_keys = [k for k in d0 if k.startswith("q.") or ".q." in k or "q_cat" in k]
+    assert q_keys and any(d0[k] is not None and d0[k].abs().sum() > 0 for k in q_keys)
+    assert sum(float(v.abs().sum()) for v in d0.values() if v is not None) > 0
+    v1, d1, _ = variants["other images"]
+    assert v1 == v0 and all(torch.equal(d0[k], d1[k]) for k in d0 if d0[k] is not None)
+    v2, d2, _ = variants["a labelled image"]
+    assert v2 != v0 and any(not torch.equal(d0[k], d2[k]) for k in d0 if d0[k] is not None)
+
+
+def _band_of_each_value(trainer, n=300):
+    """(code value, band) of ``n`` samples, the code cycling over its values; a sample's band is its brightest
+    4-column strip (a perfect classifier for the folder's images)."""
+    with torch.no_grad():
+        inputs = trainer.spec.sample(n, seed=1)
+        inputs["code_cat"][:, 0] = np.arange(n) % 3
+        g = trainer.sampling_generator().eval()
+        x = g(**{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()[:, 0]
+    return inputs["code_cat"][:, 0], np.stack([x[:, :, 4 * b : 4 * b + 4].mean((1, 2)) for b in range(3)], 1).argmax(1)
+
+
+@pytest.mark.parametrize("bands", [(0, 1, 2), (2, 0, 1)])
+def test_a_short_run_makes_value_k_draw_class_k(tmp_path, bands):
+    """60 steps on the band folder: with 5 labels per class, value k of the code draws the band of class k,
+    whichever band the labels call class k (plain InfoGAN's order is its own and cannot follow a relabelling)."""
+    make_folder(tmp_path / "data", per_class=(20, 20, 20), unlabelled=300, bands=bands)
+    cfg = folder_config(tmp_path, "steps=60", "checkpoint_every=1000", "amp=off", "lr_d=1e-3", "net.d_norm=none", per_class=5)
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.run()
+    codes, band = _band_of_each_value(trainer)
+    named = float(np.mean(band == np.asarray(bands)[codes]))
+    assert named >= 0.9, (bands, named, np.bincount(band, minlength=3))
+
+
+# ---------------------------------------------------------------- resume, checkpoint, export
+def _weights(trainer):
+    return {**{f"G.{k}": v for k, v in trainer.G.state_dict().items()}, **{f"D.{k}": v for k, v in trainer.D.state_dict().items()}}
+
+
+def test_labelled_set_survives_resume_and_resume_is_exact(tmp_path):
+    from ctrlgen import checkpoint as ckpt_io
+
+    cfg = folder_config(tmp_path, "steps=6")
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run()
+    half = Trainer(cfg, tmp_path / "b")
+    half.run(until=3)
+    ck = ckpt_io.load(ckpt_io.newest(tmp_path / "b"))
+    saved = ck.tensors["tech.semi_supervised.labelled"]
+    assert torch.equal(saved, _technique(straight).labelled)
+    data = load_image_folder(cfg.data_dir, 12, 1, unlabelled=True)
+    assert torch.equal(saved, torch.from_numpy(labelled_set(data.labels, 3, 2, cfg.seed)))
+    info = ck.meta["technique_meta"]["semi_supervised"]
+    assert (info["labels_per_class"], info["classes"], info["labelled"]) == (2, 3, 6)
+    resumed = Trainer.resume(tmp_path / "b")
+    resumed.run()
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(CtrlgenError, match="labelled images differ"):
+        _technique(resumed).load_state_dict({"labelled": saved.flip(0)})
+
+
+def test_other_seed_other_labelled_set(tmp_path):
+    a = Trainer(folder_config(tmp_path, "seed=1", per_class=2), tmp_path / "a")
+    b = Trainer(folder_config(tmp_path / "x", "seed=2", per_class=2), tmp_path / "b")
+    assert not torch.equal(_technique(a).labelled, _technique(b).labelled)
+
+
+def test_export_names_the_categorical_values_by_class(tmp_path):
+    import onnx
+
+    cfg = folder_config(tmp_path, "steps=2")
+    Trainer(cfg, tmp_path / "run").run()
+    run_cli("export", tmp_path / "run", "-o", tmp_path / "m.onnx")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    spec = json.loads(props["ctrlgen.spec"])
+    assert spec["categorical"] == [{"name": "c", "n": 3, "values": list(CLASSES)}]
+    assert LatentSpec.from_json(props["ctrlgen.spec"]).categorical[0].values == CLASSES
+    card = json.loads(props["ctrlgen.card"])
+    assert card["labelled"]["labelled"] == 6 and card["labelled"]["labels_per_class"] == 2
+    info = run_cli("info", tmp_path / "m.onnx").output
+    assert "0=circle" in info and "2=stripe" in info
+    from ctrlgen.card import markdown
+
+    assert "2 per class × 3 classes = 6" in markdown(card, LatentSpec.from_json(props["ctrlgen.spec"]))
+
+
+# ---------------------------------------------------------------- spec compatibility
+def test_specs_without_value_names_still_load_and_names_are_checked():
+    old = {"format": 1, "noise_dim": 4, "output": {"kind": "image", "shape": [1, 28, 28]},
+           "categorical": [{"name": "c", "n": 3}]}
+    spec = LatentSpec.from_dict(old)
+    assert spec.categorical[0].values == () and "values" not in spec.to_dict()["categorical"][0]
+    named = LatentSpec.from_dict({**old, "categorical": [{"name": "c", "n": 3, "values": ["a", "b", "c"]}]})
+    assert LatentSpec.from_json(named.to_json()) == named
+    for bad in (["a", "b"], ["a", "a", "b"], ["a", "", "b"], "abc"):
+        with pytest.raises(CtrlgenError):
+            LatentSpec.from_dict({**old, "categorical": [{"name": "c", "n": 3, "values": bad}]})
+    with pytest.raises(CtrlgenError, match="value names"):
+        CategoricalCode("c", 3, ("a", "b"))
+
+
+def test_shipped_infogan_spec_has_no_names_and_loads():
+    from pathlib import Path
+
+    from ctrlgen.card import spec_of
+
+    spec = spec_of(Path(__file__).resolve().parents[1] / "models" / "fashion-infogan.onnx")
+    assert spec.categorical and spec.categorical[0].values == ()
+
+
+@needs_fashion
+def test_fashion_recipe_names_the_code_by_fashion_class(tmp_path):
+    cfg = load_config("fashion-infogan-ss", [*TINY, "steps=1"])
+    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 1.0}
+    from ctrlgen.data import FASHION_MNIST_LABELS
+
+    spec = cfg.spec(FASHION_MNIST_LABELS)
+    assert spec.categorical[0].values[3] == "Dress"
+
+
+def test_the_benchmark_trains_the_recipe_it_names():
+    """benchmarks/semi_supervised.py compares fashion-infogan with and without labels under one small config."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import semi_supervised as bench
+
+    plain = load_config("fashion-infogan", [*bench.SMALL, "steps=3"])
+    ss = load_config("fashion-infogan", [*bench.SMALL, "steps=3", "techniques.semi_supervised.labels_per_class=10"])
+    assert "semi_supervised" not in plain.techniques and ss.techniques["semi_supervised"] == {"labels_per_class": 10}
+    assert plain.net == ss.net and plain.lr_d == ss.lr_d == 1e-3

@@ -1,0 +1,132 @@
+"""Semi-supervised InfoGAN (Spurr, Aksan & Hilliges 2017, "Guiding InfoGAN with Semi-Supervision").
+
+A few labelled images per class tie InfoGAN's one categorical code to the classes: value k of the
+code means class k of the data (and the exported spec names it so).  Every D update also draws a
+batch of the labelled images (with replacement, as many as the real batch, from the run's
+checkpointed generator), runs D's trunk and Q head on them and adds
+
+    d_sup = lambda_sup · CE(Q_cat(x_labelled), y)
+
+to D/Q's loss.  All the other images train as in plain InfoGAN, their labels unused.
+
+G gets no term of its own: the InfoGAN term on fakes (mutual_information) already makes G minimize
+CE(Q_cat(G(z, c)), c), which is Spurr et al.'s supervised term for G (their I_S(c; G)) once Q reads
+classes; so G(z, c=k) is pulled toward what Q, taught by the labels, calls class k.  A second copy of
+that term would only change its weight (lambda_cat sets it).
+
+Which images are labelled: ``labels_per_class`` of each class, drawn from a CPU generator seeded by
+the run's seed alone, so the set is the same on any device and whatever else draws random numbers.
+The checkpoint stores the set (``tech.semi_supervised.labelled``; a resume that would pick another,
+because the data changed, is refused) and its header records the counts and a hash of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
+
+SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
+NAME = "techniques.semi_supervised"
+
+
+def labelled_set(labels: np.ndarray, n_classes: int, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` images of each class 0..n_classes-1 (class by class, sorted within one),
+    a pure function of (labels, per_class, seed).  Images labelled -1 (unlabelled) are never chosen."""
+    gen = torch.Generator().manual_seed(seed + SELECT_SEED_OFFSET)
+    out = []
+    for k in range(n_classes):
+        idx = np.flatnonzero(labels == k)
+        pick = torch.randperm(len(idx), generator=gen)[:per_class].numpy()
+        out.append(np.sort(idx[pick]))
+    return np.concatenate(out).astype(np.int64)
+
+
+@register
+class SemiSupervised(Technique):
+    name = "semi_supervised"
+    doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
+           "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
+    params = {"labels_per_class": 10, "lambda_sup": 1.0}
+
+    @classmethod
+    def check(cls, cfg, params) -> None:
+        p = {**cls.params, **params}
+        cats = cfg.latent.categorical
+        if not cfg.infogan or len(cats) != 1:
+            raise CtrlgenError(f"{NAME} needs an InfoGAN with exactly one categorical code (this config has {len(cats)}); "
+                               "declare one [[latent.categorical]] with n = the number of classes")
+        if cfg.points:
+            raise CtrlgenError(f"{NAME} needs labelled images; the 2D mixtures have none to learn from: use image data")
+        if cfg.conditional:
+            raise CtrlgenError(f"{NAME} is for InfoGAN runs that see few labels; a class-conditional run sees every label: "
+                               "set conditional = false or remove the table")
+        if p["labels_per_class"] < 1:
+            raise CtrlgenError(f"{NAME}.labels_per_class must be >= 1, got {p['labels_per_class']}")
+        if p["lambda_sup"] < 0:
+            raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
+        known = cfg.default_class_names()  # Fashion-MNIST's; a folder's classes are checked when it is read
+        if known and not cfg.data_dir and len(known) != cats[0].n:
+            raise CtrlgenError(f"categorical code {cats[0].name!r} has {cats[0].n} values but {cfg.data} has {len(known)} classes; "
+                               f"set n = {len(known)} in [[latent.categorical]]")
+
+    @classmethod
+    def spec_for(cls, spec, class_names, params):
+        code = spec.categorical[0]
+        if not class_names:
+            raise CtrlgenError(f"{NAME} needs labelled images but the data gives no labels (no class subfolders, only unlabelled/); "
+                               "put at least labels_per_class images of each class in a subfolder named after it")
+        if len(class_names) != code.n:
+            raise CtrlgenError(f"categorical code {code.name!r} has {code.n} values but the data has {len(class_names)} classes; "
+                               f"set n = {len(class_names)} in [[latent.categorical]]")
+        named = dataclasses.replace(code, values=tuple(class_names))
+        return dataclasses.replace(spec, categorical=(named, *spec.categorical[1:]))
+
+    # ------------------------------------------------------------------ the labelled set
+    def setup(self, run: RunContext) -> None:
+        data, code = run.data, run.spec.categorical[0]
+        n = self.p["labels_per_class"]
+        counts = np.bincount(data.labels[data.labels >= 0], minlength=code.n)[: code.n]
+        if counts.sum() == 0:
+            raise CtrlgenError(f"{NAME} needs labelled images but {data.source} gives no labels; "
+                               "put at least labels_per_class images of each class in a subfolder named after it")
+        fewest = int(counts.argmin())
+        if counts[fewest] < n:
+            raise CtrlgenError(f"class {code.values[fewest] if code.values else fewest!r} has {counts[fewest]} labelled image(s), "
+                               f"fewer than {NAME}.labels_per_class = {n}; lower it to {counts[fewest]} or add images")
+        self.labelled = torch.from_numpy(labelled_set(data.labels, code.n, n, run.seed))
+        self.x = torch.from_numpy(np.ascontiguousarray(data.images[self.labelled.numpy()])).to(run.device)
+        self.y = torch.from_numpy(data.labels[self.labelled.numpy()]).to(run.device)
+
+    def labelled_batch(self, run: RunContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` labelled images (in [-1, 1]) and their classes, drawn with replacement by the run's generator."""
+        i = torch.randint(len(self.y), (n,), generator=run.rng, device=run.rng.device)
+        return self.x[i].float().div_(127.5).sub_(1.0), self.y[i]
+
+    def d_penalty(self, ctx: StepContext):
+        run = ctx.run
+        x, y = self.labelled_batch(run, len(ctx.real) if ctx.real is not None else len(ctx.fake))
+        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
+            out = ctx.discriminate(x, None)
+        return {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self):
+        return {"labelled": self.labelled}
+
+    def load_state_dict(self, state) -> None:
+        saved = state.get("labelled")
+        if saved is not None and not torch.equal(saved.cpu().long(), self.labelled):
+            raise CtrlgenError(f"the checkpoint's labelled images differ from the ones this data and seed give "
+                               f"({len(saved)} saved, {len(self.labelled)} now); resume with the data the run started with")
+
+    def meta(self):
+        idx = self.labelled.numpy()
+        return {"labels_per_class": self.p["labels_per_class"], "classes": int(len(idx) // self.p["labels_per_class"]),
+                "labelled": int(len(idx)), "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()[:16]}
