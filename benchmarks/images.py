@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{m} {100 * c / total:.0f}%" for m, c in sorted(won.items(), key=lambda kv: -kv[1])) + "."]
         if ref_seconds:
             lines.append(f"Equal training time: {ref_seconds:.0f} s, the reference's mean training time in this run.")
+    lines += ["", "`train s / run` is wall time under whatever else the machine ran at the time (the first rows, the reference's "
+              "included, ran beside other jobs and took about twice as long as rows of the same cost later): read it as a rough "
+              "cost, and the equal-time E-GAN row as generous to E-GAN."]
     if egan:
         lines.append(f"The share of each mutation among the survivors over training: `docs/img/egan-shares-fashion.png` "
                      f"({plot_shares(results.get('E-GAN, equal G steps', []), args.out.parent.parent / 'img' / 'egan-shares-fashion.png' if args.out else args.work / 'egan-shares.png')}).")
