@@ -131,8 +131,6 @@ def train_and_score(row: Row, seed: int, steps: int, width: int, fc: int, second
     import torch
 
     torch.set_num_threads(1)
-    from ctrlgen.metrics import Pair, SampleSet, compute
-    from ctrlgen.train.monitor import Monitor
     from ctrlgen.train.trainer import Trainer
 
     cfg = config(row, seed, steps, width, fc)
@@ -145,17 +143,45 @@ def train_and_score(row: Row, seed: int, steps: int, width: int, fc: int, second
             train_s += time.perf_counter() - t0
         won = [m for r in getattr(trainer.g_update, "pending", []) for m in r["won"]]
         t0 = time.perf_counter()
-        mon = Monitor(_with(cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
-        samples, inputs = mon.samples(trainer)
-        evaluator, test = mon._load_reference(trainer)[:2]
-        logits, feats = evaluator(samples)
-        gen = SampleSet(features=feats, logits=logits, labels=inputs.get("label"), codes_cat=inputs.get("code_cat"),
-                        codes_cont=inputs.get("code_cont"), q_cont=mon._q(trainer, samples))
-        names = INFO_METRICS if row.recipe == "fashion-infogan" else METRICS
-        values = compute(Pair(gen, test), names=[n for n in names])
+        values = score(trainer, row)
     return {"row": row.name, "seed": seed, "steps": trainer.step, "train_s": train_s, "eval_s": time.perf_counter() - t0,
             "values": {k: float(v) for k, v in values.items()}, "won": {m: won.count(m) for m in sorted(set(won))},
             "won_by_step": won}
+
+
+def score(trainer, row: Row) -> dict[str, float]:
+    """``ctrlgen eval``'s metrics of the trainer's sampling generator on N_EVAL class-balanced samples."""
+    from ctrlgen.metrics import Pair, SampleSet, compute
+    from ctrlgen.train.monitor import Monitor
+
+    mon = Monitor(_with(trainer.cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
+    samples, inputs = mon.samples(trainer)
+    evaluator, test = mon._load_reference(trainer)[:2]
+    logits, feats = evaluator(samples)
+    gen = SampleSet(features=feats, logits=logits, labels=inputs.get("label"), codes_cat=inputs.get("code_cat"),
+                    codes_cont=inputs.get("code_cont"), q_cont=mon._q(trainer, samples))
+    names = INFO_METRICS if row.recipe == "fashion-infogan" else METRICS
+    return {k: float(v) for k, v in compute(Pair(gen, test), names=list(names)).items()}
+
+
+def curve(name: str, checks: list[int], seed: int, width: int, fc: int) -> None:
+    """One row's metrics at several G step counts of one run (``--curve``): is a slow row heading somewhere?"""
+    import torch
+
+    torch.set_num_threads(1)
+    from ctrlgen.train.trainer import Trainer
+
+    row = next(r for r in [*ROWS, *INFO_ROWS] if r.name == name)
+    cfg = config(row, seed, max(checks), width, fc)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, tmp)
+        print(f"| {name}, seed {seed} | G steps | " + " | ".join(METRICS) + " |")
+        print("|---|---:|" + "---:|" * len(METRICS))
+        while trainer.step < cfg.steps:
+            trainer.train_step()
+            if trainer.step in checks:
+                v = score(trainer, row)
+                print(f"| | {trainer.step} | " + " | ".join(f"{v[m]:.3g}" for m in METRICS) + " |", flush=True)
 
 
 def _with(cfg, **changes):
@@ -237,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-infogan", action="store_true")
     p.add_argument("--work", type=Path, default=Path("runs/images-bench"))
     p.add_argument("--out", type=Path)
+    p.add_argument("--curve", metavar="ROW", help="instead of the table: this row's metrics at 1x, 2x and 3x --steps, one seed")
     args = p.parse_args(argv)
+    if args.curve:
+        curve(args.curve, [args.steps, 2 * args.steps, 3 * args.steps], 0, args.width, args.fc)
+        return 0
     import torch
 
     t_start = time.perf_counter()
