@@ -21,6 +21,11 @@ from ctrlgen.data import ImageData, Mixture
 from ctrlgen.errors import CtrlgenError
 
 
+def to_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as floats in [-1, 1], the range G's tanh makes and D reads."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``; to CUDA from pinned memory without blocking the host."""
     if device.type != "cuda":
@@ -59,7 +64,7 @@ class ImageBatches:
         """Batch ``index`` (this rank's rows of it): images as float in [-1, 1] and their labels."""
         epoch, i = divmod(index, self.per_epoch)
         idx = self.permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size][self.shard]
-        return self.x[idx].float().div_(127.5).sub_(1.0), self.y[idx]
+        return to_unit(self.x[idx]), self.y[idx]
 
     def epoch(self, index: int) -> float:
         return index / self.per_epoch

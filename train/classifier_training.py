@@ -40,6 +40,7 @@ from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY
+from ctrlgen.train.batches import to_unit
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _as_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
+    return to_unit(torch.from_numpy(np.ascontiguousarray(images)))
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.train.batches import to_unit
 from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
@@ -107,7 +108,7 @@ class SemiSupervised(Technique):
     def labelled_batch(self, run: RunContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` labelled images (in [-1, 1]) and their classes, drawn with replacement by the run's generator."""
         i = torch.randint(len(self.y), (n,), generator=run.rng, device=run.rng.device)
-        return self.x[i].float().div_(127.5).sub_(1.0), self.y[i]
+        return to_unit(self.x[i]), self.y[i]
 
     def d_penalty(self, ctx: StepContext):
         run = ctx.run
