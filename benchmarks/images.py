@@ -42,6 +42,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,18 +146,20 @@ def train_and_score(row: Row, seed: int, steps: int, width: int, fc: int, second
         t0 = time.perf_counter()
         values = score(trainer, row)
     return {"row": row.name, "seed": seed, "steps": trainer.step, "train_s": train_s, "eval_s": time.perf_counter() - t0,
-            "values": {k: float(v) for k, v in values.items()}, "won": {m: won.count(m) for m in sorted(set(won))},
-            "won_by_step": won}
+            "values": {k: float(v) for k, v in values.items()}, "won_by_step": won}
 
 
 def score(trainer, row: Row) -> dict[str, float]:
     """``ctrlgen eval``'s metrics of the trainer's sampling generator on N_EVAL class-balanced samples."""
+    from ctrlgen.classifier import Evaluator
     from ctrlgen.metrics import Pair, SampleSet, compute
+    from ctrlgen.reference import real_sets
     from ctrlgen.train.monitor import Monitor
 
     mon = Monitor(_with(trainer.cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
     samples, inputs = mon.samples(trainer)
-    evaluator, test = mon._load_reference(trainer)[:2]
+    evaluator = Evaluator.load()  # as ctrlgen eval: the shipped evaluator and the (cached) test-set features
+    test, _ = real_sets(evaluator)
     logits, feats = evaluator(samples)
     gen = SampleSet(features=feats, logits=logits, labels=inputs.get("label"), codes_cat=inputs.get("code_cat"),
                     codes_cont=inputs.get("code_cont"), q_cont=mon._q(trainer, samples))
@@ -340,13 +343,10 @@ def main(argv: list[str] | None = None) -> int:
                   *[f"- **{r.name}**: {r.setting}." for r in info]]
     egan = [x for r in rows if r.name.startswith("E-GAN") for x in results[r.name]]
     if egan:
-        won: dict[str, int] = {}
-        for x in egan:
-            for m, c in x["won"].items():
-                won[m] = won.get(m, 0) + c
+        won = Counter(m for x in egan for m in x["won_by_step"])
         total = sum(won.values()) or 1
         lines += ["", "E-GAN survivors by mutation, all its runs: "
-                  + ", ".join(f"{m} {100 * c / total:.0f}%" for m, c in sorted(won.items(), key=lambda kv: -kv[1])) + "."]
+                  + ", ".join(f"{m} {100 * c / total:.0f}%" for m, c in sorted(sorted(won.items()), key=lambda kv: -kv[1])) + "."]
         if ref_seconds:
             lines.append(f"Equal training time: {ref_seconds:.0f} s, the reference's mean training time in this run.")
     lines += ["", "`train s / run` is wall time under whatever else the machine ran at the time (the first rows, the reference's "
