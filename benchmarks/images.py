@@ -34,6 +34,7 @@ interrupted table resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -156,7 +157,7 @@ def score(trainer, row: Row) -> dict[str, float]:
     from ctrlgen.reference import real_sets
     from ctrlgen.train.monitor import Monitor
 
-    mon = Monitor(_with(trainer.cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
+    mon = Monitor(dataclasses.replace(trainer.cfg, monitor_samples=N_EVAL))  # its fixed, class-balanced draws and its Q reader
     samples, inputs = mon.samples(trainer)
     evaluator = Evaluator.load()  # as ctrlgen eval: the shipped evaluator and the (cached) test-set features
     test, _ = real_sets(evaluator)
@@ -185,12 +186,6 @@ def curve(name: str, checks: list[int], seed: int, width: int, fc: int) -> None:
             if trainer.step in checks:
                 v = score(trainer, row)
                 print(f"| | {trainer.step} | " + " | ".join(f"{v[m]:.3g}" for m in METRICS) + " |", flush=True)
-
-
-def _with(cfg, **changes):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
 
 
 def real_levels() -> dict[str, float]:
