@@ -101,7 +101,7 @@ def parse_controls(
         if is_cat:
             c = spec.categorical[spec.categorical_index(name)]
             what = f"--cat {name}" if where == "--cat" else f"categorical code {name}"
-            cats[name] = tuple(_int_value(v, what, c.n) for v in values)
+            cats[name] = tuple(_int_value(v, what, c.n, c.values) for v in values)
         else:
             c = spec.continuous[spec.continuous_index(name)]
             what = f"--cont {name}" if where == "--cont" else f"continuous code {name}"
@@ -171,14 +171,18 @@ def _split(raw: Any, name: str, keyframes: bool) -> list[Any] | None:
     return values
 
 
-def _int_value(raw: Any, what: str, n: int) -> int:
-    """A categorical value in 0..n-1, else one line naming the range."""
+def _int_value(raw: Any, what: str, n: int, names: Sequence[str] = ()) -> int:
+    """A categorical value in 0..n-1, or one of its value names where the code has them (a semi-supervised
+    model's c=Dress, case-insensitive); else one line naming what is accepted."""
     if isinstance(raw, float) and raw == int(raw):
         raw = int(raw)
+    if names and isinstance(raw, str) and raw.strip().lower() in (lowered := [v.lower() for v in names]):
+        return lowered.index(raw.strip().lower())
     try:
         v = int(raw) if isinstance(raw, int) and not isinstance(raw, bool) else int(str(raw))
     except ValueError:
-        raise CtrlgenError(f"{what}={raw!r} is not an integer; use 0..{n - 1}") from None
+        named = f" or one of: {', '.join(names)}" if names else ""
+        raise CtrlgenError(f"{what}={raw!r} is not an integer; use 0..{n - 1}{named}") from None
     if not 0 <= v < n:
         raise CtrlgenError(f"{what}={v} is out of range; use 0..{n - 1}")
     return v

@@ -283,6 +283,22 @@ def test_specs_without_value_names_still_load_and_names_are_checked():
         CategoricalCode("c", 3, ("a", "b"))
 
 
+
+def test_named_values_are_accepted_by_name_as_well_as_by_index():
+    from ctrlgen.controls import parse_controls
+
+    spec = LatentSpec.from_dict({"format": 1, "noise_dim": 4, "output": {"kind": "image", "shape": [1, 28, 28]},
+                                 "categorical": [{"name": "c", "n": 3, "values": ["Shirt", "Dress", "Bag"]}]})
+    assert parse_controls(spec, cat=["c=dress"]).cat == {"c": (1,)}
+    assert parse_controls(spec, codes="c=Bag").cat == {"c": (2,)}
+    assert parse_controls(spec, cat=["c=0"]).cat == {"c": (0,)}
+    with pytest.raises(CtrlgenError, match="Shirt, Dress, Bag"):
+        parse_controls(spec, cat=["c=Sneaker"])
+    unnamed = LatentSpec.from_dict({"format": 1, "noise_dim": 4, "output": {"kind": "image", "shape": [1, 28, 28]},
+                                    "categorical": [{"name": "c", "n": 3}]})
+    with pytest.raises(CtrlgenError, match=r"not an integer; use 0..2$"):
+        parse_controls(unnamed, cat=["c=Dress"])
+
 def test_shipped_infogan_spec_has_no_names_and_loads():
     from pathlib import Path
 
