@@ -223,7 +223,7 @@ def _weights(trainer):
 def test_labelled_set_survives_resume_and_resume_is_exact(tmp_path):
     from ctrlgen import checkpoint as ckpt_io
 
-    cfg = folder_config(tmp_path, "steps=6")
+    cfg = folder_config(tmp_path, "steps=6", "techniques.semi_supervised.shift=2", "techniques.semi_supervised.flip=true")
     straight = Trainer(cfg, tmp_path / "a")
     straight.run()
     half = Trainer(cfg, tmp_path / "b")
@@ -311,7 +311,7 @@ def test_shipped_infogan_spec_has_no_names_and_loads():
 @needs_fashion
 def test_fashion_recipe_names_the_code_by_fashion_class(tmp_path):
     cfg = load_config("fashion-infogan-ss", [*TINY, "steps=1"])
-    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 1.0}
+    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 2, "flip": True}
     from ctrlgen.data import FASHION_MNIST_LABELS
 
     spec = cfg.spec(FASHION_MNIST_LABELS)
@@ -330,3 +330,28 @@ def test_the_benchmark_trains_the_recipe_it_names():
     ss = load_config("fashion-infogan", [*bench.SMALL, "steps=3", "techniques.semi_supervised.labels_per_class=10"])
     assert "semi_supervised" not in plain.techniques and ss.techniques["semi_supervised"] == {"labels_per_class": 10}
     assert plain.net == ss.net and plain.lr_d == ss.lr_d == 1e-3
+
+
+def test_augmentation_shifts_and_mirrors_and_is_drawn_from_the_generator():
+    from ctrlgen.train.techniques.semi_supervised import augment
+
+    x = torch.full((64, 1, 8, 8), -1.0)
+    x[:, :, 3, 2] = 1.0  # one bright pixel left of centre, 2 pixels from the edge
+    same = augment(x, 0, False, torch.Generator().manual_seed(0))
+    assert torch.equal(same, x)
+    a = augment(x, 2, True, torch.Generator().manual_seed(0))
+    b = augment(x, 2, True, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    where = [tuple(torch.nonzero(img[0] == 1.0)[0].tolist()) for img in a]
+    assert all((img == 1.0).sum() == 1 for img in a)  # moved, never cut off or duplicated at a shift of 2
+    cols = {c for _, c in where}
+    assert {r for r, _ in where} <= set(range(1, 6)) and cols <= set(range(0, 8))
+    assert any(c >= 5 for c in cols) and any(c <= 2 for c in cols)  # mirrored ones land right of centre
+    assert len(set(where)) > 10  # the draws differ per image
+
+
+def test_augmentation_settings_are_checked():
+    with pytest.raises(CtrlgenError, match="shift must be 0..7"):
+        load_config("fashion-infogan-ss", ["techniques.semi_supervised.shift=9"])
+    cfg = load_config("fashion-infogan-ss")
+    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 2, "flip": True}
