@@ -45,13 +45,14 @@ def train_marked(recipe: str, run_dir: str, every_s: float, stop_file: str | Non
     trainer.write_config()
     marks, spent, next_mark = [], 0.0, every_s
     limit = None
-    while trainer.step < cfg.steps and (limit is None or spent < limit):
+    total = trainer.total_steps  # cfg.steps is unset where the recipe gives epochs
+    while trainer.step < total and (limit is None or spent < limit):
         if stop_file and limit is None and trainer.step % 20 == 0 and Path(stop_file).exists():
             limit = float(Path(stop_file).read_text())
         t0 = time.perf_counter()
         trainer.train_step()
         spent += time.perf_counter() - t0
-        if spent >= next_mark or trainer.step == cfg.steps:
+        if spent >= next_mark or trainer.step == total:
             marks.append((spent, trainer.step, trainer.batches.epoch(trainer.batches_drawn), str(trainer.save_checkpoint())))
             next_mark += every_s
     if not marks or marks[-1][1] != trainer.step:
