@@ -42,7 +42,9 @@ def cache_dir() -> Path:
 def _real_set(labels: np.ndarray, logits: np.ndarray, features: np.ndarray) -> SampleSet:
     # Real images use their true class as the "categorical code", so purity's reference
     # is the evaluator's own accuracy under the best matching.
-    return SampleSet(features=features, logits=logits, labels=labels, codes_cat=labels[:, None])
+    # real images' code is their true class, named by itself: accuracy as named is the evaluator's accuracy
+    return SampleSet(features=features, logits=logits, labels=labels, codes_cat=labels[:, None],
+                     cat_classes=np.arange(logits.shape[1]))
 
 
 FIELDS = ("labels", "logits", "features", "knn3", "knn5")

@@ -135,6 +135,31 @@ def test_purity_is_one_for_any_permutation_of_a_perfect_assignment():
     assert purity_score(codes, pred, K, K) == pytest.approx(0.73, abs=0.03)
 
 
+
+def test_accuracy_as_named_counts_only_the_named_class_and_needs_names_the_evaluator_knows():
+    from ctrlgen.metrics.infogan import named_accuracy
+    from ctrlgen.metrics.report import named_classes
+    from ctrlgen.spec import LatentSpec
+
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, K, 4000)
+    logits = np.eye(K)[pred]
+    shifted = np.roll(np.arange(K), 1)[pred]  # value (c + 1) % K always makes class c: purity 1, named 0
+    named = SampleSet(features=np.zeros((4000, 2)), logits=logits, codes_cat=shifted[:, None], cat_classes=np.arange(K))
+    assert purity_score(shifted, pred, K, K) == 1.0 and named_accuracy(Pair(named)) == 0.0
+    right = SampleSet(features=np.zeros((4000, 2)), logits=logits, codes_cat=pred[:, None], cat_classes=np.arange(K))
+    assert named_accuracy(Pair(right)) == 1.0
+    unnamed = SampleSet(features=np.zeros((4000, 2)), logits=logits, codes_cat=pred[:, None])
+    assert "named_accuracy" in [m.name for m in applicable(right)] and "named_accuracy" not in [m.name for m in applicable(unnamed)]
+    classes = ("T-shirt/top", "Trouser", "Pullover")
+    base = {"format": 1, "noise_dim": 4, "output": {"kind": "image", "shape": [1, 28, 28]}}
+    spec = LatentSpec.from_dict({**base, "categorical": [{"name": "c", "n": 3, "values": ["trouser", "T-shirt/top", "Pullover"]}]})
+    assert named_classes(spec, classes).tolist() == [1, 0, 2]  # by name, case-insensitive, in the spec's order
+    unknown = LatentSpec.from_dict({**base, "categorical": [{"name": "c", "n": 3, "values": ["a", "Trouser", "Pullover"]}]})
+    assert named_classes(unknown, classes) is None
+    assert named_classes(LatentSpec.from_dict({**base, "categorical": [{"name": "c", "n": 3}]}), classes) is None
+
+
 def test_consistency_is_r_squared_of_q():
     rng = np.random.default_rng(0)
     c = rng.uniform(-1, 1, (4000, 2))

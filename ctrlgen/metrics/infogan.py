@@ -6,6 +6,11 @@ the best one-to-one matching of code values to classes (Hungarian,
 Any permutation of a perfect code-to-class assignment scores 1.0.  Only the
 first categorical code is scored.
 
+*Accuracy as named*: where the spec names the code's values by class (a
+semi-supervised model: value 3 is "Dress"), the share of samples whose
+predicted class is the one their value names.  Purity forgives any relabelling;
+this does not, so it measures the promise the names make.
+
 *Consistency*: R² of the Q head's prediction of each continuous code from
 the generated sample, 1 − Σ(q − c)² / Σ(c − c̄)², averaged over the codes.
 The Q head comes from the checkpoint's discriminator, or from the
@@ -41,6 +46,17 @@ def purity(pair: Pair) -> float:
     g = pair.gen
     codes = g.codes_cat[:, 0]
     return purity_score(codes, g.pred, max(int(codes.max()) + 1, 2), g.n_classes)
+
+
+def has_named_values(s) -> bool:
+    return s.codes_cat is not None and s.cat_classes is not None and s.logits is not None
+
+
+@metric("named_accuracy", applies=has_named_values, higher_is_better=True, cheap=True,
+        doc="share of samples classified as the class their categorical value is named after")
+def named_accuracy(pair: Pair) -> float:
+    g = pair.gen
+    return float(np.mean(g.pred == np.asarray(g.cat_classes)[g.codes_cat[:, 0]]))
 
 
 @metric("consistency", applies=has_q, higher_is_better=True, cheap=True,

@@ -29,6 +29,8 @@ class SampleSet:
     ``codes_cat`` / ``codes_cont``: InfoGAN codes given to G (real sets use the true
     class as their categorical code, so purity's reference is the evaluator's own
     accuracy).  ``q_cont``: the Q head's prediction of ``codes_cont`` from each sample.
+    ``cat_classes``: where the spec names the first categorical code's values by the evaluator's classes
+    (a semi-supervised model), the evaluator class of each value; None otherwise.
     ``points``: 2D samples (mixture models; then features/logits are empty).
     """
 
@@ -38,6 +40,7 @@ class SampleSet:
     codes_cat: np.ndarray | None = None
     codes_cont: np.ndarray | None = None
     q_cont: np.ndarray | None = None
+    cat_classes: np.ndarray | None = None  # value k of the first categorical code names evaluator class cat_classes[k]
     points: np.ndarray | None = None
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # per-set caches (k-NN radii, Gaussians)
 
@@ -90,7 +93,7 @@ METRICS: dict[str, Metric] = {}
 ORDER = (
     "modes", "high_quality", "reverse_kl",
     "classes_covered", "kl_classes", "fd", "precision", "recall", "density", "coverage",
-    "conditional_accuracy", "intra_fd", "intra_diversity", "purity", "consistency",
+    "conditional_accuracy", "intra_fd", "intra_diversity", "purity", "named_accuracy", "consistency",
 )
 """Display order (tables, JSON); a metric not listed goes last."""
 

@@ -130,7 +130,17 @@ def generated_set(rt, n: int, seed: int, evaluator=None, notes: list[str] | None
     if spec.output_kind == "points":
         return SampleSet(points=cat("points"))
     return SampleSet(features=cat("features"), logits=cat("logits"), labels=labels, codes_cat=cat("cat"),
-                     codes_cont=cat("cont"), q_cont=cat("q"))
+                     codes_cont=cat("cont"), q_cont=cat("q"), cat_classes=named_classes(spec, evaluator.labels))
+
+
+def named_classes(spec, classes) -> np.ndarray | None:
+    """The evaluator class of each value of the first categorical code, where the spec names every value by one
+    of the evaluator's classes (case-insensitive); None otherwise (unnamed values, or names it does not know)."""
+    if not spec.categorical or not spec.categorical[0].values:
+        return None
+    known = {str(c).lower(): i for i, c in enumerate(classes)}
+    idx = [known.get(v.lower()) for v in spec.categorical[0].values]
+    return None if None in idx else np.asarray(idx, np.int64)
 
 
 def _rows(gen_pair: Pair, ref_pair: Pair | None, cheap_only: bool) -> list[Row]:
