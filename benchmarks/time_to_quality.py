@@ -17,6 +17,7 @@ training time (the target is a third or less).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -72,21 +73,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=2.0, help="minutes of training between checkpoints (default 2)")
     p.add_argument("--n", type=int, default=10_000, help="samples per evaluation (default 10,000)")
     p.add_argument("--steps", type=int, help="G steps of both runs instead of their recipes' (a quick look)")
+    p.add_argument("--rescore", metavar="STAMP", help="score the runs of an earlier invocation (ROOT/marks-STAMP.json) "
+                   "without training again, e.g. after the scoring part failed")
     args = p.parse_args(argv)
 
     from ctrlgen.metrics.report import evaluate
 
     host = machine()  # before training: the load average of the machine as the runs start
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dirs = {r: args.root / f"{r}-{stamp}" for r in (SHIPPED, REFERENCE)}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        stop = args.root / f"reference-seconds-{stamp}.txt"
-        args.root.mkdir(parents=True, exist_ok=True)
-        extra = (f"steps={args.steps}",) if args.steps else ()
-        ref_f = pool.submit(train_reference, str(dirs[REFERENCE]), args.every * 60, str(stop), extra)
-        ship_f = pool.submit(train_marked, SHIPPED, str(dirs[SHIPPED]), args.every * 60, str(stop), extra)
-        marks = {REFERENCE: ref_f.result(), SHIPPED: ship_f.result()}
+    if args.rescore:
+        saved = json.loads((args.root / f"marks-{args.rescore}.json").read_text())
+        marks, host = {r: [tuple(m) for m in saved["marks"][r]] for r in (REFERENCE, SHIPPED)}, saved["machine"]
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        dirs = {r: args.root / f"{r}-{stamp}" for r in (SHIPPED, REFERENCE)}
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            stop = args.root / f"reference-seconds-{stamp}.txt"
+            args.root.mkdir(parents=True, exist_ok=True)
+            extra = (f"steps={args.steps}",) if args.steps else ()
+            ref_f = pool.submit(train_reference, str(dirs[REFERENCE]), args.every * 60, str(stop), extra)
+            ship_f = pool.submit(train_marked, SHIPPED, str(dirs[SHIPPED]), args.every * 60, str(stop), extra)
+            marks = {REFERENCE: ref_f.result(), SHIPPED: ship_f.result()}
+        # the training times exist only here: kept so that --rescore can score the checkpoints again
+        (args.root / f"marks-{stamp}.json").write_text(json.dumps({"marks": marks, "machine": host}))
+        print(f"training done; marks in {args.root / f'marks-{stamp}.json'}", file=sys.stderr, flush=True)
     ref_total = marks[REFERENCE][-1][0]
     rows: dict[str, list[tuple[float, int, float, dict[str, float]]]] = {}
     for recipe, ms in marks.items():
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         verdict,
         f"Both trained side by side, one torch thread each; checkpoints every {args.every:g} min of training; scored on {args.n} samples.",
-        f"Wall time {(time.perf_counter() - t0) / 60:.1f} min; runs in {args.root}.",
+        f"Wall time {(time.perf_counter() - t0) / 60:.1f} min{' (scoring only: --rescore)' if args.rescore else ''}; runs in {args.root}.",
         f"Machine: {host}.",
     ]
     print("\n".join(lines + footer))
