@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         saved = json.loads((args.root / f"marks-{args.rescore}.json").read_text())
         marks, host = {r: [tuple(m) for m in saved["marks"][r]] for r in (REFERENCE, SHIPPED)}, saved["machine"]
+        args.every = saved.get("every_min", args.every)
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dirs = {r: args.root / f"{r}-{stamp}" for r in (SHIPPED, REFERENCE)}
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             ship_f = pool.submit(train_marked, SHIPPED, str(dirs[SHIPPED]), args.every * 60, str(stop), extra)
             marks = {REFERENCE: ref_f.result(), SHIPPED: ship_f.result()}
         # the training times exist only here: kept so that --rescore can score the checkpoints again
-        (args.root / f"marks-{stamp}.json").write_text(json.dumps({"marks": marks, "machine": host}))
+        (args.root / f"marks-{stamp}.json").write_text(json.dumps({"marks": marks, "machine": host, "every_min": args.every}))
         print(f"training done; marks in {args.root / f'marks-{stamp}.json'}", file=sys.stderr, flush=True)
     ref_total = marks[REFERENCE][-1][0]
     rows: dict[str, list[tuple[float, int, float, dict[str, float]]]] = {}
