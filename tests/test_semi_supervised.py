@@ -333,7 +333,7 @@ def test_the_benchmark_trains_the_recipe_it_names():
 
 
 def test_augmentation_shifts_and_mirrors_and_is_drawn_from_the_generator():
-    from ctrlgen.train.techniques.semi_supervised import augment
+    from ctrlgen.train.batches import shift_flip as augment
 
     x = torch.full((64, 1, 8, 8), -1.0)
     x[:, :, 3, 2] = 1.0  # one bright pixel left of centre, 2 pixels from the edge

@@ -26,6 +26,25 @@ def to_unit(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float().div_(127.5).sub_(1.0)
 
 
+def shift_flip(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Images ``x`` [n, C, H, W] in [-1, 1] (background -1), each mirrored left-right with probability 1/2
+    (with ``flip``), then moved by up to ``shift`` pixels in each direction, the uncovered border filled with -1.
+    Draws come from ``gen`` in that order (the flips, then the shifts), and only for what is switched on: a
+    run's checkpointed generator resumes exactly.  Used by the evaluator's training and by semi-supervised
+    InfoGAN's labelled images."""
+    b, _, h, w = x.shape
+    if flip:
+        mirror = torch.rand(b, generator=gen, device=gen.device).to(x.device) < 0.5
+        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+    if shift <= 0:
+        return x
+    pad = torch.nn.functional.pad(x, (shift, shift, shift, shift), value=-1.0)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=gen, device=gen.device).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    return pad[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+
+
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``; to CUDA from pinned memory without blocking the host."""
     if device.type != "cuda":

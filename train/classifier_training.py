@@ -40,7 +40,7 @@ from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY
-from ctrlgen.train.batches import to_unit
+from ctrlgen.train.batches import shift_flip, to_unit
 
 
 @dataclass(frozen=True)
@@ -80,18 +80,6 @@ class EvaluatorNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.embed(self.trunk(x))
         return self.head(f), f
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to 2 pixels per image (padding = the background, -1)."""
-    b, _, h, w = x.shape
-    flip = torch.rand(b, generator=gen) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    pad = F.pad(x, (2, 2, 2, 2), value=-1.0)
-    dy, dx = torch.randint(0, 5, (2, b), generator=gen)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]
-    return pad[torch.arange(b)[:, None, None], 0, rows, cols].unsqueeze(1)
 
 
 def _as_float(images: np.ndarray) -> torch.Tensor:
@@ -135,7 +123,7 @@ def train(cfg: EvaluatorConfig, data_dir: str | None = None, log=print) -> tuple
         total, hits = 0.0, 0
         for i in range(per_epoch):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = _augment(x_all[idx], gen), y_all[idx]
+            x, y = shift_flip(x_all[idx], 2, True, gen), y_all[idx]  # flips and shifts of up to 2 pixels
             logits, _ = net(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.batches import to_unit
+from ctrlgen.train.batches import shift_flip, to_unit
 from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
@@ -47,27 +47,6 @@ def labelled_set(labels: np.ndarray, n_classes: int, per_class: int, seed: int) 
         pick = torch.randperm(len(idx), generator=gen)[:per_class].numpy()
         out.append(np.sort(idx[pick]))
     return np.concatenate(out).astype(np.int64)
-
-
-def augment(x: torch.Tensor, shift: int, flip: bool, rng: torch.Generator) -> torch.Tensor:
-    """Each image of ``x`` [n, C, H, W] (in [-1, 1], background -1) moved by up to ``shift`` pixels in each
-    direction (the uncovered border filled with -1) and, with ``flip``, mirrored left-right with probability
-    1/2; the draws come from ``rng`` (the run's checkpointed generator, so a resume draws the same ones).
-
-    Why: 10 images per class are seen thousands of times over a run, and Q learns them by heart; its
-    cross-entropy on them then reaches ~0 and stops anchoring the code to the classes while the
-    InfoGAN term on fakes keeps moving Q (purity fell from 0.84 to 0.77 over the recipe's run without
-    this: README, "InfoGAN from a few labels").  Shifts and mirror images are still the same class."""
-    n = len(x)
-    if shift > 0:
-        d = torch.randint(-shift, shift + 1, (n, 2), generator=rng, device=rng.device).tolist()
-        h, w = x.shape[-2:]
-        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), value=-1.0)
-        x = torch.stack([padded[k, :, shift + dy : shift + dy + h, shift + dx : shift + dx + w] for k, (dy, dx) in enumerate(d)])
-    if flip:
-        mirror = torch.rand(n, generator=rng, device=rng.device) < 0.5
-        x = torch.where(mirror.to(x.device)[:, None, None, None], x.flip(-1), x)
-    return x
 
 
 @register
@@ -132,8 +111,11 @@ class SemiSupervised(Technique):
         """``n`` labelled images (in [-1, 1]) and their classes, drawn with replacement by the run's generator,
         each shifted and flipped at random when ``shift`` / ``flip`` ask for it."""
         i = torch.randint(len(self.y), (n,), generator=run.rng, device=run.rng.device)
-        x = to_unit(self.x[i])
-        return augment(x, self.p["shift"], self.p["flip"], run.rng), self.y[i]
+        # Shifted and mirrored at random where the recipe asks: 10 images per class are seen thousands of times
+        # over a run and Q learns them by heart; its cross-entropy on them then reaches ~0 and stops anchoring
+        # the code to the classes while the InfoGAN term on fakes keeps moving Q (purity fell from 0.84 to 0.77
+        # over the recipe's run without this: README, "InfoGAN from a few labels").
+        return shift_flip(to_unit(self.x[i]), self.p["shift"], self.p["flip"], run.rng), self.y[i]
 
     def d_penalty(self, ctx: StepContext):
         run = ctx.run
