@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.spec import LatentSpec
+from ctrlgen.spec import LatentSpec, name_index
 
 ALL, RANDOM = "all", "random"
 _ASSIGNMENT = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*[;,]?\s*(?=[A-Za-z0-9_-]+\s*=|$)", re.S)
@@ -176,8 +176,8 @@ def _int_value(raw: Any, what: str, n: int, names: Sequence[str] = ()) -> int:
     model's c=Dress, case-insensitive); else one line naming what is accepted."""
     if isinstance(raw, float) and raw == int(raw):
         raw = int(raw)
-    if names and isinstance(raw, str) and raw.strip().lower() in (lowered := [v.lower() for v in names]):
-        return lowered.index(raw.strip().lower())
+    if names and isinstance(raw, str) and (found := name_index(names, raw.strip())) is not None:
+        return found
     try:
         v = int(raw) if isinstance(raw, int) and not isinstance(raw, bool) else int(str(raw))
     except ValueError:

@@ -15,7 +15,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,12 @@ def _check_name(kind: str, name: str) -> None:
     if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
         raise CtrlgenError(f"{kind} name {name!r} is invalid; use letters, digits, '_' or '-'")
 
+
+
+def name_index(names: Sequence[str], value: str) -> int | None:
+    """The index of ``value`` among ``names`` (class names, named code values), case-insensitive; None if absent."""
+    lowered = [str(n).lower() for n in names]
+    return lowered.index(value.lower()) if value.lower() in lowered else None
 
 @dataclass(frozen=True)
 class CategoricalCode:
@@ -204,9 +210,8 @@ class LatentSpec:
         if not self.conditional:
             raise CtrlgenError("this model is not class-conditional; drop the label")
         if isinstance(value, str) and not _INDEX.fullmatch(value.strip()):
-            lowered = [n.lower() for n in self.labels]
-            if value.lower() in lowered:
-                return lowered.index(value.lower())
+            if (found := name_index(self.labels, value)) is not None:
+                return found
             raise CtrlgenError(f"label {value!r} is unknown; use 0..{self.n_classes - 1} or one of: {', '.join(self.labels)}")
         try:
             idx = int(value.strip()) if isinstance(value, str) else operator.index(value)

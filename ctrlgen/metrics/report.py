@@ -27,6 +27,7 @@ import numpy as np
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.metrics import Pair, SampleSet, applicable
+from ctrlgen.spec import name_index
 
 DEFAULT_N_IMAGES = 10_000
 DEFAULT_N_POINTS = 2_500  # the PacGAN / VEEGAN protocol draws 2,500 samples
@@ -138,8 +139,7 @@ def named_classes(spec, classes) -> np.ndarray | None:
     of the evaluator's classes (case-insensitive); None otherwise (unnamed values, or names it does not know)."""
     if not spec.categorical or not spec.categorical[0].values:
         return None
-    known = {str(c).lower(): i for i, c in enumerate(classes)}
-    idx = [known.get(v.lower()) for v in spec.categorical[0].values]
+    idx = [name_index(classes, v) for v in spec.categorical[0].values]
     return None if None in idx else np.asarray(idx, np.int64)
 
 
