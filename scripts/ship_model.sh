@@ -26,14 +26,18 @@ ctrlgen=.venv/bin/ctrlgen
 # Export beside the old file first, then replace: a failed export or eval leaves models/ as it was.
 tmp=$(mktemp -d models/.ship-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+
+# fp32 export; over the 20 MB budget of models/ (G's FC 1024 layer: 26.6 MB) its big weights are stored as fp16.
+export_in_budget() {
+  "$ctrlgen" export "$src" -o "$tmp/$name.onnx"
+  if [ "$(stat -c %s "$tmp/$name.onnx")" -gt 20000000 ]; then .venv/bin/python scripts/store_fp16.py "$tmp/$name.onnx"; fi
+}
 case "$name" in
   *infogan*)
     # G alone (with --q-head D's trunk comes along, over the 20 MB budget).  The card's metrics are
     # measured on the checkpoint, whose Q head gives the continuous-code consistency; its samples are
-    # the file's (the export checks ONNX Runtime against torch).  G's FC 1024 layer (the paper's)
-    # makes the fp32 file 26.6 MB: its large weights are stored as fp16, as fashion-cgan's.
-    "$ctrlgen" export "$src" -o "$tmp/$name.onnx"
-    if [ "$(stat -c %s "$tmp/$name.onnx")" -gt 20000000 ]; then .venv/bin/python scripts/store_fp16.py "$tmp/$name.onnx"; fi
+    # the file's (the export checks ONNX Runtime against torch).
+    export_in_budget
     .venv/bin/python -c '
 import sys
 from ctrlgen.card import record, write_markdown
@@ -50,9 +54,7 @@ print("Recorded the metrics in the card; wrote", write_markdown(sys.argv[2], rec
     "$ctrlgen" eval "$tmp/$name.onnx" --write-card
     ;;
   *)
-    "$ctrlgen" export "$src" -o "$tmp/$name.onnx"
-    # Over the 20 MB budget of models/ (fashion-cgan's FC 1024 layer: 26.6 MB): big weights stored as fp16.
-    if [ "$(stat -c %s "$tmp/$name.onnx")" -gt 20000000 ]; then .venv/bin/python scripts/store_fp16.py "$tmp/$name.onnx"; fi
+    export_in_budget
     "$ctrlgen" eval "$tmp/$name.onnx" --write-card
     ;;
 esac
