@@ -1,6 +1,6 @@
 """The torch side of reduced precision (``ctrlgen.precision``): an exact lowering of G, and bf16.
 
-``lower(g)`` folds BatchNorm into the layer before it and rewrites every
+``lower(g)`` folds BatchNorm (and virtual batch norm's reference statistics) into the layer before it and rewrites every
 ConvTranspose(k=4, s=2, p=1) in the sub-pixel form that int8 Conv kernels run;
 ``to_bf16(g)`` is that lowered G in bf16, channels-last, for torch's CPU kernels.
 """
@@ -13,6 +13,8 @@ import itertools
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ctrlgen.vbn import VirtualBatchNorm
 
 
 # --------------------------------------------------------------------------- lowering
@@ -106,17 +108,62 @@ class SubPixelChain(nn.Module):
 
 
 @torch.no_grad()
-def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
-    """``layer`` followed by an eval-mode BatchNorm, as one layer (weights scaled per output channel)."""
+def _fold_affine(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> nn.Module:
+    """``layer`` followed by y ↦ y·scale + shift per output channel, as one layer."""
     layer = copy.deepcopy(layer)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(shift)
     if isinstance(layer, nn.ConvTranspose2d):
         layer.weight.mul_(scale.view(1, -1, 1, 1))
     else:
         layer.weight.mul_(scale.view(-1, *([1] * (layer.weight.dim() - 1))))
-    layer.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+    layer.bias = nn.Parameter(bias * scale + shift)
     return layer
+
+
+def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """``layer`` followed by an eval-mode BatchNorm, as one layer (weights scaled per output channel)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return _fold_affine(layer, scale, bn.bias - bn.running_mean * scale)
+
+
+class ResidualVBN(nn.Module):
+    """Eval-mode virtual batch norm whose reference statistics are folded into the layer before it.
+
+    That layer then gives x̂ = (x − μ_ref)·a with a = 1/√(var_ref + ε), and VBN's output
+    γ·(x − μ)/√(var + ε) + β (μ, var mixing the example's own statistics, weight c = 1/(N_ref+1),
+    with the reference batch's) is, exactly,
+
+        γ·(x̂ − c·m̂)/√(c·ŝ − c²·m̂² + k) + β,   k = ((1 − c)·var_ref + ε)/(var_ref + ε),
+
+    m̂, ŝ the example's own mean and mean square of x̂.  The point is int8: x̂ has about unit variance in
+    every channel, so one scale per tensor quantizes all channels alike; unfolded, the channels with a small
+    spread lost most of their precision to the wide ones and VBN's 1/σ then magnified that error.
+    """
+
+    def __init__(self, vbn: VirtualBatchNorm) -> None:
+        super().__init__()
+        var_ref = (vbn.ref_sq - vbn.ref_mean * vbn.ref_mean).clamp_min(0.0).detach()
+        self.c = 1.0 / (vbn.n_ref + 1.0)
+        self.register_buffer("k", ((1.0 - self.c) * var_ref + vbn.eps) / (var_ref + vbn.eps))
+        self.register_buffer("weight", vbn.weight.detach().clone())
+        self.register_buffer("bias", vbn.bias.detach().clone())
+
+    @staticmethod
+    def fold(layer: nn.Module, vbn: VirtualBatchNorm) -> nn.Module:
+        """``layer`` followed by the reference half of ``vbn``: (y − μ_ref)·a."""
+        with torch.no_grad():
+            var_ref = (vbn.ref_sq - vbn.ref_mean * vbn.ref_mean).clamp_min(0.0)
+            a = torch.rsqrt(var_ref + vbn.eps)
+            return _fold_affine(layer, a, -vbn.ref_mean * a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tail = (1,) * (x.dim() - 2)
+        spatial = tuple(range(2, x.dim()))
+        m = x.mean(spatial, keepdim=True) if spatial else x
+        s = (x * x).mean(spatial, keepdim=True) if spatial else x * x
+        cm = self.c * m
+        var = self.c * s - cm * cm + self.k.view(-1, *tail)
+        return (x - cm) * torch.rsqrt(var) * self.weight.view(-1, *tail) + self.bias.view(-1, *tail)
 
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh)
@@ -138,10 +185,16 @@ def lower(g: nn.Module) -> nn.Module:
         foldable = isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d))
         if foldable and nxt.track_running_stats and nxt.affine:
             m, i = _fold(m, nxt), i + 1
+        vbn = None
+        if isinstance(m, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d)) and isinstance(nxt, VirtualBatchNorm):
+            m, vbn, i = ResidualVBN.fold(m, nxt), ResidualVBN(nxt), i + 1
         if SubPixelConvTranspose.fits(m):
-            act = layers[i + 1] if i + 1 < len(layers) and isinstance(layers[i + 1], ELEMENTWISE) else None
+            # VBN's own statistics are over the cropped map: the activation stays after it, outside the sub-pixel form.
+            act = layers[i + 1] if vbn is None and i + 1 < len(layers) and isinstance(layers[i + 1], ELEMENTWISE) else None
             m, i = SubPixelConvTranspose(m, act), i + (act is not None)
         out.append(m)
+        if vbn is not None:
+            out.append(vbn)
         i += 1
     # Two sub-pixel layers in a row become one chain (no shuffle between them); the chain needs its input
     # size, so the layers are run once on one sample to find it.

@@ -53,6 +53,70 @@ def test_lowering_folds_batchnorm_and_keeps_the_outputs(size, g_fc):
     assert g.training is False and any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())  # g itself untouched
 
 
+@pytest.mark.parametrize("size, g_fc", [(28, 0), (28, 32), (32, 0)])
+def test_lowering_folds_virtual_batchnorm_and_keeps_the_outputs(size, g_fc):
+    """VBN's reference statistics go into the layer before it (ResidualVBN keeps the per-example part):
+    the same images, and every folded layer's output has about unit variance per channel on the
+    reference batch (against raw spreads over a factor 400 here), which is what lets one int8 scale per
+    tensor serve all its channels."""
+    from ctrlgen.lowering import ResidualVBN
+    from ctrlgen.vbn import VirtualBatchNorm
+
+    spec = LatentSpec(noise_dim=16, output_kind="image", output_shape=(1, size, size), labels=tuple("abcdefghij"))
+    torch.manual_seed(size + g_fc)
+    g = Generator(spec, NetConfig(g_width=8, g_fc=g_fc, g_vbn=16))
+    for m in g.modules():  # channels of very different spread, as after training
+        if isinstance(m, VirtualBatchNorm):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    for m in g.body:
+        if isinstance(m, (nn.Linear, nn.ConvTranspose2d)):
+            m.weight.data.mul_(torch.rand(m.weight.shape[0 if isinstance(m, nn.Linear) else 1]).mul(20).add(0.05).view(
+                -1, *([1] * (m.weight.dim() - 1))) if isinstance(m, nn.Linear) else torch.rand(1, m.weight.shape[1], 1, 1) * 20 + 0.05)
+    g.train()
+    ref = {k: torch.from_numpy(v) for k, v in spec.sample(4, seed=2).items()}
+    with torch.no_grad():
+        g(**ref)  # a training pass sets the reference statistics for these weights
+    g.eval()
+    low = lower(g)
+    assert sum(isinstance(m, ResidualVBN) for m in low.modules()) == sum(isinstance(m, VirtualBatchNorm) for m in g.modules()) > 0
+    assert not any(isinstance(m, VirtualBatchNorm) for m in low.modules())
+    x = {k: torch.from_numpy(v) for k, v in spec.sample(9, seed=1).items()}
+    with torch.no_grad():
+        torch.testing.assert_close(low(**x), g(**x), atol=1e-5, rtol=1e-4)
+        h = low.input(**{name: getattr(g, f"vbn_ref_{name}") for name in g.ref_names})
+        vbns, first = iter([m for m in g.body if isinstance(m, VirtualBatchNorm)]), True
+        for m in low.body:
+            if isinstance(m, ResidualVBN):  # h: the folded layer's output on the reference batch
+                v = next(vbns)
+                var = v.ref_sq - v.ref_mean**2
+                spread = h.transpose(0, 1).reshape(h.shape[1], -1).std(1, unbiased=False)
+                want = torch.sqrt(var / (var + v.eps))  # 1 but for ε, at the first VBN; deeper, the eval pass
+                # normalizes the reference rows with their own statistics mixed in (weight 1/17 here), so only about
+                tol = 1e-3 if first else 0.25
+                torch.testing.assert_close(spread, want, atol=tol, rtol=tol)
+                first = False
+            h = m(h)
+
+
+def test_int8_keeps_the_layer_before_tanh_in_fp32(tmp_path):
+    """The image logits before tanh span a wide range: one uint8 scale over it rounds mid-grey pixels
+    visibly, so the conv feeding Tanh is excluded from quantization (and nothing else is)."""
+    from ctrlgen.export import OnnxInterface, _torch_export
+    from ctrlgen.precision import before_tanh
+
+    spec = LatentSpec(noise_dim=16, output_kind="image", output_shape=(1, 28, 28), labels=tuple("abcdefghij"))
+    g = Generator(spec, NetConfig(g_width=8, g_fc=0)).eval()
+    path = tmp_path / "low.onnx"
+    _torch_export(OnnxInterface(lower(g), spec).eval(), spec, path)
+    graph = __import__("onnx").load(str(path)).graph
+    (last,) = before_tanh(str(path))
+    producers = {o: n for n in graph.node for o in n.output}
+    tanh = next(n for n in graph.node if n.op_type == "Tanh")
+    assert producers[tanh.input[0]].name == last and producers[tanh.input[0]].op_type == "Conv"
+    assert sum(n.op_type == "Conv" for n in graph.node) > 1  # the other convs are still quantized
+
+
 @needs_fashion
 @pytest.mark.slow
 def test_int8_export_writes_a_checked_file_that_generate_uses(tiny_runs, tmp_path):
