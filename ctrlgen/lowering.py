@@ -159,8 +159,11 @@ class ResidualVBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tail = (1,) * (x.dim() - 2)
         spatial = tuple(range(2, x.dim()))
-        m = x.mean(spatial, keepdim=True) if spatial else x
-        s = (x * x).mean(spatial, keepdim=True) if spatial else x * x
+        if not spatial:  # features: m̂ = x̂ and ŝ = x̂², so y = γ(1 − c)·x̂/√(c(1 − c)·x̂² + k) + β (fewer ops)
+            c = self.c
+            return x * torch.rsqrt(x * x * (c * (1.0 - c)) + self.k) * (self.weight * (1.0 - c)) + self.bias
+        m = x.mean(spatial, keepdim=True)
+        s = (x * x).mean(spatial, keepdim=True)
         cm = self.c * m
         var = self.c * s - cm * cm + self.k.view(-1, *tail)
         return (x - cm) * torch.rsqrt(var) * self.weight.view(-1, *tail) + self.bias.view(-1, *tail)
