@@ -1,8 +1,8 @@
 """Recipes: families and presets (extends), the [latent] table, technique-owned lambdas,
 the old flat config shape, and ``ctrlgen train cgan --data DIR`` on a folder of images."""
 
-import json
 import dataclasses
+import json
 import re
 from importlib import resources
 from pathlib import Path
