@@ -68,7 +68,9 @@ def sweep_axis(spec: LatentSpec, factor: str, steps: int = 10) -> Axis:
         return Axis("label", LABEL_FACTOR, tuple(range(spec.n_classes)), spec.labels)
     for c in spec.categorical:
         if c.name == factor:
-            return Axis("cat", c.name, tuple(range(c.n)), tuple(f"{c.name}={v}" for v in range(c.n)))
+            # Named values (a semi-supervised code) are captioned by name: "Dress", not "c=3".
+            titles = tuple(c.values) if c.values else tuple(f"{c.name}={v}" for v in range(c.n))
+            return Axis("cat", c.name, tuple(range(c.n)), titles)
     for c in spec.continuous:
         if c.name == factor:
             if not isinstance(steps, (int, np.integer)) or steps < 2:

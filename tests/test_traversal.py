@@ -1,5 +1,7 @@
 """Latent traversals: slerp, walks, sweeps, captions."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -91,7 +93,9 @@ def test_walk_renders_one_picture_per_frame():
 def test_sweep_axis_and_inputs():
     assert sweep_factors(SPEC) == ["label", "c", "u0", "w"]
     assert sweep_axis(SPEC, "label").titles == ("cat", "dog", "eel")
-    assert sweep_axis(SPEC, "c").values == (0, 1, 2)
+    assert sweep_axis(SPEC, "c").values == (0, 1, 2) and sweep_axis(SPEC, "c").titles == ("c=0", "c=1", "c=2")
+    named = dataclasses.replace(SPEC, categorical=(CategoricalCode("c", 3, values=("Coat", "Shirt", "Bag")),))
+    assert sweep_axis(named, "c").titles == ("Coat", "Shirt", "Bag")  # a semi-supervised code: captioned by class
     assert sweep_axis(SPEC, "w", steps=5).values == (0.0, 0.5, 1.0, 1.5, 2.0)
     with pytest.raises(CtrlgenError, match="it can sweep: label, c, u0, w"):
         sweep_axis(SPEC, "nope")
