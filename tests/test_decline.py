@@ -43,10 +43,10 @@ def test_the_decline_rule_stays_quiet_on_recorded_healthy_runs(name):
 
 
 def test_the_decline_rule_stays_quiet_on_the_shipped_models_run():
-    """The run that made models/fashion-cgan.onnx (8 epochs, a check every 500 steps): within-class diversity and
-    recall rise to the end, and the rule says nothing."""
+    """The run that made models/fashion-cgan.onnx (16 epochs, a check every 500 steps): within-class diversity and
+    recall rise, then hold (recall wanders by 0.02 over the last 8 epochs), and the rule says nothing."""
     history = checks("shipped-fashion-cgan.jsonl")
-    assert [h["step"] for h in history] == list(range(500, 7496, 500))
+    assert [h["step"] for h in history] == list(range(500, 14992, 500))
     div, rec = [h["intra_diversity"] for h in history], [h["recall"] for h in history]
     assert div[-1] > div[0] + 0.1 and rec[-1] > rec[0] + 0.5  # a run that gains diversity, not a flat one
     assert replay(history, declines) == [] and all(h["healthy"] for h in history)
