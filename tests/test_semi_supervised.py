@@ -114,6 +114,7 @@ def test_cli_errors_are_one_line(tmp_path):
 @pytest.mark.parametrize(("recipe_name", "overrides", "fragment"), [
     ("fashion-cgan", ["techniques.semi_supervised.labels_per_class=10"], "exactly one categorical code"),
     ("fashion-infogan", ["techniques.semi_supervised.lambda_sup=-1.0"], "lambda_sup must be >= 0"),
+    ("fashion-infogan", ["techniques.semi_supervised.lambda_ent=-0.5"], "lambda_ent must be >= 0"),
     ("fashion-infogan", ["techniques.semi_supervised.labels_per_class=10", "conditional=true"], "class-conditional"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
@@ -213,6 +214,32 @@ def test_a_short_run_makes_value_k_draw_class_k(tmp_path, bands):
     codes, band = _band_of_each_value(trainer)
     named = float(np.mean(band == np.asarray(bands)[codes]))
     assert named >= 0.9, (bands, named, np.bincount(band, minlength=3))
+
+
+def test_entropy_gap_prefers_confident_images_spread_over_all_classes():
+    from ctrlgen.train.techniques.semi_supervised import class_entropy_gap
+
+    k = 5
+    assert float(class_entropy_gap(torch.zeros(8, k))) == pytest.approx(0.0, abs=1e-6)  # unsure of everything
+    assert float(class_entropy_gap(torch.eye(k) * 40)) == pytest.approx(-np.log(k), abs=1e-4)  # sure, all classes used
+    one = torch.zeros(k, k)
+    one[:, 0] = 40
+    assert float(class_entropy_gap(one)) == pytest.approx(0.0, abs=1e-4)  # sure, but all one class: no better than unsure
+
+
+def test_entropy_term_trains_q_on_the_unlabelled_real_batch(tmp_path):
+    """lambda_ent > 0 adds d_ent (logged) to D's loss, and it changes D's training; 0 leaves it out."""
+    make_folder(tmp_path / "data", per_class=(6, 6, 6), unlabelled=60)
+    runs = {}
+    for lam in (0.0, 0.5):
+        cfg = folder_config(tmp_path, "steps=3", "amp=off", f"techniques.semi_supervised.lambda_ent={lam}")
+        runs[lam] = Trainer(cfg, tmp_path / f"run{lam}")
+        runs[lam].run()
+    logged = [json.loads(line) for line in (tmp_path / "run0.5" / "metrics.jsonl").read_text().splitlines()]
+    assert any("d_ent" in r and r["d_ent"] < 0 for r in logged)
+    assert not any("d_ent" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
+    a, b = _weights(runs[0.0]), _weights(runs[0.5])
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
 
 
 # ---------------------------------------------------------------- resume, checkpoint, export

@@ -67,6 +67,43 @@ def test_stop_and_resume_ends_with_the_same_weights(tmp_path, recipe):
     assert steps == sorted(set(steps)) and steps[-1] == 10
 
 
+def test_linear_lr_decay_follows_the_step_changes_the_weights_and_resumes_exactly(tmp_path):
+    """lr_decay = linear: both lrs hold until lr_decay_start of the run, then fall linearly to 0 at its end;
+    a resume lands on the same weights, and the decayed run ends elsewhere than the constant-lr one."""
+    decay = ("steps=10", "lr_decay=linear", "lr_decay_start=0.6")
+    t = Trainer(tiny_config("ring8", *decay), tmp_path / "probe")
+    assert [round(t.lr_factor(s), 6) for s in range(11)] == [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25, 0]
+    seen = []
+    real_step = t.train_step
+
+    def spy():
+        out = real_step()
+        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+        return out
+
+    t.train_step = spy
+    t.run()
+    base = tiny_config("ring8", *decay).lr_g
+    assert [g for g, _ in seen] == pytest.approx([base * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
+    assert [d for _, d in seen] == pytest.approx([tiny_config("ring8").lr_d * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
+    whole = Trainer(tiny_config("ring8", *decay), tmp_path / "whole")
+    whole.run()
+    part = Trainer(tiny_config("ring8", *decay), tmp_path / "part")
+    part.run(until=8)
+    resumed = Trainer.resume(tmp_path / "part")
+    resumed.run()
+    a, b = _state(whole), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    flat = Trainer(tiny_config("ring8", "steps=10"), tmp_path / "flat")
+    flat.run()
+    f = _state(flat)
+    assert any(not torch.equal(a[k], f[k]) for k in a if k.startswith("G."))  # the schedule changed training
+    with pytest.raises(CtrlgenError, match="lr_decay 'cosine' is unknown"):
+        load_config("ring8", ["lr_decay=cosine"])
+    with pytest.raises(CtrlgenError, match="lr_decay_start must be in"):
+        load_config("ring8", ["lr_decay_start=1"])
+
+
 def test_resume_refuses_to_change_what_defines_the_run(tmp_path):
     Trainer(tiny_config("ring8", "steps=2"), tmp_path).run()
     with pytest.raises(CtrlgenError, match="cannot change"):

@@ -36,7 +36,7 @@ DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
               "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit", "compile",
-              "tensorboard"}
+              "tensorboard", "lr_decay", "lr_decay_start"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -137,6 +137,8 @@ class TrainConfig:
     beta1: float = 0.5  # Adam betas (DCGAN's 0.5 for beta1)
     beta2: float = 0.999
     n_critic: int = 1  # D updates per G update
+    lr_decay: str = "none"  # none | linear: both learning rates fall linearly to 0 over the run's last (1 - lr_decay_start)
+    lr_decay_start: float = 0.5  # the share of the run's G steps after which the linear decay starts
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # stabilizers by name, with parameters
     mode: str = "standard"  # standard (one G) | egan (a population of G's evolved with several losses: train/egan.py)
     egan: dict[str, Any] = field(default_factory=dict)  # E-GAN settings (mode = "egan"): population, mutations, gamma, ...
@@ -184,6 +186,10 @@ class TrainConfig:
         for name in ("lr_g", "lr_d", "epochs"):
             if not getattr(self, name) > 0:
                 raise CtrlgenError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.lr_decay not in ("none", "linear"):
+            raise CtrlgenError(f"lr_decay {self.lr_decay!r} is unknown; use none or linear")
+        if not 0 <= self.lr_decay_start < 1:
+            raise CtrlgenError(f"lr_decay_start must be in [0, 1) (a share of the run's steps), got {self.lr_decay_start}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise CtrlgenError("beta1 and beta2 must be in [0, 1)")
         if self.channels not in (1, 3):

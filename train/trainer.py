@@ -199,9 +199,28 @@ class Trainer:
         for t in self.techniques:
             t.after_g_step(self.run_context)
 
+    def lr_factor(self, step: int) -> float:
+        """The learning rates' multiplier at ``step``: 1, or under ``lr_decay = "linear"`` falling from 1 at
+        ``lr_decay_start`` of the run to 0 at its end (a function of the step alone, so resume stays exact)."""
+        if self.cfg.lr_decay == "none":
+            return 1.0
+        start = self.cfg.lr_decay_start * self.total_steps
+        return 1.0 if step < start else max(0.0, (self.total_steps - step) / max(1.0, self.total_steps - start))
+
+    def apply_lr_schedule(self) -> None:
+        """Set both optimizers' lr to base × lr_factor(step); each group keeps its base (``base_lr``, checkpointed
+        with the optimizer; a rollback halves it)."""
+        if self.cfg.lr_decay == "none":
+            return
+        f = self.lr_factor(self.step)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * f
+
     def train_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
         self.run_context.step = self.step
+        self.apply_lr_schedule()
         for _ in range(self.cfg.n_critic):
             stats.update(self.d_step())
         stats.update(self.g_step())

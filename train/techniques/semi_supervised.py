@@ -7,7 +7,10 @@ checkpointed generator), runs D's trunk and Q head on them and adds
 
     d_sup = lambda_sup · CE(Q_cat(x_labelled), y)
 
-to D/Q's loss.  All the other images train as in plain InfoGAN, their labels unused.
+to D/Q's loss.  All the other images train as in plain InfoGAN, their labels unused; with
+``lambda_ent`` > 0, Q is also asked to be confident on each unlabelled real image while using all
+classes evenly over the batch (``class_entropy_gap``, CatGAN's classifier objective), which moves its
+class boundaries away from where the unlabelled images are dense.
 
 G gets no term of its own: the InfoGAN term on fakes (mutual_information) already makes G minimize
 CE(Q_cat(G(z, c)), c), which is Spurr et al.'s supervised term for G (their I_S(c; G)) once Q reads
@@ -49,12 +52,23 @@ def labelled_set(labels: np.ndarray, n_classes: int, per_class: int, seed: int) 
     return np.concatenate(out).astype(np.int64)
 
 
+def class_entropy_gap(logits: torch.Tensor) -> torch.Tensor:
+    """mean_i H(p_i) − H(mean_i p_i) for p_i = softmax(logits_i): CatGAN's objective for a classifier on
+    unlabelled data (Springenberg 2016).  Low when each image gets one confident class (the first term)
+    while the batch uses all classes evenly (the second, which keeps it from calling everything one class)."""
+    logp = F.log_softmax(logits, 1)
+    p = logp.exp()
+    per_image = -(p * logp).sum(1).mean()
+    mean = p.mean(0)
+    return per_image + (mean * torch.log(mean.clamp_min(1e-12))).sum()
+
+
 @register
 class SemiSupervised(Technique):
     name = "semi_supervised"
     doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
            "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
-    params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False}
+    params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -70,6 +84,8 @@ class SemiSupervised(Technique):
                                "set conditional = false or remove the table")
         if p["labels_per_class"] < 1:
             raise CtrlgenError(f"{NAME}.labels_per_class must be >= 1, got {p['labels_per_class']}")
+        if p["lambda_ent"] < 0:
+            raise CtrlgenError(f"{NAME}.lambda_ent must be >= 0, got {p['lambda_ent']}")
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
         if not 0 <= p["shift"] <= cfg.image_size // 4:
@@ -122,7 +138,10 @@ class SemiSupervised(Technique):
         x, y = self.labelled_batch(run, len(ctx.real) if ctx.real is not None else len(ctx.fake))
         with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
             out = ctx.discriminate(x, None)
-        return {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
+        terms = {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
+        if self.p["lambda_ent"] > 0 and ctx.out_real is not None and ctx.out_real.q_cat:
+            terms["d_ent"] = self.p["lambda_ent"] * class_entropy_gap(ctx.out_real.q_cat[0].float())
+        return terms
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self):
