@@ -44,7 +44,7 @@ def test_the_decline_rule_stays_quiet_on_recorded_healthy_runs(name):
 
 def test_the_decline_rule_stays_quiet_on_the_shipped_models_run():
     """The run that made models/fashion-cgan.onnx (16 epochs, a check every 500 steps): within-class diversity and
-    recall rise, then hold (recall wanders by 0.02 over the last 8 epochs), and the rule says nothing."""
+    recall rise to the end but for a dip of 0.006 in the last checks, and the rule says nothing."""
     history = checks("shipped-fashion-cgan.jsonl")
     assert [h["step"] for h in history] == list(range(500, 14992, 500))
     div, rec = [h["intra_diversity"] for h in history], [h["recall"] for h in history]
