@@ -126,7 +126,7 @@ def run_web(models: dict[Path, dict], n: int, seed: int) -> dict[Path, np.ndarra
 
 
 def run_openvino(models: dict[Path, dict], hint: str | None = None) -> dict[Path, np.ndarray | str]:
-    """As ``--runtime openvino`` runs them (f32 hint for fp32 files), or under another precision hint."""
+    """As ``--runtime openvino`` runs them (the f32 hint), or under another precision hint."""
     if importlib.util.find_spec("openvino") is None:
         return dict.fromkeys(models, "not installed: pip install 'ctrlgen[openvino]'")
     from ctrlgen.runtime_openvino import OpenVinoRuntime

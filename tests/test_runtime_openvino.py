@@ -8,6 +8,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from ctrlgen.models import models_dir, shipped
+from ctrlgen.precision import INT8_MEAN_TOL
 from ctrlgen.runtime import Runtime
 
 needs_openvino = pytest.mark.skipif(
@@ -26,12 +27,13 @@ def test_openvino_matches_onnxruntime(path):
     a, b = ort(**x), ov(**x)
     assert ov.spec == ort.spec and ov.card == ort.card and ov.backend == "openvino"
     hint = str(ov.compiled.get_property("INFERENCE_PRECISION_HINT"))
+    assert hint == "<Type: 'float32'>"  # int8 files too: their fp32 parts (VBN, the conv before tanh) stay fp32
     if ort.precision == "fp32":
-        assert hint == "<Type: 'float32'>"
         assert np.abs(a - b).max() < 1e-4
-    else:  # int8 kernels round differently here and there: a rare element moves, the rest agree
+    else:  # int8 kernels round differently here and there, and the fp32 layers after carry that on: a few
+        # elements move; on average the two runtimes agree ~40x closer than either does with the fp32 file
         diff = np.abs(a - b)
-        assert diff.mean() < 1e-4 and (diff > 1e-3).mean() < 1e-3 and diff.max() < 0.5
+        assert diff.mean() < INT8_MEAN_TOL / 30 and (diff > 1e-3).mean() < 0.05 and diff.max() < 0.5
     samples, _ = ov.generate(5, seed=1, chunk=2)
     assert samples.shape == (5, *ov.spec.output_shape)
 
