@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import machine  # noqa: E402
 
 from ctrlgen.classifier import Evaluator  # noqa: E402
+from ctrlgen.metrics.report import named_classes  # noqa: E402
 from ctrlgen.models import resolve_model  # noqa: E402
 from ctrlgen.runtime import Runtime  # noqa: E402
 
@@ -31,10 +32,11 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="samples per value")
     args = p.parse_args()
     rt, ev = Runtime.from_file(resolve_model(args.model)), Evaluator.load()
-    named = [c for c in rt.spec.categorical if c.values]
-    if not named:
-        raise SystemExit(f"{args.model} has no categorical code with named values (a semi-supervised InfoGAN has one)")
-    code, classes = named[0], list(ev.labels)
+    classes = list(ev.labels)
+    as_class = named_classes(rt.spec, classes)  # what ctrlgen eval's named_accuracy maps each value to
+    if as_class is None:
+        raise SystemExit(f"{args.model}'s categorical code is not named by the evaluator's classes (a semi-supervised InfoGAN's is)")
+    code = rt.spec.categorical[0]
     print(f"{args.model}: {args.n} samples per value of {code.name}; {machine()}\n")
     print("| value | " + " | ".join(classes) + " | as named |")
     print("|---|" + "---:|" * (len(classes) + 1))
@@ -43,9 +45,9 @@ def main() -> None:
         x, _ = rt.generate(args.n, seed=k, cat={code.name: k})
         pred = ev(x)[0].argmax(1)
         row = np.bincount(pred, minlength=len(classes))
-        hits.append(row[classes.index(name)] / args.n if name in classes else float("nan"))
+        hits.append(row[as_class[k]] / args.n)
         print(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {hits[-1]:.3f} |")
-    print(f"\nmean share as named: {np.nanmean(hits):.3f}")
+    print(f"\nmean share as named: {np.mean(hits):.3f}")
 
 
 if __name__ == "__main__":

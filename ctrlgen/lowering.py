@@ -142,18 +142,22 @@ class ResidualVBN(nn.Module):
 
     def __init__(self, vbn: VirtualBatchNorm) -> None:
         super().__init__()
-        var_ref = (vbn.ref_sq - vbn.ref_mean * vbn.ref_mean).clamp_min(0.0).detach()
+        var_ref = self.ref_var(vbn)
         self.c = 1.0 / (vbn.n_ref + 1.0)
         self.register_buffer("k", ((1.0 - self.c) * var_ref + vbn.eps) / (var_ref + vbn.eps))
         self.register_buffer("weight", vbn.weight.detach().clone())
         self.register_buffer("bias", vbn.bias.detach().clone())
 
     @staticmethod
+    def ref_var(vbn: VirtualBatchNorm) -> torch.Tensor:
+        """The reference batch's variance per channel, E[h²] − E[h]² (never below 0)."""
+        return (vbn.ref_sq - vbn.ref_mean * vbn.ref_mean).clamp_min(0.0).detach()
+
+    @staticmethod
     def fold(layer: nn.Module, vbn: VirtualBatchNorm) -> nn.Module:
         """``layer`` followed by the reference half of ``vbn``: (y − μ_ref)·a."""
         with torch.no_grad():
-            var_ref = (vbn.ref_sq - vbn.ref_mean * vbn.ref_mean).clamp_min(0.0)
-            a = torch.rsqrt(var_ref + vbn.eps)
+            a = torch.rsqrt(ResidualVBN.ref_var(vbn) + vbn.eps)
             return _fold_affine(layer, a, -vbn.ref_mean * a)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

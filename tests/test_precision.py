@@ -69,10 +69,11 @@ def test_lowering_folds_virtual_batchnorm_and_keeps_the_outputs(size, g_fc):
         if isinstance(m, VirtualBatchNorm):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.3, 0.3)
-    for m in g.body:
+    for m in g.body:  # output channels scaled by 0.05 ... 20
         if isinstance(m, (nn.Linear, nn.ConvTranspose2d)):
-            m.weight.data.mul_(torch.rand(m.weight.shape[0 if isinstance(m, nn.Linear) else 1]).mul(20).add(0.05).view(
-                -1, *([1] * (m.weight.dim() - 1))) if isinstance(m, nn.Linear) else torch.rand(1, m.weight.shape[1], 1, 1) * 20 + 0.05)
+            linear = isinstance(m, nn.Linear)
+            scale = torch.rand(m.weight.shape[0 if linear else 1]) * 20 + 0.05
+            m.weight.data.mul_(scale.view((-1, 1) if linear else (1, -1, 1, 1)))
     g.train()
     ref = {k: torch.from_numpy(v) for k, v in spec.sample(4, seed=2).items()}
     with torch.no_grad():
