@@ -89,6 +89,7 @@ ROWS = [
     Row("+ label smoothing 0.9", ("techniques.label_smoothing={}",), RING),
     Row("+ historical averaging", ("techniques.historical_averaging={}",), RING, cost=1.2),
     Row("+ virtual batch norm", ("techniques.virtual_batchnorm={}",), RING, cost=1.4),
+    Row("+ mode seeking", ("techniques.mode_seeking={}",), RING, cost=1.1),
     Row("+ spectral norm", ("techniques.spectral_norm={}",), RING, cost=1.3, ensemble=False),
     Row("+ EMA", ("techniques.ema={}",), BOTH),
     Row("+ R1 γ=0.01", ("techniques.r1.gamma=0.01",), RING, cost=1.4),

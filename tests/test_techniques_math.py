@@ -19,6 +19,7 @@ from ctrlgen.train.techniques.experience_replay import ExperienceReplay
 from ctrlgen.train.techniques.feature_matching import FeatureMatching, feature_distance
 from ctrlgen.train.techniques.historical_averaging import HistoricalAveraging, RunningMean
 from ctrlgen.train.techniques.label_smoothing import LabelSmoothing
+from ctrlgen.train.techniques.mode_seeking import ModeSeeking, mode_seeking_ratio, paired
 from ctrlgen.train.techniques.penalties import R1, DraganPenalty, GradientPenalty
 from ctrlgen.train.techniques.unrolled import look_ahead
 from ctrlgen.train.trainer import Trainer
@@ -282,6 +283,42 @@ def test_historical_average_penalizes_distance_to_the_mean_of_past_parameters():
     fresh = HistoricalAveraging(weight=0.5, players="d")
     fresh.load_state_dict(ha.state_dict())
     assert fresh.means["D"].count == 2 and torch.allclose(fresh.means["D"].mean[0], torch.tensor([2.0, 1.0]))
+
+
+def test_mode_seeking_pairs_samples_that_differ_only_in_z_and_rewards_distance():
+    inputs = {Z: torch.arange(16.0).reshape(8, 2), LABEL: torch.arange(8), "code_cont": torch.arange(8.0)[:, None]}
+    one = paired(inputs)
+    assert torch.equal(one[Z], inputs[Z])  # the noise is left as drawn
+    assert one[LABEL].tolist() == [0, 1, 2, 3, 0, 1, 2, 3] and one["code_cont"][:, 0].tolist() == [0, 1, 2, 3] * 2
+    two = paired(inputs, blocks=2)  # an ensemble of 2 seeds pairs within each seed's block of 4
+    assert two[LABEL].tolist() == [0, 1, 0, 1, 4, 5, 4, 5]
+    # images 1 apart for z 2 apart, in every pair: d = 1/2
+    z = torch.zeros(4, 3)
+    z[2:] = 2.0
+    fake = torch.zeros(4, 1, 2, 2, requires_grad=True)
+    with torch.no_grad():
+        fake[2:] = 1.0
+    assert mode_seeking_ratio(fake, z).item() == pytest.approx(0.5)
+    ms = ModeSeeking(weight=3.0, eps=1e-5)
+    run = SimpleNamespace(seeds=1)
+    value = ms.g_penalty(StepContext(run, None, None, {Z: z}, fake, None))["mode_seeking"]
+    assert value.item() == pytest.approx(3.0 / (0.5 + 1e-5))
+    # minimizing it pushes the pair apart: the gradient on the second half points away from the first
+    (g,) = torch.autograd.grad(value, fake)
+    assert (g[2:] < 0).all() and (g[:2] > 0).all()
+
+
+def test_mode_seeking_makes_g_batches_in_pairs_during_training():
+    t = Trainer(tiny_config("cgan", "techniques.mode_seeking={}"), "unused")
+    seen = []
+    t.G.register_forward_pre_hook(lambda m, args, kw: seen.append({k: v.clone() for k, v in kw.items()}), with_kwargs=True)
+    t.train_step()
+    g_batch = seen[-1]  # the G step's batch comes after D's
+    half = g_batch[LABEL].shape[0] // 2
+    assert torch.equal(g_batch[LABEL][:half], g_batch[LABEL][half:])
+    assert not torch.equal(g_batch[Z][:half], g_batch[Z][half:])
+    d_batch = seen[0]
+    assert not torch.equal(d_batch[LABEL][:half], d_batch[LABEL][half:])  # D's fakes are drawn as before
 
 
 def test_feature_matching_is_the_squared_distance_of_mean_features():

@@ -37,6 +37,7 @@ CASES = {
     "loss_wgan_gp": (["loss=wgan-gp", "net.d_norm=none"], ["net.d_norm=none"]),
     "loss_dragan": (["loss=dragan", "net.d_norm=none"], ["net.d_norm=none"]),
     "semi_supervised": (["techniques.semi_supervised.labels_per_class=2"], []),
+    "mode_seeking": (["techniques.mode_seeking.weight=1.0"], []),
 }
 NOT_WITH_INFOGAN = {"packing"}  # rejected at config time (tested below)
 NOT_WITH_CGAN = {"semi_supervised"}  # ties InfoGAN's categorical code to classes: InfoGAN only (tests/test_semi_supervised.py)
@@ -139,6 +140,8 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.label_smoothing.real_target=0.2"], "real_target must be in"),
         ("ring8", ["techniques.packing.m=4", "batch_size=66"], "multiple of net.pack=4"),
         ("ring8", ["techniques.unroled.steps=3"], "unknown; use one of:.*unrolled"),
+        ("ring8", ["techniques.mode_seeking={}", "batch_size=65"], "batch_size must be even"),
+        ("ring8", ["techniques.mode_seeking.weight=0"], "weight must be > 0"),
     ],
 )
 def test_combinations_that_make_no_sense_are_rejected_with_the_reason(recipe, overrides, message):

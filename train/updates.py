@@ -65,6 +65,8 @@ def g_update(tr: Trainer, loss: GanLoss, batches: list[tuple[dict[str, Tensor], 
 def g_batch(tr: Trainer) -> tuple[dict[str, Tensor], Tensor | None, Tensor | None]:
     """A G batch: fresh latents, and a real batch when a technique's G penalty needs one (feature matching)."""
     inputs = tr.sample_latent(tr.batch)
+    for t in tr.techniques:
+        inputs = t.g_latent(inputs, tr.run_context)
     real, y = tr.next_real() if tr.needs_real_in_g else (None, None)
     return inputs, real, y
 

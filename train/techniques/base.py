@@ -96,6 +96,10 @@ class Technique:
     def wrap_loss(self, loss: GanLoss) -> GanLoss:
         return loss
 
+    def g_latent(self, inputs: dict[str, Tensor], run: RunContext) -> dict[str, Tensor]:
+        """G's latent batch as this technique wants it (mode seeking pairs samples that differ only in z)."""
+        return inputs
+
     def fake_for_d(self, fake: Tensor, inputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         return fake, inputs
 

@@ -1,0 +1,81 @@
+"""Mode seeking (Mao et al. 2019, MSGAN): G is rewarded for making different images from different z.
+
+A conditional G can learn to ignore its noise: the label alone decides the
+image and the samples of one class look alike (within-class collapse).  The
+mode-seeking term compares two samples made with the same label and codes but
+different noise,
+
+    d = mean |G(c, z₁) − G(c, z₂)| / mean |z₁ − z₂|,    L_MS = weight / (d + eps),
+
+and G minimizes it, so small image distances for large latent distances cost
+the most.  The paper's form (means over the pair halves of a batch, eps 1e-5,
+weight 1).
+
+The pairs cost no extra forward pass: ``g_latent`` makes G's latent batch
+out of two halves that share every input but the noise (per ensemble block,
+so each seed's copy pairs within its own block), and the penalty compares the
+halves of the fake batch G's loss already made.  D's batches are untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ctrlgen.errors import CtrlgenError
+from ctrlgen.spec import Z
+from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
+
+Tensor = torch.Tensor
+
+
+def _halves(x: Tensor, blocks: int) -> tuple[Tensor, Tensor]:
+    """The first and second half of every one of ``blocks`` contiguous blocks of ``x``'s rows."""
+    b = x.reshape(blocks, 2, -1, *x.shape[1:])
+    return b[:, 0].reshape(-1, *x.shape[1:]), b[:, 1].reshape(-1, *x.shape[1:])
+
+
+def paired(inputs: dict[str, Tensor], blocks: int = 1) -> dict[str, Tensor]:
+    """``inputs`` with every input but the noise of each block's second half copied from its first half."""
+    out = {}
+    for key, value in inputs.items():
+        if key == Z:
+            out[key] = value
+            continue
+        first, _ = _halves(value, blocks)
+        b = first.reshape(blocks, 1, -1, *value.shape[1:])
+        out[key] = torch.cat([b, b], 1).reshape(value.shape)
+    return out
+
+
+def mode_seeking_ratio(fake: Tensor, z: Tensor, blocks: int = 1) -> Tensor:
+    """mean |G(c, z₁) − G(c, z₂)| / mean |z₁ − z₂| over the pairs of ``paired`` inputs."""
+    f1, f2 = _halves(fake.float(), blocks)
+    z1, z2 = _halves(z.float(), blocks)
+    return (f1 - f2).abs().mean() / (z1 - z2).abs().mean()
+
+
+@register
+class ModeSeeking(Technique):
+    name = "mode_seeking"
+    doc = "G minimizes weight / (mean|G(c,z1)-G(c,z2)| / mean|z1-z2| + eps) over same-condition pairs (MSGAN)."
+    params = {"weight": 1.0, "eps": 1e-5}
+
+    @classmethod
+    def check(cls, cfg, params):
+        if params.get("weight", 1.0) <= 0:
+            raise CtrlgenError("techniques.mode_seeking.weight must be > 0")
+        if params.get("eps", 1e-5) <= 0:
+            raise CtrlgenError("techniques.mode_seeking.eps must be > 0 (it keeps 1/d finite when two samples coincide)")
+        if cfg.batch_size % 2:
+            raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch: batch_size must be even, got {cfg.batch_size}")
+
+    def g_latent(self, inputs: dict[str, Tensor], run: RunContext) -> dict[str, Tensor]:
+        rows = inputs[Z].shape[0] // run.seeds
+        if rows % 2:
+            raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch, but a batch here has {rows} rows; "
+                               "use a batch_size that stays even on every rank")
+        return paired(inputs, run.seeds)
+
+    def g_penalty(self, ctx: StepContext):
+        ratio = mode_seeking_ratio(ctx.fake, ctx.inputs[Z], ctx.run.seeds)
+        return {"mode_seeking": self.p["weight"] / (ratio + self.p["eps"])}
