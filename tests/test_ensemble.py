@@ -118,6 +118,7 @@ TECHNIQUE_SETS = {
     "EMA + R1": ["techniques.ema={}", "techniques.r1.gamma=0.1"],
     "packing + minibatch discrimination": ["techniques.packing.m=2", "techniques.minibatch_discrimination.kernels=4"],
     "virtual batch norm": ["techniques.virtual_batchnorm.ref_size=4"],
+    "mode seeking": ["techniques.mode_seeking={}"],
 }
 # E-GAN is checked piece by piece below: its children's fitness values are near-ties at the start (Adam's
 # first steps are alike for every loss), so float rounding alone may pick another survivor.
@@ -196,12 +197,15 @@ def test_ensemble_training_matches_separate_runs(name, tmp_path, monkeypatch):
                 if name == "virtual batch norm" and pname.endswith("bias") and net == "G":
                     continue  # a Linear's bias before VBN has a gradient of ~0 that Adam blows up to ±lr either way
                 got = getattr(getattr(ens, net), pname.replace(".", "__"))[s]
-                torch.testing.assert_close(got, p, rtol=1e-4, atol=2e-5, msg=lambda m, where=f"{name}: {net}.{pname} of seed {s}": f"{where}: {m}")
+                # 1/d's steep gradient carries float rounding further, and Adam turns a near-zero gradient's rounding into
+                # up to a step (lr 1e-3); a whole-batch ratio instead of one per seed's block is off by 1.2e-2
+                atol = 1e-3 if name == "mode seeking" else 2e-5
+                torch.testing.assert_close(got, p, rtol=1e-4, atol=atol, msg=lambda m, where=f"{name}: {net}.{pname} of seed {s}": f"{where}: {m}")
         # and the copies sample what the single runs sample
         z = torch.randn(S * 16, 2, generator=gen)
         with torch.no_grad():
             ens.G.eval(), single.G.eval()
-            torch.testing.assert_close(ens.G(z=z)[s * 16 : (s + 1) * 16], single.G(z=z[s * 16 : (s + 1) * 16]), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(ens.G(z=z)[s * 16 : (s + 1) * 16], single.G(z=z[s * 16 : (s + 1) * 16]), rtol=1e-4, atol=max(atol, 1e-4))
             ens.G.train()
 
 

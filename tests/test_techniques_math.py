@@ -298,7 +298,9 @@ def test_mode_seeking_pairs_samples_that_differ_only_in_z_and_rewards_distance()
     fake = torch.zeros(4, 1, 2, 2, requires_grad=True)
     with torch.no_grad():
         fake[2:] = 1.0
-    assert mode_seeking_ratio(fake, z).item() == pytest.approx(0.5)
+    assert mode_seeking_ratio(fake, z).tolist() == pytest.approx([0.5])
+    z2 = torch.arange(4.0)[:, None].expand(4, 3)  # as 2 blocks the pairs are (0, 1) and (2, 3): images 0 and 0 apart
+    assert mode_seeking_ratio(fake, z2, blocks=2).tolist() == pytest.approx([0.0, 0.0])
     ms = ModeSeeking(weight=3.0, eps=1e-5)
     run = SimpleNamespace(seeds=1)
     value = ms.g_penalty(StepContext(run, None, None, {Z: z}, fake, None))["mode_seeking"]

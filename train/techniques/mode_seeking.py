@@ -48,10 +48,10 @@ def paired(inputs: dict[str, Tensor], blocks: int = 1) -> dict[str, Tensor]:
 
 
 def mode_seeking_ratio(fake: Tensor, z: Tensor, blocks: int = 1) -> Tensor:
-    """mean |G(c, z₁) − G(c, z₂)| / mean |z₁ − z₂| over the pairs of ``paired`` inputs."""
+    """mean |G(c, z₁) − G(c, z₂)| / mean |z₁ − z₂| over the pairs of ``paired`` inputs, one value per block."""
     f1, f2 = _halves(fake.float(), blocks)
     z1, z2 = _halves(z.float(), blocks)
-    return (f1 - f2).abs().mean() / (z1 - z2).abs().mean()
+    return (f1 - f2).abs().reshape(blocks, -1).mean(1) / (z1 - z2).abs().reshape(blocks, -1).mean(1)
 
 
 @register
@@ -78,4 +78,5 @@ class ModeSeeking(Technique):
 
     def g_penalty(self, ctx: StepContext):
         ratio = mode_seeking_ratio(ctx.fake, ctx.inputs[Z], ctx.run.seeds)
-        return {"mode_seeking": self.p["weight"] / (ratio + self.p["eps"])}
+        # a mean over blocks, like the batch-mean losses beside it: each seed's copy gets its lone gradient
+        return {"mode_seeking": (self.p["weight"] / (ratio + self.p["eps"])).mean()}
