@@ -116,6 +116,9 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan", ["techniques.semi_supervised.lambda_sup=-1.0"], "lambda_sup must be >= 0"),
     ("fashion-infogan", ["techniques.semi_supervised.lambda_ent=-0.5"], "lambda_ent must be >= 0"),
     ("fashion-infogan", ["techniques.semi_supervised.labels_per_class=10", "conditional=true"], "class-conditional"),
+    ("fashion-infogan", ["techniques.semi_supervised.lambda_pseudo=-1.0"], "lambda_pseudo must be >= 0"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_threshold=1.0"], "pseudo_threshold must be in"),
+    ("fashion-infogan", ["techniques.semi_supervised.lambda_pseudo=1.0"], "set shift = 2 and/or flip = true"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:
@@ -239,6 +242,54 @@ def test_entropy_term_trains_q_on_the_unlabelled_real_batch(tmp_path):
     assert any("d_ent" in r and r["d_ent"] < 0 for r in logged)
     assert not any("d_ent" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
     a, b = _weights(runs[0.0]), _weights(runs[0.5])
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+
+
+def test_pseudo_labels_teach_only_confident_calls_on_an_augmented_copy():
+    """d_pseudo: Q's confident calls on the real batch (and only those) are the targets for a shifted / mirrored
+    copy of the batch, and the gradient reaches Q through the copy, not through the calls."""
+    from types import SimpleNamespace
+
+    from ctrlgen.train.techniques.semi_supervised import SemiSupervised
+
+    t = SemiSupervised(shift=2, flip=True, lambda_pseudo=1.0, pseudo_threshold=0.9)
+    k, n = 4, 6
+    calls = torch.zeros(n, k)
+    calls[:3, 2] = 10.0  # images 0-2: class 2, sure; images 3-5: unsure (uniform)
+    seen = {}
+
+    def discriminate(x, label):
+        seen["x"] = x
+        logits = torch.zeros(len(x), k, requires_grad=True)
+        seen["logits"] = logits
+        return SimpleNamespace(q_cat=[logits])
+
+    real = torch.rand(n, 1, 8, 8) * 2 - 1
+    run = SimpleNamespace(rng=torch.Generator().manual_seed(0), autocast=None, device=torch.device("cpu"))
+    ctx = SimpleNamespace(run=run, real=real, out_real=SimpleNamespace(q_cat=[calls.requires_grad_()]), discriminate=discriminate)
+    loss = t.pseudo_label_loss(ctx)
+    assert float(loss.detach()) == pytest.approx(3 / n * np.log(k), rel=1e-5)  # 3 of 6 kept, each CE = log k at zero logits
+    assert seen["x"].shape == real.shape and not torch.equal(seen["x"], real)  # an augmented copy
+    loss.backward()
+    g = seen["logits"].grad
+    assert torch.all(g[3:] == 0) and torch.all(g[:3, 2] < 0)  # unsure images teach nothing; sure ones pull toward 2
+    assert calls.grad is None  # the calls are targets, not trained through
+    t.p["pseudo_threshold"] = 0.99999
+    assert float(t.pseudo_label_loss(ctx).detach()) == 0.0
+
+
+def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
+    make_folder(tmp_path / "data", per_class=(6, 6, 6), unlabelled=60)
+    runs = {}
+    for lam in (0.0, 1.0):
+        cfg = folder_config(tmp_path, "steps=3", "amp=off", "techniques.semi_supervised.shift=2",
+                            f"techniques.semi_supervised.lambda_pseudo={lam}", "techniques.semi_supervised.pseudo_threshold=0.3")
+        runs[lam] = Trainer(cfg, tmp_path / f"run{lam}")
+        runs[lam].run()
+    logged = [json.loads(line) for line in (tmp_path / "run1.0" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("d_pseudo", 0) > 0 for r in logged)
+    assert not any("d_pseudo" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
+    a, b = _weights(runs[0.0]), _weights(runs[1.0])
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
 
 

@@ -10,7 +10,14 @@ checkpointed generator), runs D's trunk and Q head on them and adds
 to D/Q's loss.  All the other images train as in plain InfoGAN, their labels unused; with
 ``lambda_ent`` > 0, Q is also asked to be confident on each unlabelled real image while using all
 classes evenly over the batch (``class_entropy_gap``, CatGAN's classifier objective), which moves its
-class boundaries away from where the unlabelled images are dense.
+class boundaries away from where the unlabelled images are dense.  With ``lambda_pseudo`` > 0, Q also
+learns from its own confident calls (pseudo-labels, as in FixMatch, Sohn et al. 2020): where Q gives an
+unlabelled real image one class with probability >= ``pseudo_threshold``, a shifted / mirrored copy of
+that image (``shift``, ``flip``) is taught that class, adding
+
+    d_pseudo = lambda_pseudo · mean_i [max_k p_ik >= threshold] · CE(Q_cat(aug(x_i)), argmax_k p_ik)
+
+for one more pass of D on the augmented real batch; the 10 labels then reach far more images.
 
 G gets no term of its own: the InfoGAN term on fakes (mutual_information) already makes G minimize
 CE(Q_cat(G(z, c)), c), which is Spurr et al.'s supervised term for G (their I_S(c; G)) once Q reads
@@ -68,7 +75,8 @@ class SemiSupervised(Technique):
     name = "semi_supervised"
     doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
            "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
-    params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0}
+    params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0,
+              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -88,6 +96,13 @@ class SemiSupervised(Technique):
             raise CtrlgenError(f"{NAME}.lambda_ent must be >= 0, got {p['lambda_ent']}")
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
+        if p["lambda_pseudo"] < 0:
+            raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
+        if not 0 < p["pseudo_threshold"] < 1:
+            raise CtrlgenError(f"{NAME}.pseudo_threshold must be in (0, 1), got {p['pseudo_threshold']}")
+        if p["lambda_pseudo"] > 0 and p["shift"] == 0 and not p["flip"]:
+            raise CtrlgenError(f"{NAME}.lambda_pseudo teaches Q its calls on a shifted or mirrored copy, and both are off; "
+                               "set shift = 2 and/or flip = true")
         if not 0 <= p["shift"] <= cfg.image_size // 4:
             raise CtrlgenError(f"{NAME}.shift must be 0..{cfg.image_size // 4} pixels (a quarter of the image), got {p['shift']}")
         known = cfg.default_class_names()  # Fashion-MNIST's; a folder's classes are checked when it is read
@@ -141,7 +156,21 @@ class SemiSupervised(Technique):
         terms = {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
         if self.p["lambda_ent"] > 0 and ctx.out_real is not None and ctx.out_real.q_cat:
             terms["d_ent"] = self.p["lambda_ent"] * class_entropy_gap(ctx.out_real.q_cat[0].float())
+        if self.p["lambda_pseudo"] > 0 and ctx.real is not None and ctx.out_real is not None and ctx.out_real.q_cat:
+            terms["d_pseudo"] = self.p["lambda_pseudo"] * self.pseudo_label_loss(ctx)
         return terms
+
+    def pseudo_label_loss(self, ctx: StepContext) -> torch.Tensor:
+        """Q's confident calls on the unlabelled real batch taught to a shifted / mirrored copy of it: the mean over
+        the batch of [confidence >= pseudo_threshold] · CE (images below the threshold count as 0, as in FixMatch)."""
+        run = ctx.run
+        with torch.no_grad():
+            conf, pseudo = F.softmax(ctx.out_real.q_cat[0].float(), 1).max(1)
+            keep = (conf >= self.p["pseudo_threshold"]).float()
+        x = shift_flip(ctx.real, self.p["shift"], self.p["flip"], run.rng)
+        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
+            out = ctx.discriminate(x, None)
+        return (F.cross_entropy(out.q_cat[0].float(), pseudo, reduction="none") * keep).mean()
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self):
