@@ -34,6 +34,9 @@ REAL_LABEL = "real data"
 SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "reasons", "action", "d_real", "d_fake", "healthy", "declining"}
 
 
+OTHER_TERMS = "other loss terms"
+
+
 def read_records(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
@@ -144,7 +147,7 @@ def run_figure(run_dir: str | Path):
     if loss_keys:
         panels.append(("losses", loss_keys, False))
     if extra:
-        panels.append(("other loss terms", extra, False))
+        panels.append((OTHER_TERMS, extra, False))
     if fitness:
         panels.append(("E-GAN: fitness of the best child (F = F_q + γ·F_d)", fitness, False))
     if any("d_acc" in r for r in train):
@@ -189,7 +192,7 @@ def run_figure(run_dir: str | Path):
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-        if len(keys) > 1 or (keys is names and names):
+        if len(keys) > 1 or title == OTHER_TERMS or (keys is names and names):  # a lone extra term still needs its name
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

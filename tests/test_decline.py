@@ -164,3 +164,18 @@ def test_plot_without_a_reference_record_draws_no_reference_line(tmp_path):
     assert REAL_LABEL not in [ln.get_label() for ln in ax.get_lines()] and len(ax.get_lines()) == 1
     png = plot_run(tmp_path, tmp_path / "p.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_names_a_lone_extra_loss_term(tmp_path):
+    """A run with one technique term besides the losses (mode seeking's) gets it named in a legend."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from ctrlgen.serve.plot import OTHER_TERMS, run_figure
+
+    rows = [{"step": s, "d_adv": 0.7, "g_adv": 1.9, "d_acc": 0.8, "mode_seeking": 1.5 - 0.01 * s} for s in range(0, 100, 10)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fig = run_figure(tmp_path)
+    ax = {a.get_title(): a for a in fig.axes}[OTHER_TERMS]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mode_seeking"]
+    plt.close(fig)
