@@ -35,6 +35,9 @@ SKIP = {"step", "epoch", "step_time", "samples_per_s", "wall_time", "event", "re
 
 
 OTHER_TERMS = "other loss terms"
+FITNESS = "E-GAN: fitness of the best child (F = F_q + γ·F_d)"
+# Panels whose lines are whichever of a group of quantities the run logged: a legend names them, even one alone.
+GROUPED = {"losses", OTHER_TERMS, FITNESS}
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -149,7 +152,7 @@ def run_figure(run_dir: str | Path):
     if extra:
         panels.append((OTHER_TERMS, extra, False))
     if fitness:
-        panels.append(("E-GAN: fitness of the best child (F = F_q + γ·F_d)", fitness, False))
+        panels.append((FITNESS, fitness, False))
     if any("d_acc" in r for r in train):
         panels.append(("D accuracy", ["d_acc"], False))
     for key in sorted({k for r in monitor for k in r if k not in SKIP and k != "d_acc" and isinstance(r[k], (int, float))}):
@@ -192,7 +195,7 @@ def run_figure(run_dir: str | Path):
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-        if len(keys) > 1 or title == OTHER_TERMS or (keys is names and names):  # a lone extra term still needs its name
+        if title in GROUPED or (keys is names and names):
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

@@ -167,7 +167,7 @@ def test_plot_without_a_reference_record_draws_no_reference_line(tmp_path):
 
 
 def test_plot_names_a_lone_extra_loss_term(tmp_path):
-    """A run with one technique term besides the losses (mode seeking's) gets it named in a legend."""
+    """A panel of whichever quantities a run logged names them in a legend, even one alone (mode seeking's term, one loss)."""
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
@@ -178,4 +178,11 @@ def test_plot_names_a_lone_extra_loss_term(tmp_path):
     fig = run_figure(tmp_path)
     ax = {a.get_title(): a for a in fig.axes}[OTHER_TERMS]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mode_seeking"]
+    plt.close(fig)
+    for r in rows:  # a run that logs one loss only: that panel names it too
+        del r["d_adv"]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fig = run_figure(tmp_path)
+    ax = {a.get_title(): a for a in fig.axes}["losses"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["g_adv"]
     plt.close(fig)

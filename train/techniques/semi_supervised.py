@@ -151,8 +151,7 @@ class SemiSupervised(Technique):
     def d_penalty(self, ctx: StepContext):
         run = ctx.run
         x, y = self.labelled_batch(run, len(ctx.real) if ctx.real is not None else len(ctx.fake))
-        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
-            out = ctx.discriminate(x, None)
+        out = self._discriminate(ctx, x)
         terms = {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
         if self.p["lambda_ent"] > 0 and ctx.out_real is not None and ctx.out_real.q_cat:
             terms["d_ent"] = self.p["lambda_ent"] * class_entropy_gap(ctx.out_real.q_cat[0].float())
@@ -167,10 +166,15 @@ class SemiSupervised(Technique):
         with torch.no_grad():
             conf, pseudo = F.softmax(ctx.out_real.q_cat[0].float(), 1).max(1)
             keep = (conf >= self.p["pseudo_threshold"]).float()
-        x = shift_flip(ctx.real, self.p["shift"], self.p["flip"], run.rng)
-        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
-            out = ctx.discriminate(x, None)
+        out = self._discriminate(ctx, shift_flip(ctx.real, self.p["shift"], self.p["flip"], run.rng))
         return (F.cross_entropy(out.q_cat[0].float(), pseudo, reduction="none") * keep).mean()
+
+    @staticmethod
+    def _discriminate(ctx: StepContext, x: torch.Tensor):
+        """D (trunk and Q head) on extra real images, under the run's mixed precision when it has one."""
+        run = ctx.run
+        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
+            return ctx.discriminate(x, None)
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self):
