@@ -71,14 +71,20 @@ def _values(history: list[dict], key: str) -> list[float]:
     return [float(h[key]) for h in history if isinstance(h.get(key), (int, float)) and math.isfinite(h[key])]
 
 
+def _peak_and_now(history: list[dict], key: str) -> tuple[float, float] | None:
+    """The best earlier value of ``key`` and its value at the latest check; None unless the latest check has it
+    and an earlier one did too."""
+    if not isinstance(history[-1].get(key), (int, float)):
+        return None
+    vals = _values(history, key)
+    return (max(vals[:-1]), vals[-1]) if len(vals) >= 2 else None
+
+
 def fell_by(key: str, drop: float, label: str) -> Rule:
     def rule(history: list[dict]) -> str | None:
-        if not isinstance(history[-1].get(key), (int, float)):
+        if (pn := _peak_and_now(history, key)) is None:
             return None
-        vals = _values(history, key)
-        if len(vals) < 2:
-            return None
-        peak, now = max(vals[:-1]), vals[-1]
+        peak, now = pn
         return f"{label} fell from {peak:g} to {now:g}" if now <= peak - drop else None
 
     return rule
@@ -86,12 +92,9 @@ def fell_by(key: str, drop: float, label: str) -> Rule:
 
 def fell_to_share(key: str, share: float, min_peak: float, label: str) -> Rule:
     def rule(history: list[dict]) -> str | None:
-        if not isinstance(history[-1].get(key), (int, float)):
+        if (pn := _peak_and_now(history, key)) is None:
             return None
-        vals = _values(history, key)
-        if len(vals) < 2:
-            return None
-        peak, now = max(vals[:-1]), vals[-1]
+        peak, now = pn
         return f"{label} fell from {peak:g} to {now:g}" if peak >= min_peak and now <= share * peak else None
 
     return rule
