@@ -1,5 +1,5 @@
 """How far each recording's intra-class diversity and recall fall below their best so far (the numbers behind the
-decline thresholds in train/collapse.py).  Run: python tests/data/monitor/falls.py"""
+decline thresholds in train/collapse.py).  Run: .venv/bin/python tests/data/monitor/falls.py"""
 
 import json
 from pathlib import Path
