@@ -102,12 +102,10 @@ def fell_to_share(key: str, share: float, min_peak: float, label: str) -> Rule:
 
 def fell_below(key: str, floor: float, label: str) -> Rule:
     def rule(history: list[dict]) -> str | None:
-        if not isinstance(history[-1].get(key), (int, float)):
+        if (pn := _peak_and_now(history, key)) is None:
             return None
-        vals = _values(history, key)
-        if len(vals) < 2 or max(vals[:-1]) < floor or vals[-1] >= floor:
-            return None
-        return f"{label} fell below {floor:g} (now {vals[-1]:.3g}, best {max(vals[:-1]):.3g})"
+        peak, now = pn
+        return f"{label} fell below {floor:g} (now {now:.3g}, best {peak:.3g})" if peak >= floor > now else None
 
     return rule
 
