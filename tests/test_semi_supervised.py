@@ -4,6 +4,7 @@ and the one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 
@@ -265,7 +266,7 @@ def test_pseudo_labels_teach_only_confident_calls_on_an_augmented_copy():
         return SimpleNamespace(q_cat=[logits])
 
     real = torch.rand(n, 1, 8, 8) * 2 - 1
-    run = SimpleNamespace(rng=torch.Generator().manual_seed(0), autocast=None, device=torch.device("cpu"))
+    run = SimpleNamespace(rng=torch.Generator().manual_seed(0), autocast=contextlib.nullcontext, device=torch.device("cpu"))
     ctx = SimpleNamespace(run=run, real=real, out_real=SimpleNamespace(q_cat=[calls.requires_grad_()]), discriminate=discriminate)
     loss = t.pseudo_label_loss(ctx)
     assert float(loss.detach()) == pytest.approx(3 / n * np.log(k), rel=1e-5)  # 3 of 6 kept, each CE = log k at zero logits

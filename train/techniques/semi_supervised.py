@@ -171,9 +171,8 @@ class SemiSupervised(Technique):
 
     @staticmethod
     def _discriminate(ctx: StepContext, x: torch.Tensor):
-        """D (trunk and Q head) on extra real images, under the run's mixed precision when it has one."""
-        run = ctx.run
-        with run.autocast() if run.autocast else torch.autocast(run.device.type, enabled=False):
+        """D (trunk and Q head) on extra real images, under the run's mixed precision (as every other D pass)."""
+        with ctx.run.autocast():
             return ctx.discriminate(x, None)
 
     # ------------------------------------------------------------------ checkpoint
