@@ -120,6 +120,8 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan", ["techniques.semi_supervised.lambda_pseudo=-1.0"], "lambda_pseudo must be >= 0"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_threshold=1.0"], "pseudo_threshold must be in"),
     ("fashion-infogan", ["techniques.semi_supervised.lambda_pseudo=1.0"], "set shift = 2 and/or flip = true"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.lambda_sup_late=-2.0"], "lambda_sup_late must be >= 0"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.late_from=1.5"], "late_from is the share"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:
@@ -292,6 +294,41 @@ def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
     assert not any("d_pseudo" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
     a, b = _weights(runs[0.0]), _weights(runs[1.0])
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+
+
+def test_late_weight_takes_over_at_its_step():
+    """lambda_sup until step late_from × total steps, lambda_sup_late from that step on; 0 keeps lambda_sup."""
+    from types import SimpleNamespace
+
+    from ctrlgen.train.techniques.semi_supervised import SemiSupervised
+
+    t = SemiSupervised(lambda_sup=3.0, lambda_sup_late=10.0, late_from=0.5)
+    weights = [t.sup_weight(SimpleNamespace(step=s, total_steps=8)) for s in range(8)]
+    assert weights == [3.0] * 4 + [10.0] * 4
+    assert SemiSupervised(lambda_sup=3.0).sup_weight(SimpleNamespace(step=7, total_steps=8)) == 3.0
+    assert SemiSupervised(lambda_sup=3.0, lambda_sup_late=10.0, late_from=0.0).sup_weight(SimpleNamespace(step=0, total_steps=8)) == 10.0
+
+
+def test_late_weight_is_the_run_resumed_with_the_heavier_weight(tmp_path):
+    """A run with lambda_sup_late is, step for step, the same run trained to late_from with lambda_sup and
+    continued from that checkpoint with lambda_sup set to the late value; without the switch it differs."""
+    late = ["techniques.semi_supervised.lambda_sup=1.0", "techniques.semi_supervised.shift=2"]
+    switched = Trainer(folder_config(tmp_path, "steps=6", *late, "techniques.semi_supervised.lambda_sup_late=5.0",
+                                     "techniques.semi_supervised.late_from=0.5"), tmp_path / "a")
+    switched.run()
+    half = Trainer(folder_config(tmp_path, "steps=6", *late), tmp_path / "b")
+    half.run(until=3)
+    config = tmp_path / "b" / "config.json"
+    d = json.loads(config.read_text())
+    d["techniques"]["semi_supervised"]["lambda_sup"] = 5.0
+    config.write_text(json.dumps(d))
+    continued = Trainer.resume(tmp_path / "b")
+    continued.run()
+    plain = Trainer(folder_config(tmp_path, "steps=6", *late), tmp_path / "c")
+    plain.run()
+    a, b, c = _weights(switched), _weights(continued), _weights(plain)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.startswith("D."))
 
 
 # ---------------------------------------------------------------- resume, checkpoint, export

@@ -112,6 +112,7 @@ class Trainer:
         self.needs_real_in_g = any(t.needs_real_in_g_step for t in self.techniques)
         self.g_update = G_UPDATES[cfg.mode](self)  # standard, or E-GAN's population (train/updates.py)
         self.total_steps = self._total_steps()
+        self.run_context.total_steps = self.total_steps
         self._stop_requested = False
         self.resuming, self.lock, self.made_dir = False, None, False
         self.board = Board(self.run_dir, cfg.tensorboard and self.dist.main)  # RUN/tensorboard/ (train/board.py)

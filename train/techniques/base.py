@@ -42,6 +42,7 @@ class RunContext:
     autocast: Callable[[], Any] | None = None
     loss: GanLoss | None = None  # the run's adversarial loss, as the techniques wrapped it
     step: int = 0  # G updates done (the trainer updates it)
+    total_steps: int = 0  # G updates in the whole run (a resume with --epochs/--steps changes it)
     data: Any = None  # the training images (ctrlgen.data.ImageData; None for the 2D mixtures): semi-supervised labels
 
 

@@ -7,7 +7,10 @@ checkpointed generator), runs D's trunk and Q head on them and adds
 
     d_sup = lambda_sup · CE(Q_cat(x_labelled), y)
 
-to D/Q's loss.  All the other images train as in plain InfoGAN, their labels unused; with
+to D/Q's loss.  With ``lambda_sup_late`` > 0, that weight becomes ``lambda_sup_late`` from step
+``late_from`` × (the run's G steps) on: a heavier pull late in the run, when the InfoGAN term on fakes
+has started moving the code's meaning away from the classes (a function of the step alone, as the
+learning-rate decay is, so resume stays exact).  All the other images train as in plain InfoGAN, their labels unused; with
 ``lambda_ent`` > 0, Q is also asked to be confident on each unlabelled real image while using all
 classes evenly over the batch (``class_entropy_gap``, CatGAN's classifier objective), which moves its
 class boundaries away from where the unlabelled images are dense.  With ``lambda_pseudo`` > 0, Q also
@@ -76,7 +79,7 @@ class SemiSupervised(Technique):
     doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
            "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
     params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0,
-              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95}
+              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "lambda_sup_late": 0.0, "late_from": 0.5}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -96,6 +99,11 @@ class SemiSupervised(Technique):
             raise CtrlgenError(f"{NAME}.lambda_ent must be >= 0, got {p['lambda_ent']}")
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
+        if p["lambda_sup_late"] < 0:
+            raise CtrlgenError(f"{NAME}.lambda_sup_late must be >= 0 (0 keeps lambda_sup to the end), got {p['lambda_sup_late']}")
+        if not 0 <= p["late_from"] <= 1:
+            raise CtrlgenError(f"{NAME}.late_from is the share of the run's steps after which lambda_sup_late applies; "
+                               f"it must be in [0, 1], got {p['late_from']}")
         if p["lambda_pseudo"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
         if not 0 < p["pseudo_threshold"] < 1:
@@ -152,12 +160,20 @@ class SemiSupervised(Technique):
         run = ctx.run
         x, y = self.labelled_batch(run, len(ctx.real) if ctx.real is not None else len(ctx.fake))
         out = self._discriminate(ctx, x)
-        terms = {"d_sup": self.p["lambda_sup"] * F.cross_entropy(out.q_cat[0].float(), y)}
+        terms = {"d_sup": self.sup_weight(run) * F.cross_entropy(out.q_cat[0].float(), y)}
         if self.p["lambda_ent"] > 0 and ctx.out_real is not None and ctx.out_real.q_cat:
             terms["d_ent"] = self.p["lambda_ent"] * class_entropy_gap(ctx.out_real.q_cat[0].float())
         if self.p["lambda_pseudo"] > 0 and ctx.real is not None and ctx.out_real is not None and ctx.out_real.q_cat:
             terms["d_pseudo"] = self.p["lambda_pseudo"] * self.pseudo_label_loss(ctx)
         return terms
+
+    def sup_weight(self, run: RunContext) -> float:
+        """The supervised term's weight at this step: ``lambda_sup``, then ``lambda_sup_late`` from step
+        ``late_from`` × total steps on (where ``lambda_sup_late`` > 0)."""
+        late = self.p["lambda_sup_late"]
+        if late > 0 and run.step >= self.p["late_from"] * run.total_steps:
+            return late
+        return self.p["lambda_sup"]
 
     def pseudo_label_loss(self, ctx: StepContext) -> torch.Tensor:
         """Q's confident calls on the unlabelled real batch taught to a shifted / mirrored copy of it: the mean over
