@@ -427,7 +427,8 @@ def test_shipped_infogan_spec_has_no_names_and_loads():
 @needs_fashion
 def test_fashion_recipe_names_the_code_by_fashion_class(tmp_path):
     cfg = load_config("fashion-infogan-ss", [*TINY, "steps=1"])
-    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "shift": 2, "flip": True}
+    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "lambda_sup_late": 10.0, "late_from": 0.66666,
+                                               "shift": 2, "flip": True}
     from ctrlgen.data import FASHION_MNIST_LABELS
 
     spec = cfg.spec(FASHION_MNIST_LABELS)
@@ -470,4 +471,5 @@ def test_augmentation_settings_are_checked():
     with pytest.raises(CtrlgenError, match="shift must be 0..7"):
         load_config("fashion-infogan-ss", ["techniques.semi_supervised.shift=9"])
     cfg = load_config("fashion-infogan-ss")
-    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "shift": 2, "flip": True}
+    assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "lambda_sup_late": 10.0, "late_from": 0.66666,
+                                               "shift": 2, "flip": True}
