@@ -95,11 +95,12 @@ class Trainer:
         self.last_real: tuple[torch.Tensor, torch.Tensor] | None = None  # the last real batch drawn (E-GAN's fitness)
         self.wall_time = 0.0  # seconds of training, summed over resumes
         self.nonfinite_events = 0
+        self.total_steps = self._total_steps()
         # ---- techniques: they see this narrow view of the run, never the trainer
         self.run_context = RunContext(
             G=self.G, D=self.D, opt_d=self.opt_d, spec=self.spec, device=self.device, rng=self.rng, seed=cfg.seed,
             seeds=self.ensemble, sample_latent=lambda n: self.sample_latent(n), next_real=lambda: self.next_real(), autocast=self.autocast,
-            data=None if cfg.points else data,
+            data=None if cfg.points else data, total_steps=self.total_steps,
         )
         self.techniques: list[Technique] = build_techniques(cfg)
         for t in self.techniques:
@@ -111,8 +112,6 @@ class Trainer:
         self.g_penalties = [t for t in self.techniques if type(t).g_penalty is not base.g_penalty]
         self.needs_real_in_g = any(t.needs_real_in_g_step for t in self.techniques)
         self.g_update = G_UPDATES[cfg.mode](self)  # standard, or E-GAN's population (train/updates.py)
-        self.total_steps = self._total_steps()
-        self.run_context.total_steps = self.total_steps
         self._stop_requested = False
         self.resuming, self.lock, self.made_dir = False, None, False
         self.board = Board(self.run_dir, cfg.tensorboard and self.dist.main)  # RUN/tensorboard/ (train/board.py)
