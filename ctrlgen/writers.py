@@ -41,6 +41,20 @@ def infer_format(path: Path) -> str:
     raise CtrlgenError(f"cannot tell the format of {path.name}; use .png (grid), .npz, a folder name, or pass --format")
 
 
+def output_format(path: Path, fmt: str | None) -> str:
+    """The format to write ``path`` in: ``fmt`` (from --format) or the one its suffix names.  A --format that
+    contradicts a .png or .npz suffix is refused: an npz archive named x.png (or a grid named x.npz) would
+    mislead every tool that opens it by its name."""
+    if fmt is None:
+        return infer_format(path)
+    implied = {".png": "grid", ".npz": "npz"}.get(path.suffix.lower())
+    if implied is not None and implied != fmt:
+        fixed = path.with_suffix(".npz") if fmt == "npz" else path.with_suffix(".png") if fmt == "grid" else path.with_suffix("")
+        raise CtrlgenError(f"--format {fmt} does not match the {path.suffix} suffix of {path.name}; "
+                           f"name the output {fixed.name} or drop --format")
+    return fmt
+
+
 class Writer:
     def __init__(self, path: Path, spec: LatentSpec, n: int) -> None:
         self.path, self.spec, self.n = path, spec, n

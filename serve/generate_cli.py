@@ -88,7 +88,7 @@ def generate(
     from ctrlgen.files import check_output
     from ctrlgen.grids import LABEL_FACTOR, mixture_means, value_grid
     from ctrlgen.limits import MAX_BATCH, check_int, check_seed, check_threads, check_truncation
-    from ctrlgen.writers import MAX_GRID, infer_format, make_writer
+    from ctrlgen.writers import MAX_GRID, make_writer, output_format
 
     if n is not None and n < 1:
         raise CtrlgenError(f"--n must be at least 1, got {n}")
@@ -108,7 +108,7 @@ def generate(
     spec = rt.spec
     controls = latent.parse(spec)
     output = out.path()
-    fmt = out.format.value if out.format is not None else infer_format(output)
+    fmt = output_format(output, out.format.value if out.format is not None else None)
     check_output(output, out.force)
     count, nrow, fixed = 100 if n is None else n, out.nrow, controls.fixed()
     if controls.every_class:

@@ -334,6 +334,8 @@ CASES = [
     Case("out-unwritable", "an output inside a file (not a folder)", lambda e: gen(e, "ring8", "-o", existing(e, "f") + "/o.png"),
          "not a writable folder", "choose another output path"),
     Case("out-suffix", "an output with an unknown suffix", lambda e: gen(e, "ring8", "-o", "o.txt"), "cannot tell the format", "pass --format"),
+    Case("out-format-suffix", "--format that contradicts the output's suffix", lambda e: gen(e, "ring8", "-f", "npz"),
+         "does not match the .png suffix", "drop --format"),
     Case("out-gif", "interpolate to a non-GIF name", lambda e: ["interpolate", str(e.models["ring8"]), "-o", "w.png"], "must end in .gif", "end in .gif"),
     # ---- recipes
     Case("recipe-unknown-key", "a recipe with an unknown key", lambda e: recipe(e, "learning_rate = 1\n"), "unknown key(s) ['learning_rate']", "valid keys"),
