@@ -83,6 +83,8 @@ def sweep(
     check_seed(seed, "--seed")
     check_truncation(truncation)
     check_scale(picture.scale)
+    if picture.output.suffix.lower() != ".png":
+        raise CtrlgenError(f"{picture.output} must end in .png (a sweep is one PNG image); name it {picture.output.with_suffix('.png').name}")
     check_output(picture.output, picture.force)
     rt = run.open(model)
     factor.check(rt.spec)
@@ -141,7 +143,7 @@ def interpolate(
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
     check_scale(gif.scale)
     if gif.output.suffix.lower() != ".gif":
-        raise CtrlgenError(f"{gif.output} must end in .gif")
+        raise CtrlgenError(f"{gif.output} must end in .gif (interpolate writes an animated GIF); name it {gif.output.with_suffix('.gif').name}")
     check_output(gif.output, gif.force)
     rt = run.open(model)
     spec = rt.spec

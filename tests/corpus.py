@@ -336,6 +336,7 @@ CASES = [
     Case("out-suffix", "an output with an unknown suffix", lambda e: gen(e, "ring8", "-o", "o.txt"), "cannot tell the format", "pass --format"),
     Case("out-format-suffix", "--format that contradicts the output's suffix", lambda e: gen(e, "ring8", "-f", "npz"),
          "does not match the .png suffix", "drop --format"),
+    Case("sweep-not-png", "sweep to a non-PNG name", lambda e: ["sweep", str(e.models["cgan"]), "--labels", "-o", "s.gif"], "must end in .png", "name it s.png"),
     Case("out-gif", "interpolate to a non-GIF name", lambda e: ["interpolate", str(e.models["ring8"]), "-o", "w.png"], "must end in .gif", "end in .gif"),
     # ---- recipes
     Case("recipe-unknown-key", "a recipe with an unknown key", lambda e: recipe(e, "learning_rate = 1\n"), "unknown key(s) ['learning_rate']", "valid keys"),
