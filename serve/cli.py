@@ -193,6 +193,8 @@ def train(
             d = with_data_folder(d, data, set_)
         cfg = TrainConfig.from_dict(d, where=f"recipe {d.get('recipe', recipe)}")
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if run_dir.exists() and not run_dir.is_dir():
+            raise CtrlgenError(f"{run_dir} is a file, and a run needs a folder; choose another --out")
         if (run_dir / "config.json").exists():
             raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
         trainer = Trainer(cfg, run_dir, distributed)
@@ -257,6 +259,8 @@ def export(
         _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
                        {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)
         return
+    if output.suffix.lower() != ".onnx":
+        raise CtrlgenError(f"{output} must end in .onnx (ctrlgen and ONNX tools know a model by it); name it {output.with_suffix('.onnx').name}")
     check_output(output, force)
     rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
     diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"

@@ -137,6 +137,9 @@ def plot(
     from ctrlgen.files import check_output
     from ctrlgen.serve.plot import plot_run, samples_gif
 
+    for path, suffix, what in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
+        if path is not None and path.suffix.lower() != suffix:
+            raise CtrlgenError(f"{path} must end in {suffix} ({what}); name it {path.with_suffix(suffix).name}")
     for path in (output, gif):
         if path is not None:
             check_output(path, force)

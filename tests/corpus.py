@@ -336,6 +336,8 @@ CASES = [
     Case("out-suffix", "an output with an unknown suffix", lambda e: gen(e, "ring8", "-o", "o.txt"), "cannot tell the format", "pass --format"),
     Case("out-format-suffix", "--format that contradicts the output's suffix", lambda e: gen(e, "ring8", "-f", "npz"),
          "does not match the .png suffix", "drop --format"),
+    Case("export-not-onnx", "export to a name that is not .onnx", lambda e: ["export", str(e.runs["ring8"]), "-o", "m.txt"], "must end in .onnx", "name it m.onnx"),
+    Case("plot-not-png", "plot curves to a non-PNG name", lambda e: ["plot", run_copy(e), "-o", "c.jpg"], "must end in .png", "name it c.png"),
     Case("sweep-not-png", "sweep to a non-PNG name", lambda e: ["sweep", str(e.models["cgan"]), "--labels", "-o", "s.gif"], "must end in .png", "name it s.png"),
     Case("out-gif", "interpolate to a non-GIF name", lambda e: ["interpolate", str(e.models["ring8"]), "-o", "w.png"], "must end in .gif", "end in .gif"),
     # ---- recipes
@@ -383,6 +385,8 @@ CASES = [
          "is in use by another ctrlgen train", "wait for it to finish"),
     Case("resume-locked", "--resume of a run another trainer is writing", lambda e: ["train", "--resume", locked(e, Path(run_copy(e)))],
          "is in use by another ctrlgen train", "wait for it to finish"),
+    Case("train-out-file", "train --out onto an existing file", lambda e: ["train", "ring8", "--steps", "1", "-o", existing(e, "notes.txt")],
+         "is a file, and a run needs a folder", "choose another --out"),
     Case("train-seed-negative", "a negative training seed (the run folder must not be half-made)", lambda e: ["train", "ring8", "--seed", "-1",
                                                                                                               "-o", str(e.tmp / "new")],
          "seed must be in 0..4,294,967,295", "32-bit"),
