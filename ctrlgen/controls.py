@@ -118,6 +118,8 @@ def example(spec: LatentSpec) -> str:
 def _labels(spec: LatentSpec, label: Any, keyframes: bool) -> tuple[tuple[int, ...], bool]:
     if label is None or (isinstance(label, str) and label.strip().lower() in ("", RANDOM)):
         return (), False
+    if isinstance(label, float) and not math.isfinite(label):
+        raise CtrlgenError(f"label {label} is not a class; use a class index or name")
     if isinstance(label, float) and label == int(label):
         label = int(label)
     if isinstance(label, str) and label.strip().lower() == ALL:
@@ -139,8 +141,19 @@ def _labels(spec: LatentSpec, label: Any, keyframes: bool) -> tuple[tuple[int, .
     return tuple(spec.label_index(v.strip() if isinstance(v, str) else v) for v in parts), False
 
 
+def _texts(value: Any, what: str) -> list[str]:
+    """Text items from a request: a string, or a list of strings (an API client may send any JSON)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise CtrlgenError(f"{what} must be text like NAME=VALUE (or a list of such), got a {type(value).__name__}")
+
+
 def _code_text(spec: LatentSpec, text: str | Sequence[str]) -> list[tuple[str, str]]:
-    joined = (text if isinstance(text, str) else " ".join(text)).strip()
+    joined = " ".join(_texts(text, "codes")).strip()
     found = list(_ASSIGNMENT.finditer(joined))
     if joined and (not found or "".join(m.group(0) for m in found).replace(" ", "") != joined.replace(" ", "")):
         raise CtrlgenError(f"codes {joined!r} must look like NAME=VALUE (e.g. {example(spec)})")
@@ -151,7 +164,7 @@ def _items(items: Sequence[str] | Mapping[str, Any], option: str) -> list[tuple[
     if isinstance(items, Mapping):
         return [(str(k), v) for k, v in items.items()]
     out = []
-    for item in items:
+    for item in _texts(items, f"--{option}"):
         if "=" not in item:
             raise CtrlgenError(f"--{option} {item!r} must look like NAME=VALUE")
         name, value = item.split("=", 1)

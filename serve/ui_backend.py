@@ -170,8 +170,11 @@ class Explorer:
         n, nrow, fixed = self._grid(spec, n, self._controls(spec, label, codes))
         nrow = max(1, min(nrow or math.ceil(math.sqrt(n)), n))
         h, w = spec.output_shape[1:]
-        scale = max(1, int(shape[1]) // (nrow * (w + 2) + 2))
-        col, row = (int(x) // scale - 1) // (w + 2), (int(y) // scale - 1) // (h + 2)
+        width = as_int(shape[1], "picture width", 1, 1 << 20) if isinstance(shape, (list, tuple)) and len(shape) >= 2 else None
+        if width is None:
+            raise CtrlgenError("the picture's shape is unknown; generate a picture first, then click a sample")
+        scale = max(1, width // (nrow * (w + 2) + 2))
+        col, row = (as_int(x, "x", 0, 1 << 20) // scale - 1) // (w + 2), (as_int(y, "y", 0, 1 << 20) // scale - 1) // (h + 2)
         index = row * nrow + col
         if not (0 <= col < nrow and 0 <= index < n):
             return None
@@ -186,6 +189,8 @@ class Explorer:
 
     def describe_pick(self, pin: dict) -> str:
         """One line about a picked sample: where its z comes from, its label and codes."""
+        if not isinstance(pin, dict) or not {"model", "index", "seed", "cat", "cont", "z"} <= pin.keys():
+            raise CtrlgenError("no sample is picked; click a sample in the generate picture first")
         spec = self.registry.get(pin["model"]).spec
         parts = [f"sample {pin['index']} of seed {pin['seed']}" + (f" (truncation {pin['truncation']:g})" if pin.get("truncation") else "")]
         if pin.get("label") is not None:
@@ -199,9 +204,9 @@ class Explorer:
 
     def _pinned(self, model: str, rt: Any, pin: dict | None) -> dict[str, np.ndarray] | None:
         """The inputs of a pinned sample of ``model`` (drawn again from its seed and index), else None."""
-        if not pin or pin.get("model") != model:
+        if not isinstance(pin, dict) or pin.get("model") != model:
             return None
-        return rt.inputs(1, as_int(pin["seed"], "pinned seed", 0, SEED_MAX), start=as_int(pin["index"], "pinned index", 0, 2**40),
+        return rt.inputs(1, as_int(pin.get("seed"), "pinned seed", 0, SEED_MAX), start=as_int(pin.get("index"), "pinned index", 0, 2**40),
                          truncation=as_truncation(pin.get("truncation")), label=pin.get("label"), cat=pin.get("cat") or {},
                          cont=pin.get("cont") or {})
 
@@ -280,6 +285,8 @@ class Explorer:
         walks = min(256, self.limits.max_points // frames) if points else as_int(walks, "walks", 1, 64)
         if frames * walks > (self.limits.max_points if points else self.limits.max_samples * 4):
             raise CtrlgenError(f"walks = {walks} x frames = {frames} is over the limit; use fewer walks or frames")
+        if labels is not None and not isinstance(labels, (str, list, tuple)):
+            raise CtrlgenError(f"labels must be text (indices or names, one per keyframe, comma-separated), got a {type(labels).__name__}")
         has_labels = bool(labels) and (labels if isinstance(labels, str) else ",".join(map(str, labels))).strip()
         controls = self._controls(spec, labels if has_labels else None, codes, cat, cont, keyframes=True)
         every = False

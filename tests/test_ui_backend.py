@@ -119,3 +119,42 @@ def test_pick_finds_the_sample_under_the_pointer(tiny_models):
         assert np.allclose(again["z"][0], info["z"], atol=1e-3) and again["label"][0] == 3
     finally:
         ex.store.cleanup()
+
+
+# Any JSON an API client may send, and the values a form can hold.
+GARBAGE = [None, "", " ", "nan", "inf", -1, 0, 1, 3.5, 1e30, float("nan"), float("inf"), True, [], {}, [1, 2], {"a": 1}, "all", "random",
+           "c", "u0", "label", "c=3", "u0=nan", "c=99,u0=1", "x" * 5000, "\x00", "<b>x</b>", "99999999999", "1e400", "3,4", ["u0=1", 3],
+           {"u0": [1, 2]}, {"c": None}, {"u0": "x"}, {"model": "cgan", "seed": "x", "index": 1}]
+
+
+def test_any_request_gets_a_result_or_one_short_line(tiny_models):
+    """Random requests of garbage values, as the UI's API may receive them: every one either answers or raises
+    CtrlgenError with one line that stays short whatever was sent (found: lists and numbers where text was
+    expected, an infinite label, a 10,000-character seed quoted back whole)."""
+    import inspect
+    import random
+
+    ex = Explorer(Registry([tiny_models[k] for k in ("cgan", "infogan", "ring8")]), Limits(max_samples=64, max_points=2000, max_frames=8))
+    names = ex.registry.names
+    rng = random.Random(0)
+    answered = refused = 0
+    try:
+        for method in ("generate", "pick", "sweep", "interpolate", "compare", "card", "describe_pick"):
+            f = getattr(ex, method)
+            params = list(inspect.signature(f).parameters.values())
+            for _ in range(40):
+                args = {}
+                for p in params:
+                    if p.name in ("model", "model_a", "model_b"):
+                        args[p.name] = rng.choice(names + ["nosuch", None]) if rng.random() < 0.2 else rng.choice(names)
+                    elif p.default is inspect.Parameter.empty or rng.random() < 0.5:
+                        args[p.name] = rng.choice(GARBAGE)
+                try:
+                    f(**args)
+                    answered += 1
+                except CtrlgenError as e:
+                    assert "\n" not in str(e) and len(str(e)) < 600, (method, args, str(e)[:200])
+                    refused += 1
+    finally:
+        ex.store.cleanup()
+    assert refused > 100 and answered > 5  # both paths were exercised
