@@ -210,9 +210,28 @@ def bind_address(host: str, port: int) -> tuple[str, str]:
         bind = f"[{ip}]" if ip.version == 6 else str(ip)
     if local:
         return bind, ""
+    _check_bindable(bare, host)
     where = "every network interface of this machine" if ip_unspecified(bare) else "a network interface"
     return bind, (f"Warning: the UI listens on {shown} ({where}): anyone who can reach this machine can use it, with no password; "
                   "use --host 127.0.0.1 to keep it on this machine")
+
+
+def _check_bindable(bare: str, host: str) -> None:
+    """One line, before anything is printed or served, when ``host`` does not resolve or is not an address of this machine
+    (uvicorn would log its own traceback-like line first)."""
+    import socket
+
+    from ctrlgen.text import plain
+
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(bare, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise CtrlgenError(f"--host {plain(host)!r} does not resolve to an address; use 127.0.0.1 (this machine) or an address of this machine") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind(addr[:2] if family == socket.AF_INET else addr)
+    except OSError:
+        raise CtrlgenError(f"--host {plain(host)!r} is not an address of this machine; use 127.0.0.1, 0.0.0.0 (every interface) or one of its addresses") from None
 
 
 def ip_unspecified(host: str) -> bool:

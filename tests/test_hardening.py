@@ -234,9 +234,14 @@ def test_text_helpers():
 
 
 # --------------------------------------------------------------------------- exposure
-def test_ui_bind_address_says_when_the_network_can_reach_it():
+def test_ui_bind_address_says_when_the_network_can_reach_it(monkeypatch):
+    from ctrlgen.serve import explore_cli
     from ctrlgen.serve.explore_cli import bind_address
 
+    with pytest.raises(CtrlgenError, match="is not an address of this machine"):  # TEST-NET-1: never this machine's
+        bind_address("192.0.2.7", 7860)
+    # The wording of the warning, whatever addresses this machine has (IPv6 may be off on it).
+    monkeypatch.setattr(explore_cli, "_check_bindable", lambda bare, host: None)
     assert bind_address("127.0.0.1", 7860) == ("127.0.0.1", "")
     assert bind_address("::1", 7860) == ("[::1]", "")  # gradio takes IPv6 literals in brackets
     assert bind_address("[::1]", 7860) == ("[::1]", "")
