@@ -428,7 +428,7 @@ def test_shipped_infogan_spec_has_no_names_and_loads():
 def test_fashion_recipe_names_the_code_by_fashion_class(tmp_path):
     cfg = load_config("fashion-infogan-ss", [*TINY, "steps=1"])
     assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "lambda_sup_late": 10.0, "late_from": 0.66666,
-                                               "shift": 2, "flip": True}
+                                               "shift": 2, "flip": True, "lambda_pseudo": 1.0}
     from ctrlgen.data import FASHION_MNIST_LABELS
 
     spec = cfg.spec(FASHION_MNIST_LABELS)
@@ -472,4 +472,4 @@ def test_augmentation_settings_are_checked():
         load_config("fashion-infogan-ss", ["techniques.semi_supervised.shift=9"])
     cfg = load_config("fashion-infogan-ss")
     assert cfg.techniques["semi_supervised"] == {"labels_per_class": 10, "lambda_sup": 3.0, "lambda_sup_late": 10.0, "late_from": 0.66666,
-                                               "shift": 2, "flip": True}
+                                               "shift": 2, "flip": True, "lambda_pseudo": 1.0}
