@@ -31,6 +31,17 @@ DEFAULT_MODEL = "fashion-cgan"
 SEED_MAX = 2**32 - 1
 
 
+def _pixel(value: Any, what: str) -> int:
+    """A click's pixel coordinate (the browser may report a fractional one, e.g. on a zoomed page)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = math.nan
+    if not (math.isfinite(f) and 0 <= f <= 1 << 20):
+        raise CtrlgenError(f"the click's {what} coordinate {value!r} is not a pixel of the picture; click on a sample")
+    return int(f)
+
+
 class Registry:
     """The models this server may load: ``models/`` plus the paths given on the command line."""
 
@@ -174,7 +185,7 @@ class Explorer:
         if width is None:
             raise CtrlgenError("the picture's shape is unknown; generate a picture first, then click a sample")
         scale = max(1, width // (nrow * (w + 2) + 2))
-        col, row = (as_int(x, "x", 0, 1 << 20) // scale - 1) // (w + 2), (as_int(y, "y", 0, 1 << 20) // scale - 1) // (h + 2)
+        col, row = (_pixel(x, "x") // scale - 1) // (w + 2), (_pixel(y, "y") // scale - 1) // (h + 2)
         index = row * nrow + col
         if not (0 <= col < nrow and 0 <= index < n):
             return None
