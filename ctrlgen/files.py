@@ -162,6 +162,12 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
+def check_suffix(path: Path, suffix: str, why: str) -> None:
+    """Refuse an output named for another format (PNG bytes in s.gif, a model in m.txt): one line naming the fix."""
+    if path.suffix.lower() != suffix:
+        raise CtrlgenError(f"{path} must end in {suffix} ({why}); name it {path.with_suffix(suffix).name}")
+
+
 def free_name(path: str | os.PathLike) -> Path:
     """``path`` if it does not exist, else the first free ``stem-2.ext``, ``stem-3.ext``, ..."""
     path = Path(path)

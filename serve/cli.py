@@ -246,7 +246,7 @@ def export(
 ) -> None:
     """Export a generator to ONNX with its spec and model card; verify it against torch."""
     from ctrlgen.export import export as do_export
-    from ctrlgen.files import check_output
+    from ctrlgen.files import check_output, check_suffix
     from ctrlgen.limits import check_number
 
     check_number("--tol", tol, 0.0, 1.0)  # NaN would switch the parity check off
@@ -259,8 +259,7 @@ def export(
         _export_triton(source, triton, triton_name, triton_kind, triton_instances, max_batch_size, force,
                        {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)
         return
-    if output.suffix.lower() != ".onnx":
-        raise CtrlgenError(f"{output} must end in .onnx (ctrlgen and ONNX tools know a model by it); name it {output.with_suffix('.onnx').name}")
+    check_suffix(output, ".onnx", "ctrlgen and ONNX tools know a model by it")
     check_output(output, force)
     rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
     diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"

@@ -134,12 +134,12 @@ def plot(
     force: Annotated[bool, typer.Option(help="Overwrite outputs given with -o/--gif (the defaults in RUN_DIR are always regenerated).")] = False,
 ) -> None:
     """Plot losses and monitored metrics over steps (PNG) and the fixed-z sample grids over training (GIF)."""
-    from ctrlgen.files import check_output
+    from ctrlgen.files import check_output, check_suffix
     from ctrlgen.serve.plot import plot_run, samples_gif
 
-    for path, suffix, what in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
-        if path is not None and path.suffix.lower() != suffix:
-            raise CtrlgenError(f"{path} must end in {suffix} ({what}); name it {path.with_suffix(suffix).name}")
+    for path, suffix, why in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
+        if path is not None:
+            check_suffix(path, suffix, why)
     for path in (output, gif):
         if path is not None:
             check_output(path, force)

@@ -72,7 +72,7 @@ def sweep(
 ) -> None:
     """Traversal grid: rows are different z, columns the values of one code (or label) across its range."""
     from ctrlgen.controls import parse_controls
-    from ctrlgen.files import check_output
+    from ctrlgen.files import check_output, check_suffix
     from ctrlgen.images import save_png
     from ctrlgen.traversal import sweep as make_sweep
 
@@ -83,8 +83,7 @@ def sweep(
     check_seed(seed, "--seed")
     check_truncation(truncation)
     check_scale(picture.scale)
-    if picture.output.suffix.lower() != ".png":
-        raise CtrlgenError(f"{picture.output} must end in .png (a sweep is one PNG image); name it {picture.output.with_suffix('.png').name}")
+    check_suffix(picture.output, ".png", "a sweep is one PNG image")
     check_output(picture.output, picture.force)
     rt = run.open(model)
     factor.check(rt.spec)
@@ -130,7 +129,7 @@ def interpolate(
 ) -> None:
     """An animated GIF of a spherical walk through z (optionally between labels or code values)."""
     from ctrlgen.controls import parse_controls
-    from ctrlgen.files import check_output
+    from ctrlgen.files import check_output, check_suffix
     from ctrlgen.images import save_gif
     from ctrlgen.traversal import walk
 
@@ -142,8 +141,7 @@ def interpolate(
     if not 10 <= ms <= 10_000:
         raise CtrlgenError(f"--ms must be in 10..10000, got {ms}")
     check_scale(gif.scale)
-    if gif.output.suffix.lower() != ".gif":
-        raise CtrlgenError(f"{gif.output} must end in .gif (interpolate writes an animated GIF); name it {gif.output.with_suffix('.gif').name}")
+    check_suffix(gif.output, ".gif", "interpolate writes an animated GIF")
     check_output(gif.output, gif.force)
     rt = run.open(model)
     spec = rt.spec

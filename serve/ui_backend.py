@@ -181,10 +181,9 @@ class Explorer:
         n, nrow, fixed = self._grid(spec, n, self._controls(spec, label, codes))
         nrow = max(1, min(nrow or math.ceil(math.sqrt(n)), n))
         h, w = spec.output_shape[1:]
-        width = as_int(shape[1], "picture width", 1, 1 << 20) if isinstance(shape, (list, tuple)) and len(shape) >= 2 else None
-        if width is None:
+        if not (isinstance(shape, (list, tuple)) and len(shape) >= 2):
             raise CtrlgenError("the picture's shape is unknown; generate a picture first, then click a sample")
-        scale = max(1, width // (nrow * (w + 2) + 2))
+        scale = max(1, as_int(shape[1], "picture width", 1, 1 << 20) // (nrow * (w + 2) + 2))
         col, row = (_pixel(x, "x") // scale - 1) // (w + 2), (_pixel(y, "y") // scale - 1) // (h + 2)
         index = row * nrow + col
         if not (0 <= col < nrow and 0 <= index < n):
