@@ -13,6 +13,8 @@
 #   .venv/bin/ctrlgen train grid25          -o runs/grid25          && scripts/ship_model.sh grid25          runs/grid25
 # A run directory exports its newest checkpoint; pass checkpoints/best.safetensors (kept by
 # the training monitor) or any step-*.safetensors to choose another.
+# SHIP_TO=DIR puts NAME.onnx and NAME.md into DIR instead of models/ and stops there (no picture): a
+# candidate made elsewhere (scripts/gpu_sweep.py on a GPU machine) and copied into models/ later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 2 ]; then
@@ -59,8 +61,14 @@ print("Recorded the metrics in the card; wrote", write_markdown(sys.argv[2], rec
     ;;
 esac
 sed -i "s#$tmp/#models/#g" "$tmp/$name.md"
-mv -f "$tmp/$name.onnx" "models/$name.onnx"
-mv -f "$tmp/$name.md" "models/$name.md"
+dest=${SHIP_TO:-models}
+mkdir -p "$dest"
+mv -f "$tmp/$name.onnx" "$dest/$name.onnx"
+mv -f "$tmp/$name.md" "$dest/$name.md"
+if [ "$dest" != models ]; then
+  echo "wrote $dest/$name.onnx and $dest/$name.md (copy both into models/ to ship them)"
+  exit 0
+fi
 
 mkdir -p docs/img/models
 case "$name" in
