@@ -40,12 +40,12 @@ T0 = time.time()
 SS_VARIANTS = {
     # name: (TOML body, seeds); v0 is the shipped recipe by name.  The variants keep the recipe's name, so that a
     # candidate's card says fashion-infogan-ss: ship one only after making the recipe file equal to it.
-    "v0": (None, [0, 1]),
-    # learning rates falling linearly to 0 over the second half, as fashion-cgan's lr_decay
-    "v1": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\nlr_decay = "linear"\nlr_decay_start = 0.5\n', [0, 1, 2]),
-    # the same, and the heavier supervised weight from the start of the decay
-    "v2": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\nlr_decay = "linear"\nlr_decay_start = 0.5\n\n'
-           '[techniques.semi_supervised]\nlate_from = 0.5\n', [0, 1, 2]),
+    "v0": (None, [0, 1, 2]),
+    # (learning-rate decay is ruled out: it lowered accuracy as named on both CPU seeds, README)
+    # the labelled images shifted by up to 3 pixels instead of 2 (Q sees more varied copies of its 100)
+    "v1": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\n\n[techniques.semi_supervised]\nshift = 3\n', [0, 1, 2]),
+    # pseudo-labels only where Q is 98% sure (the recipe: 95%; 90% was worse, README)
+    "v2": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\n\n[techniques.semi_supervised]\npseudo_threshold = 0.98\n', [0, 1, 2]),
 }
 IG_SEEDS = list(range(8))
 IG_CAT2_SEEDS = [0, 1, 2, 3]  # lambda_cat 2 (the recipe: 1)
@@ -164,7 +164,7 @@ def main() -> int:
     ss_total, ig1_total, ig2_total = (12, 6, 12) if a.quick else (5622, 937, 13118)
 
     jobs: list[Job] = []
-    order = ["ss-v1-s0", "ss-v0-s0", "ss-v2-s0", "ss-v1-s1", "ss-v0-s1", "ss-v2-s1", "ss-v1-s2", "ss-v2-s2"]
+    order = ["ss-v0-s0", "ss-v1-s0", "ss-v2-s0", "ss-v0-s1", "ss-v1-s1", "ss-v2-s1", "ss-v0-s2", "ss-v1-s2", "ss-v2-s2"]
     for v, (body, seeds) in SS_VARIANTS.items():
         recipe = "fashion-infogan-ss"
         if body is not None:
