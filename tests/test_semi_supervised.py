@@ -122,6 +122,9 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan", ["techniques.semi_supervised.lambda_pseudo=1.0"], "set shift = 2 and/or flip = true"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.lambda_sup_late=-2.0"], "lambda_sup_late must be >= 0"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.late_from=1.5"], "late_from is the share"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=-1"], "pseudo_cutout is the side"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=15"], "whole number 0..14"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=2.5"], "pseudo_cutout must be int"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:
@@ -279,6 +282,48 @@ def test_pseudo_labels_teach_only_confident_calls_on_an_augmented_copy():
     assert calls.grad is None  # the calls are targets, not trained through
     t.p["pseudo_threshold"] = 0.99999
     assert float(t.pseudo_label_loss(ctx).detach()) == 0.0
+
+
+def test_cutout_erases_one_square_to_the_background_and_nothing_else():
+    from ctrlgen.train.batches import cutout
+
+    x = torch.rand(64, 1, 12, 10) * 0.5 + 0.25  # no pixel at the background
+    gen = torch.Generator().manual_seed(3)
+    y = cutout(x, 4, gen)
+    erased = y == -1
+    assert torch.equal(y[~erased], x[~erased])  # every other pixel untouched
+    for img in erased[:, 0]:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 4 and 1 <= len(cols) <= 4  # one square of side 4, clipped at the border
+        assert int(img.sum()) == len(rows) * len(cols)  # a full rectangle, not scattered pixels
+        assert torch.equal(rows, torch.arange(rows[0], rows[-1] + 1)) and torch.equal(cols, torch.arange(cols[0], cols[-1] + 1))
+    assert int(erased.sum(dim=(1, 2, 3)).eq(16).sum()) > 16  # most squares lie wholly inside
+    assert len({tuple(img.nonzero()[0].tolist()) for img in erased[:, 0]}) > 8  # at random places
+    state = gen.get_state()
+    assert cutout(x, 0, gen) is x and torch.equal(gen.get_state(), state)  # off: no change, no draw
+
+
+def test_pseudo_cutout_changes_only_the_copy_q_is_taught():
+    from types import SimpleNamespace
+
+    from ctrlgen.train.techniques.semi_supervised import SemiSupervised
+
+    seen = []
+
+    def discriminate(x, label):
+        seen.append(x)
+        return SimpleNamespace(q_cat=[torch.zeros(len(x), 3, requires_grad=True)])
+
+    real = torch.rand(32, 1, 8, 8) * 0.5 + 0.25
+    calls = torch.zeros(32, 3)
+    calls[:, 1] = 10.0
+    for size in (0, 3):
+        t = SemiSupervised(shift=1, flip=True, lambda_pseudo=1.0, pseudo_cutout=size)
+        run = SimpleNamespace(rng=torch.Generator().manual_seed(0), autocast=contextlib.nullcontext, device=torch.device("cpu"))
+        t.pseudo_label_loss(SimpleNamespace(run=run, real=real, out_real=SimpleNamespace(q_cat=[calls]), discriminate=discriminate))
+    plain, cut = seen
+    diff = plain != cut
+    assert diff.any() and torch.all(cut[diff] == -1)  # the same shifted copy, with squares erased
 
 
 def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):

@@ -45,6 +45,20 @@ def shift_flip(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) ->
     return pad[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
 
 
+def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Images ``x`` [n, C, H, W] in [-1, 1], each with one ``size`` x ``size`` square at a random centre set to the
+    background (-1), clipped at the borders (Cutout, DeVries & Taylor 2017; FixMatch's strong augmentation ends with
+    it).  The centres come from ``gen`` (rows, then columns), only when ``size`` > 0."""
+    if size <= 0:
+        return x
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), generator=gen, device=gen.device).to(x.device)[:, None] - size // 2
+    cx = torch.randint(0, w, (b,), generator=gen, device=gen.device).to(x.device)[:, None] - size // 2
+    r, c = torch.arange(h, device=x.device)[None, :], torch.arange(w, device=x.device)[None, :]
+    inside = ((r >= cy) & (r < cy + size))[:, :, None] & ((c >= cx) & (c < cx + size))[:, None, :]
+    return x.masked_fill(inside[:, None], -1.0)
+
+
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``; to CUDA from pinned memory without blocking the host."""
     if device.type != "cuda":

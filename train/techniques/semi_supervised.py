@@ -16,7 +16,8 @@ classes evenly over the batch (``class_entropy_gap``, CatGAN's classifier object
 class boundaries away from where the unlabelled images are dense.  With ``lambda_pseudo`` > 0, Q also
 learns from its own confident calls (pseudo-labels, as in FixMatch, Sohn et al. 2020): where Q gives an
 unlabelled real image one class with probability >= ``pseudo_threshold``, a shifted / mirrored copy of
-that image (``shift``, ``flip``) is taught that class, adding
+that image (``shift``, ``flip``; with ``pseudo_cutout`` > 0 also a square of that side erased, FixMatch's strong
+copy) is taught that class, adding
 
     d_pseudo = lambda_pseudo · mean_i [max_k p_ik >= threshold] · CE(Q_cat(aug(x_i)), argmax_k p_ik)
 
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.batches import shift_flip, to_unit
+from ctrlgen.train.batches import cutout, shift_flip, to_unit
 from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
@@ -79,7 +80,7 @@ class SemiSupervised(Technique):
     doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
            "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
     params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0,
-              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "lambda_sup_late": 0.0, "late_from": 0.5}
+              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "pseudo_cutout": 0, "lambda_sup_late": 0.0, "late_from": 0.5}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -111,6 +112,9 @@ class SemiSupervised(Technique):
         if p["lambda_pseudo"] > 0 and p["shift"] == 0 and not p["flip"]:
             raise CtrlgenError(f"{NAME}.lambda_pseudo teaches Q its calls on a shifted or mirrored copy, and both are off; "
                                "set shift = 2 and/or flip = true")
+        if not 0 <= p["pseudo_cutout"] <= cfg.image_size // 2:
+            raise CtrlgenError(f"{NAME}.pseudo_cutout is the side in pixels of the square erased from each pseudo-labelled copy; "
+                               f"it must be a whole number 0..{cfg.image_size // 2} (0 = off), got {p['pseudo_cutout']!r}")
         if not 0 <= p["shift"] <= cfg.image_size // 4:
             raise CtrlgenError(f"{NAME}.shift must be 0..{cfg.image_size // 4} pixels (a quarter of the image), got {p['shift']}")
         known = cfg.default_class_names()  # Fashion-MNIST's; a folder's classes are checked when it is read
@@ -176,13 +180,15 @@ class SemiSupervised(Technique):
         return self.p["lambda_sup"]
 
     def pseudo_label_loss(self, ctx: StepContext) -> torch.Tensor:
-        """Q's confident calls on the unlabelled real batch taught to a shifted / mirrored copy of it: the mean over
-        the batch of [confidence >= pseudo_threshold] · CE (images below the threshold count as 0, as in FixMatch)."""
+        """Q's confident calls on the unlabelled real batch taught to a shifted / mirrored copy of it (with a square
+        erased where ``pseudo_cutout`` > 0: FixMatch's strong copy): the mean over the batch of
+        [confidence >= pseudo_threshold] · CE (images below the threshold count as 0, as in FixMatch)."""
         run = ctx.run
         with torch.no_grad():
             conf, pseudo = F.softmax(ctx.out_real.q_cat[0].float(), 1).max(1)
             keep = (conf >= self.p["pseudo_threshold"]).float()
-        out = self._discriminate(ctx, shift_flip(ctx.real, self.p["shift"], self.p["flip"], run.rng))
+        student = cutout(shift_flip(ctx.real, self.p["shift"], self.p["flip"], run.rng), self.p["pseudo_cutout"], run.rng)
+        out = self._discriminate(ctx, student)
         return (F.cross_entropy(out.q_cat[0].float(), pseudo, reduction="none") * keep).mean()
 
     @staticmethod
