@@ -125,6 +125,8 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=-1"], "pseudo_cutout is the side"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=15"], "whole number 0..14"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=2.5"], "pseudo_cutout must be int"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=8", "techniques.semi_supervised.lambda_pseudo=0.0"],
+     "set lambda_pseudo > 0 or remove pseudo_cutout"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:

@@ -115,6 +115,9 @@ class SemiSupervised(Technique):
         if not 0 <= p["pseudo_cutout"] <= cfg.image_size // 2:
             raise CtrlgenError(f"{NAME}.pseudo_cutout is the side in pixels of the square erased from each pseudo-labelled copy; "
                                f"it must be a whole number 0..{cfg.image_size // 2} (0 = off), got {p['pseudo_cutout']!r}")
+        if p["pseudo_cutout"] > 0 and p["lambda_pseudo"] == 0:
+            raise CtrlgenError(f"{NAME}.pseudo_cutout only changes the pseudo-labelled copies, and lambda_pseudo is 0 (off); "
+                               "set lambda_pseudo > 0 or remove pseudo_cutout")
         if not 0 <= p["shift"] <= cfg.image_size // 4:
             raise CtrlgenError(f"{NAME}.shift must be 0..{cfg.image_size // 4} pixels (a quarter of the image), got {p['shift']}")
         known = cfg.default_class_names()  # Fashion-MNIST's; a folder's classes are checked when it is read
