@@ -343,6 +343,18 @@ def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
 
 
+def test_pseudo_cutout_changes_training(tmp_path):
+    make_folder(tmp_path / "data", per_class=(6, 6, 6), unlabelled=60)
+    runs = {}
+    for size in (0, 4):
+        cfg = folder_config(tmp_path, "steps=3", "amp=off", "techniques.semi_supervised.shift=2", "techniques.semi_supervised.lambda_pseudo=1.0",
+                            "techniques.semi_supervised.pseudo_threshold=0.3", f"techniques.semi_supervised.pseudo_cutout={size}")
+        runs[size] = Trainer(cfg, tmp_path / f"run{size}")
+        runs[size].run()
+    a, b = _weights(runs[0]), _weights(runs[4])
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+
+
 def test_late_weight_takes_over_at_its_step():
     """lambda_sup until step late_from × total steps, lambda_sup_late from that step on; 0 keeps lambda_sup."""
     from types import SimpleNamespace
