@@ -143,16 +143,20 @@ def write_results(out: Path, work: Path, jobs: list[Job], scored: dict, means: d
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or "gpu-sweep")
-    ap.add_argument("--work", default="/tmp/ctrlgen-sweep")
+    ap.add_argument("--work", default=f"/tmp/ctrlgen-sweep-{os.getpid()}")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--train-seconds", type=float, default=390, help="training ends this long after the start")
     ap.add_argument("--continue-min", type=float, default=0.72, help="continue the best InfoGAN seed only from this purity")
     ap.add_argument("--quick", action="store_true", help="tiny runs: a dry run of the pipeline")
     a = ap.parse_args()
     out, work = Path(a.out).resolve(), Path(a.work)
+    # Nothing of anyone's is overwritten or removed: both folders must be new or empty (the wrapper's own
+    # sweep.log aside).
+    for folder, allowed in ((out, {"sweep.log"}), (work, set())):
+        if folder.exists() and (not folder.is_dir() or {p.name for p in folder.iterdir()} - allowed):
+            sys.exit(f"error: {folder} already holds files; give a new or empty folder (--out / --work)")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "logs").mkdir(parents=True)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
     logs = work / "logs"
     ctrlgen = str(REPO / ".venv/bin/ctrlgen")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -11,10 +11,13 @@ mkdir -p "$RES"
 exec > >(tee -a "$RES/sweep.log") 2>&1
 nvidia-smi -L; nproc; date -u
 PY=python3
-"$PY" -m venv --without-pip --system-site-packages .venv || exit 1
-"$PY" -c "import site; print('\n'.join(site.getsitepackages()))" \
-  > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/parent-site.pth"
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --no-index -e . || exit 1
+# An existing .venv (this project's own, say) is used as it is, never rebuilt: scripts/ship_model.sh runs .venv/bin/ctrlgen.
+if [ ! -e .venv ]; then
+  "$PY" -m venv --without-pip --system-site-packages .venv || exit 1
+  "$PY" -c "import site; print('\n'.join(site.getsitepackages()))" \
+    > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/parent-site.pth"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --no-index -e . || exit 1
+fi
 .venv/bin/python -c "import ctrlgen, torch, onnxruntime; print('ctrlgen', ctrlgen.__file__, 'torch', torch.__version__, torch.cuda.is_available())"
 [ -d .gpudata ] && export CTRLGEN_FASHION_MNIST="$PWD/.gpudata"
 if [ "${SWEEP_MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
