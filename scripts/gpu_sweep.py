@@ -64,15 +64,20 @@ class Job:
     run: Path
     proc: subprocess.Popen | None = None
     started: float = 0.0
+    ended: float = 0.0
     seen: list[tuple[float, int]] = field(default_factory=list)
     status: str = "waiting"
 
     def start(self, logs: Path, env: dict) -> None:
         self.started = time.time()
-        self.proc = subprocess.Popen(self.cmd, stdout=open(logs / f"{self.name}.log", "ab"), stderr=subprocess.STDOUT,
-                                     env=env, cwd=REPO, start_new_session=True)
+        with open(logs / f"{self.name}.log", "ab") as f:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(self.cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
         self.status = "running"
         log(f"started {self.name} (prio {self.prio}): {' '.join(self.cmd[1:])}")
+
+    def end(self, status: str) -> None:
+        self.status, self.ended = status, time.time()
+        log(f"{self.name}: {status} after {self.ended - self.started:.0f}s")
 
     def step(self) -> int:
         """The newest step the run logged (0 before its first line)."""
@@ -94,8 +99,9 @@ class Job:
         """Seconds to the run's end at its rate over the last minute (None until it has a rate)."""
         s = self.step()
         self.seen.append((now, s))
-        old = [(t, k) for t, k in self.seen if now - t >= 45] or self.seen[:1]
-        t0, k0 = old[-1]
+        old = [i for i, (t, _) in enumerate(self.seen) if now - t >= 45]
+        del self.seen[:old[-1] if old else 0]  # nothing older than the newest point a minute back is needed again
+        t0, k0 = self.seen[0]
         if s <= k0 or now - t0 < 10:
             return None
         return (self.total - s) / ((s - k0) / (now - t0))
@@ -124,14 +130,12 @@ def monitor_purity(run: Path) -> tuple[int, float] | None:
     return best
 
 
-def write_results(out: Path, work: Path, jobs: list[Job], scored: dict, means: dict, cands: list) -> None:
-    """summary.json and runs.tgz (configs, metrics, evaluations, logs, cards) into ``out``."""
+def write_results(out: Path, work: Path, jobs: list[Job], results: dict) -> None:
+    """summary.json (each job, then ``results``) and runs.tgz (configs, metrics, evaluations, logs, cards) into ``out``."""
     summary = {"jobs": {j.name: {"status": j.status, "step": j.step(), "total": j.total, "prio": j.prio,
-                                 "seconds": round(time.time() - j.started, 1) if j.started else None,
+                                 "seconds": round((j.ended or time.time()) - j.started, 1) if j.started else None,
                                  "monitor_purity": monitor_purity(j.run)} for j in jobs},
-               "scores": scored, "ss_means": means, "candidates": [c[0] for c in cands],
-               "device": subprocess.run(["bash", "-c", "nvidia-smi -L 2>/dev/null || echo no GPU"], capture_output=True,
-                                        text=True).stdout.strip(), "seconds": round(time.time() - T0, 1)}
+               **results, "seconds": round(time.time() - T0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     with tarfile.open(out / "runs.tgz", "w:gz") as tar:
         for p in sorted(work.rglob("*")):
@@ -156,8 +160,8 @@ def main() -> int:
         if folder.exists() and (not folder.is_dir() or {p.name for p in folder.iterdir()} - allowed):
             sys.exit(f"error: {folder} already holds files; give a new or empty folder (--out / --work)")
     out.mkdir(parents=True, exist_ok=True)
-    (work / "logs").mkdir(parents=True, exist_ok=True)
     logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     ctrlgen = str(REPO / ".venv/bin/ctrlgen")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     train_end = T0 + a.train_seconds
@@ -200,8 +204,7 @@ def main() -> int:
         running = [j for j in jobs if j.status == "running"]
         for j in running:
             if j.proc.poll() is not None:
-                j.status = "done" if j.finished() else f"exit {j.proc.returncode} at step {j.step()}"
-                log(f"{j.name}: {j.status} after {now - j.started:.0f}s")
+                j.end("done" if j.finished() else f"exit {j.proc.returncode} at step {j.step()}")
         ig1 = [j for j in jobs if j.name.startswith("ig") and not j.name.endswith("-cont")]
         if not continued and all(j.status != "running" for j in ig1):
             continued = True
@@ -229,8 +232,7 @@ def main() -> int:
                 time.sleep(1)
             for j in running:
                 j.signal(signal.SIGKILL)
-                j.status = f"stopped at step {j.step()} of {j.total}"
-                log(f"{j.name}: {j.status}")
+                j.end(f"stopped at step {j.step()} of {j.total}")
             break
         # watchdog: while a run would end after the deadline, stop the least important one (one per 30 s)
         if now - T0 > 60 and now - last_kill > 30:
@@ -244,7 +246,7 @@ def main() -> int:
                     + f"; stopping {victim.name} at step {victim.step()}")
                 victim.signal(signal.SIGKILL)
                 victim.proc.wait()
-                victim.status = f"stopped by the watchdog at step {victim.step()}"
+                victim.end(f"stopped by the watchdog at step {victim.step()}")
                 last_kill = now
         if int(now - T0) % 60 < (2 if a.quick else 10):
             log("progress: " + ", ".join(f"{j.name} {j.step()}/{j.total}" for j in running))
@@ -268,9 +270,10 @@ def main() -> int:
     for name, model in cands:
         job = next(j for j in jobs if j.name == name)
         dest = work / "ship" / name
-        ships.append((name, model, dest, subprocess.Popen(
-            ["bash", "scripts/ship_model.sh", model, str(job.run)], cwd=REPO, stdout=open(logs / f"ship-{name}.log", "wb"),
-            stderr=subprocess.STDOUT, env={**env, "SHIP_TO": str(dest), "OMP_NUM_THREADS": "1"})))
+        with open(logs / f"ship-{name}.log", "wb") as f:
+            ships.append((name, model, dest, subprocess.Popen(
+                ["bash", "scripts/ship_model.sh", model, str(job.run)], cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
+                env={**env, "SHIP_TO": str(dest), "OMP_NUM_THREADS": "1"})))
     scored = {}
     for j, p in evals:
         o, _ = p.communicate()
@@ -289,7 +292,9 @@ def main() -> int:
         if accs:
             means[v] = (sum(accs) / len(accs), len(accs))
     log("ss variants, mean accuracy as named over seeds: " + ", ".join(f"{v} {m:.4f} ({k} runs)" for v, (m, k) in means.items()))
-    write_results(out, work, jobs, scored, means, cands)
+    device = subprocess.run(["bash", "-c", "nvidia-smi -L 2>/dev/null || echo no GPU"], capture_output=True, text=True).stdout.strip()
+    results = {"scores": scored, "ss_means": means, "candidates": [c[0] for c in cands], "device": device}
+    write_results(out, work, jobs, results)
     for name, model, dest, p in ships:
         rc = p.wait()
         f = dest / f"{model}.onnx"
@@ -299,7 +304,7 @@ def main() -> int:
         else:
             log(f"candidate {name}: ship failed (exit {rc}; logs/ship-{name}.log)")
 
-    write_results(out, work, jobs, scored, means, cands)
+    write_results(out, work, jobs, results)
     log(f"done in {time.time() - T0:.0f}s; results in {out}")
     return 0
 
