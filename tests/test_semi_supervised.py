@@ -328,31 +328,35 @@ def test_pseudo_cutout_changes_only_the_copy_q_is_taught():
     assert diff.any() and torch.all(cut[diff] == -1)  # the same shifted copy, with squares erased
 
 
-def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
+def _pseudo_runs(tmp_path, key, values, *settings):
+    """Two 3-step runs on a small folder with pseudo-labels possible, ``techniques.semi_supervised.KEY`` at each
+    of ``values`` (run directories run<value>), the rest as ``settings``."""
     make_folder(tmp_path / "data", per_class=(6, 6, 6), unlabelled=60)
     runs = {}
-    for lam in (0.0, 1.0):
+    for v in values:
         cfg = folder_config(tmp_path, "steps=3", "amp=off", "techniques.semi_supervised.shift=2",
-                            f"techniques.semi_supervised.lambda_pseudo={lam}", "techniques.semi_supervised.pseudo_threshold=0.3")
-        runs[lam] = Trainer(cfg, tmp_path / f"run{lam}")
-        runs[lam].run()
+                            "techniques.semi_supervised.pseudo_threshold=0.3", *settings, f"techniques.semi_supervised.{key}={v}")
+        runs[v] = Trainer(cfg, tmp_path / f"run{v}")
+        runs[v].run()
+    return runs
+
+
+def _d_differs(a: Trainer, b: Trainer) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return any(not torch.equal(wa[k], wb[k]) for k in wa if k.startswith("D."))
+
+
+def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
+    runs = _pseudo_runs(tmp_path, "lambda_pseudo", (0.0, 1.0))
     logged = [json.loads(line) for line in (tmp_path / "run1.0" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("d_pseudo", 0) > 0 for r in logged)
     assert not any("d_pseudo" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
-    a, b = _weights(runs[0.0]), _weights(runs[1.0])
-    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+    assert _d_differs(runs[0.0], runs[1.0])
 
 
 def test_pseudo_cutout_changes_training(tmp_path):
-    make_folder(tmp_path / "data", per_class=(6, 6, 6), unlabelled=60)
-    runs = {}
-    for size in (0, 4):
-        cfg = folder_config(tmp_path, "steps=3", "amp=off", "techniques.semi_supervised.shift=2", "techniques.semi_supervised.lambda_pseudo=1.0",
-                            "techniques.semi_supervised.pseudo_threshold=0.3", f"techniques.semi_supervised.pseudo_cutout={size}")
-        runs[size] = Trainer(cfg, tmp_path / f"run{size}")
-        runs[size].run()
-    a, b = _weights(runs[0]), _weights(runs[4])
-    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+    runs = _pseudo_runs(tmp_path, "pseudo_cutout", (0, 4), "techniques.semi_supervised.lambda_pseudo=1.0")
+    assert _d_differs(runs[0], runs[4])
 
 
 def test_late_weight_takes_over_at_its_step():
