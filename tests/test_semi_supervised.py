@@ -228,7 +228,7 @@ def test_a_short_run_makes_value_k_draw_class_k(tmp_path, bands):
 
 
 def test_entropy_gap_prefers_confident_images_spread_over_all_classes():
-    from ctrlgen.train.techniques.semi_supervised import class_entropy_gap
+    from ctrlgen.train.losses import class_entropy_gap
 
     k = 5
     assert float(class_entropy_gap(torch.zeros(8, k))) == pytest.approx(0.0, abs=1e-6)  # unsure of everything

@@ -14,6 +14,7 @@ from ctrlgen.nets import Discriminator, DOut, Generator, MinibatchDiscrimination
 from ctrlgen.spec import LABEL, Z
 from ctrlgen.train.losses import LOSSES
 from ctrlgen.train.techniques import StepContext, build_techniques
+from ctrlgen.train.techniques.catgan import CatGan
 from ctrlgen.train.techniques.ema import EMA
 from ctrlgen.train.techniques.experience_replay import ExperienceReplay
 from ctrlgen.train.techniques.feature_matching import FeatureMatching, feature_distance
@@ -308,6 +309,34 @@ def test_mode_seeking_pairs_samples_that_differ_only_in_z_and_rewards_distance()
     # minimizing it pushes the pair apart: the gradient on the second half points away from the first
     (g,) = torch.autograd.grad(value, fake)
     assert (g[2:] < 0).all() and (g[:2] > 0).all()
+
+
+def test_catgan_spreads_real_images_leaning_to_one_value_over_every_value_and_makes_each_call_confident():
+    """The term on Q's logits for 40 real images, every one leaning to value 0 (all 40 called 0): minimizing it
+    moves the calls onto all 4 values, none left with more than 15, and each call becomes confident.  Two codes
+    give two terms (the second code's images spread too); without a real batch (G's step) there is no term."""
+    torch.manual_seed(0)
+    logits = (torch.randn(40, 4) * 0.1 + torch.tensor([0.5, 0, 0, 0])).requires_grad_()
+    other = (torch.randn(40, 3) * 0.1 + torch.tensor([0.5, 0, 0])).requires_grad_()
+    assert torch.bincount(logits.argmax(1), minlength=4).tolist() == [40, 0, 0, 0]
+    tech = CatGan(weight=2.0)
+    opt = torch.optim.SGD([logits, other], lr=0.5)
+    for _ in range(1000):
+        out = DOut(torch.zeros(40), torch.zeros(40, 1), q_cat=[logits, other])
+        terms = tech.d_penalty(StepContext(SimpleNamespace(), torch.zeros(40, 1), None, {}, torch.zeros(40, 1), out, out_real=out))
+        opt.zero_grad()
+        terms["d_catgan"].backward()
+        opt.step()
+    p = torch.softmax(logits.detach(), 1)
+    counts = torch.bincount(p.argmax(1), minlength=4)
+    assert counts.min() >= 5 and counts.max() <= 15, counts
+    assert p.max(1).values.min() > 0.9
+    assert torch.bincount(other.detach().argmax(1), minlength=3).min() >= 5
+    # the value: the weight times the sum of the codes' gaps (sure and even: -log 2; unsure: 0)
+    out = DOut(torch.zeros(2), torch.zeros(2, 1), q_cat=[torch.eye(2) * 40, torch.zeros(2, 3)])
+    ctx = StepContext(SimpleNamespace(), torch.zeros(2, 1), None, {}, torch.zeros(2, 1), out, out_real=out)
+    assert tech.d_penalty(ctx)["d_catgan"].item() == pytest.approx(2.0 * -math.log(2), abs=1e-4)
+    assert tech.d_penalty(StepContext(SimpleNamespace(), None, None, {}, torch.zeros(2, 1), out)) is None
 
 
 def test_mode_seeking_makes_g_batches_in_pairs_during_training():

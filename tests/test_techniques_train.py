@@ -38,9 +38,10 @@ CASES = {
     "loss_dragan": (["loss=dragan", "net.d_norm=none"], ["net.d_norm=none"]),
     "semi_supervised": (["techniques.semi_supervised.labels_per_class=2"], []),
     "mode_seeking": (["techniques.mode_seeking.weight=1.0"], []),
+    "catgan": (["techniques.catgan.weight=1.0"], []),
 }
 NOT_WITH_INFOGAN = {"packing"}  # rejected at config time (tested below)
-NOT_WITH_CGAN = {"semi_supervised"}  # ties InfoGAN's categorical code to classes: InfoGAN only (tests/test_semi_supervised.py)
+NOT_WITH_CGAN = {"semi_supervised", "catgan"}  # both shape Q's categorical code: InfoGAN only (rejected below)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,6 +136,9 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.experience_replay.ratio=1.5"], "ratio must be in"),
         ("ring8", ["techniques.experience_replay.size=8"], "size must be >= batch_size"),
         ("ring8", ["techniques.packing.m=1"], "m must be >= 2"),
+        ("fashion-cgan", ["techniques.catgan={}"], "no categorical code; use it with infogan = true"),
+        ("fashion-infogan", ["techniques.catgan.weight=0"], "weight must be > 0"),
+        ("fashion-infogan", ["techniques.catgan={}", "techniques.semi_supervised.lambda_ent=0.5"], "same term on the same images; keep one"),
         ("ring8", ["techniques.unrolled.k=3"], "unknown parameter.*valid: second_order, steps"),
         ("ring8", ["techniques.feature_matching.replace=1"], "replace must be bool"),
         ("ring8", ["techniques.label_smoothing.real_target=0.2"], "real_target must be in"),

@@ -102,3 +102,15 @@ def d_probability(loss: GanLoss, logits: Tensor) -> Tensor:
     if loss.name == "lsgan":
         return torch.sigmoid(4.0 * (logits - 0.5))
     return torch.sigmoid(logits)
+
+
+# ---------------------------------------------------------------------- Q on unlabelled images
+def class_entropy_gap(logits: torch.Tensor) -> torch.Tensor:
+    """mean_i H(p_i) − H(mean_i p_i) for p_i = softmax(logits_i): CatGAN's objective for a classifier on
+    unlabelled data (Springenberg 2016).  Low when each image gets one confident class (the first term)
+    while the batch uses all classes evenly (the second, which keeps it from calling everything one class)."""
+    logp = F.log_softmax(logits, 1)
+    p = logp.exp()
+    per_image = -(p * logp).sum(1).mean()
+    mean = p.mean(0)
+    return per_image + (mean * torch.log(mean.clamp_min(1e-12))).sum()

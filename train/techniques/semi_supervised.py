@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.batches import cutout, shift_flip, to_unit
+from ctrlgen.train.losses import class_entropy_gap
 from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
@@ -61,17 +62,6 @@ def labelled_set(labels: np.ndarray, n_classes: int, per_class: int, seed: int) 
         pick = torch.randperm(len(idx), generator=gen)[:per_class].numpy()
         out.append(np.sort(idx[pick]))
     return np.concatenate(out).astype(np.int64)
-
-
-def class_entropy_gap(logits: torch.Tensor) -> torch.Tensor:
-    """mean_i H(p_i) − H(mean_i p_i) for p_i = softmax(logits_i): CatGAN's objective for a classifier on
-    unlabelled data (Springenberg 2016).  Low when each image gets one confident class (the first term)
-    while the batch uses all classes evenly (the second, which keeps it from calling everything one class)."""
-    logp = F.log_softmax(logits, 1)
-    p = logp.exp()
-    per_image = -(p * logp).sum(1).mean()
-    mean = p.mean(0)
-    return per_image + (mean * torch.log(mean.clamp_min(1e-12))).sum()
 
 
 @register
