@@ -7,10 +7,9 @@
 A small GAN step is mostly Python and kernel launches, so one process uses a fraction of a GPU: this
 runs many training processes at once (one CPU core each) and keeps the ones that can finish.
 
-* fashion-infogan-ss: the shipped recipe and two variants (README, "InfoGAN from a few labels"), a few
-  seeds each, the full 6 epochs;
-* fashion-infogan: several seeds for one epoch (which garments share a value of c is settled in the first
-  epoch: README, "Headline metrics"), then the best by the monitor's purity continued to the recipe's 14
+* fashion-infogan-ss: the shipped recipe on six seeds, the full 6 epochs (its spread from seed to seed);
+* fashion-infogan: several seeds for one epoch (which garments share a value of c is largely settled in the first
+  epoch: README, "Headline metrics"), then the best by the monitor's purity continued to the recipe's 18
   epochs (an exact resume: the recipe has no schedule that depends on the length).
 
 A watchdog projects each run's finish from its logged steps and, while some run would end after the
@@ -38,17 +37,14 @@ REPO = Path(__file__).resolve().parents[1]
 T0 = time.time()
 
 SS_VARIANTS = {
-    # name: (TOML body, seeds); v0 is the shipped recipe by name.  The variants keep the recipe's name, so that a
+    # name: (TOML body, seeds); v0 is the shipped recipe by name.  A variant keeps the recipe's name, so that a
     # candidate's card says fashion-infogan-ss: ship one only after making the recipe file equal to it.
-    "v0": (None, [0, 1, 2]),
-    # (learning-rate decay is ruled out: it lowered accuracy as named on both CPU seeds, README)
-    # the labelled images shifted by up to 3 pixels instead of 2 (Q sees more varied copies of its 100)
-    "v1": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\n\n[techniques.semi_supervised]\nshift = 3\n', [0, 1, 2]),
-    # pseudo-labels only where Q is 98% sure (the recipe: 95%; 90% was worse, README)
-    "v2": ('extends = "fashion-infogan-ss"\nrecipe = "fashion-infogan-ss"\n\n[techniques.semi_supervised]\npseudo_threshold = 0.98\n', [0, 1, 2]),
+    # Every change tried on CPU lost (README, "InfoGAN from a few labels"), so the sweep measures the recipe's own
+    # spread over six seeds: is 0.919 (seed 0) typical of it?
+    "v0": (None, [0, 1, 2, 3, 4, 5]),
 }
 IG_SEEDS = list(range(8))
-IG_CAT2_SEEDS = [0, 1, 2, 3]  # lambda_cat 2 (the recipe: 1)
+IG_W2_SEEDS = [0, 1, 2, 3]  # the catgan term at weight 2 (the recipe: 1)
 
 
 def log(msg: str) -> None:
@@ -168,11 +164,11 @@ def main() -> int:
     dev = ["--device", a.device, "--no-progress"]
     q_ss = ["--steps", "12", "--monitor-every", "6"] if a.quick else []
     q_ig1 = ["--steps", "6", "--monitor-every", "3"] if a.quick else ["--epochs", "1", "--monitor-every", "300"]
-    q_ig2 = ["--steps", "12", "--monitor-every", "6"] if a.quick else ["--epochs", "14", "--monitor-every", "1000"]
-    ss_total, ig1_total, ig2_total = (12, 6, 12) if a.quick else (5622, 937, 13118)
+    q_ig2 = ["--steps", "12", "--monitor-every", "6"] if a.quick else ["--epochs", "18", "--monitor-every", "1000"]
+    ss_total, ig1_total, ig2_total = (12, 6, 12) if a.quick else (5622, 937, 16866)
 
     jobs: list[Job] = []
-    order = ["ss-v0-s0", "ss-v1-s0", "ss-v2-s0", "ss-v0-s1", "ss-v1-s1", "ss-v2-s1", "ss-v0-s2", "ss-v1-s2", "ss-v2-s2"]
+    order = [f"ss-{v}-s{s}" for s in range(6) for v in SS_VARIANTS]  # seed by seed, so the first seeds of each are kept
     for v, (body, seeds) in SS_VARIANTS.items():
         recipe = "fashion-infogan-ss"
         if body is not None:
@@ -188,10 +184,10 @@ def main() -> int:
         run = work / f"ig-s{s}"
         jobs.append(Job(f"ig-s{s}", [ctrlgen, "train", "fashion-infogan", "--seed", str(s), "-o", str(run), *dev, *q_ig1],
                         200 + s, ig1_total, run))
-    for s in IG_CAT2_SEEDS:
-        run = work / f"igc2-s{s}"
-        jobs.append(Job(f"igc2-s{s}", [ctrlgen, "train", "fashion-infogan", "--seed", str(s), "-o", str(run),
-                                       "--set", "techniques.mutual_information.lambda_cat=2.0", *dev, *q_ig1],
+    for s in IG_W2_SEEDS:
+        run = work / f"igw2-s{s}"
+        jobs.append(Job(f"igw2-s{s}", [ctrlgen, "train", "fashion-infogan", "--seed", str(s), "-o", str(run),
+                                       "--set", "techniques.catgan.weight=2.0", *dev, *q_ig1],
                         250 + s, ig1_total, run))
     for j in jobs:
         j.start(logs, env)
