@@ -19,6 +19,8 @@ ran.  G's loss is unchanged.
 
 from __future__ import annotations
 
+import math
+
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.losses import class_entropy_gap
 from ctrlgen.train.techniques.base import StepContext, Technique, register
@@ -36,8 +38,8 @@ class CatGan(Technique):
     @classmethod
     def check(cls, cfg, params) -> None:
         weight = params.get("weight", cls.params["weight"])
-        if not weight > 0:
-            raise CtrlgenError(f"{NAME}.weight must be > 0 (remove the table to switch it off), got {weight}")
+        if not 0 < weight < math.inf:
+            raise CtrlgenError(f"{NAME}.weight must be a finite number > 0 (remove the table to switch it off), got {weight}")
         if not cfg.infogan or not cfg.latent.categorical:
             raise CtrlgenError(f"{NAME} shapes how InfoGAN's Q head splits the real images among a categorical code's values, "
                                "and this config has no categorical code; use it with infogan = true and a [[latent.categorical]]")
