@@ -145,7 +145,7 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/RECIPE-TIMESTAMP).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its newest checkpoint.")] = None,
     steps: Annotated[int | None, typer.Option(help="G updates in total (overrides the recipe's steps/epochs).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the data (image recipes).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data (image recipes); sets the length unless --steps is given.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     data: Annotated[str | None, typer.Option(help="Folder of IDX files or of class subfolders (channels and size from its images; default: the recipe's data).")] = None,
@@ -168,6 +168,10 @@ def train(
         raise CtrlgenError("--distributed needs --out RUN_DIR (every rank must name the same folder)")
 
     extra = list(set_)
+    if epochs is not None and steps is None:
+        # --epochs decides the length: a recipe's (or a resumed run's) steps would otherwise win over it and the option
+        # would do nothing (a run started with --steps 1000 and resumed with --epochs 14 stopped at once, at 1000)
+        extra.append("steps=0")
     for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every)):
         if value is not None:
             extra.append(f"{key}={value}")

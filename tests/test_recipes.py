@@ -226,6 +226,23 @@ def test_an_old_shape_run_resumes_exactly_and_its_checkpoint_exports(tmp_path, s
     assert_one_line_error(run_cli("train", "--resume", tmp_path / "part", ok=False), "continuous (old shape) must be an integer")
 
 
+def test_epochs_given_on_resume_set_the_length_over_the_steps_the_run_started_with(tmp_path, shapes):
+    """A run started with a number of steps and resumed with --epochs trains to that many epochs (the run's steps used
+    to win, and the resume stopped where it was); --steps given as well still wins."""
+    run = tmp_path / "run"
+    Trainer(tiny_infogan(shapes, "steps=2"), run).run()
+    per_epoch = Trainer.resume(run).batches.per_epoch
+    out = run_cli("train", "--resume", run, "--epochs", "3").output
+    assert f"done at step {3 * per_epoch}/{3 * per_epoch}" in out and 3 * per_epoch > 2
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["steps"], cfg["epochs"]) == (0, 3.0)
+    out = run_cli("train", "--resume", run, "--epochs", "9", "--steps", str(3 * per_epoch + 1)).output
+    assert f"done at step {3 * per_epoch + 1}/{3 * per_epoch + 1}" in out
+    # a 2D mixture has no epochs: said in one line, and no run folder is left behind
+    assert_one_line_error(run_cli("train", "ring8", "--epochs", "2", "-o", tmp_path / "r8", ok=False), "2D mixtures have no epochs")
+    assert not (tmp_path / "r8").exists()
+
+
 # ------------------------------------------------------------------ lambdas are the technique's
 def test_the_lambdas_weigh_the_information_terms_of_the_loss(tmp_path, shapes):
     def first_d_step(*lams: str):

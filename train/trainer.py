@@ -145,7 +145,7 @@ class Trainer:
         if self.cfg.steps:
             return self.cfg.steps
         if self.cfg.points:
-            raise CtrlgenError("2D mixtures have no epochs; set steps (e.g. --set steps=5000)")
+            raise CtrlgenError("2D mixtures have no epochs; give the length in steps (--steps 5000, or steps = 5000 in the recipe)")
         return max(1, math.ceil(self.cfg.epochs * self.batches.per_epoch / self.cfg.n_critic))
 
     def autocast(self):
