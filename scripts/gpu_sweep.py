@@ -9,8 +9,8 @@ runs many training processes at once (one CPU core each) and keeps the ones that
 
 * fashion-infogan-ss: the shipped recipe on six seeds, the full 6 epochs (its spread from seed to seed);
 * fashion-infogan: several seeds for one epoch (which garments share a value of c is largely settled in the first
-  epoch: README, "Headline metrics"), then the best by the monitor's purity continued to the recipe's 18
-  epochs (an exact resume: the recipe has no schedule that depends on the length).
+  epoch: README, "Headline metrics"), then the best by the monitor's purity continued to the recipe's length,
+  read from its file (18 epochs; an exact resume: the recipe has no schedule that depends on the length).
 
 A watchdog projects each run's finish from its logged steps and, while some run would end after the
 training deadline, stops the lowest-priority one, so that the runs kept finish.  Then every finished run
@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
+
 REPO = Path(__file__).resolve().parents[1]
 T0 = time.time()
 
@@ -44,6 +46,13 @@ SS_VARIANTS = {
     "v0": (None, [0, 1, 2, 3, 4, 5]),
 }
 IG_SEEDS = list(range(8))
+STEPS_PER_EPOCH = 937  # Fashion-MNIST's 60,000 training images in batches of 64, the last part-batch dropped
+
+
+def recipe_epochs(name: str) -> int:
+    """The shipped recipe's epochs, read from its file, so the sweep follows the recipe when it changes."""
+    with open(REPO / "train" / "recipes" / f"{name}.toml", "rb") as f:
+        return int(tomllib.load(f)["epochs"])
 IG_W2_SEEDS = [0, 1, 2, 3]  # the catgan term at weight 2 (the recipe: 1)
 
 
@@ -164,11 +173,15 @@ def main() -> int:
     dev = ["--device", a.device, "--no-progress"]
     q_ss = ["--steps", "12", "--monitor-every", "6"] if a.quick else []
     q_ig1 = ["--steps", "6", "--monitor-every", "3"] if a.quick else ["--epochs", "1", "--monitor-every", "300"]
-    q_ig2 = ["--steps", "12", "--monitor-every", "6"] if a.quick else ["--epochs", "18", "--monitor-every", "1000"]
-    ss_total, ig1_total, ig2_total = (12, 6, 12) if a.quick else (5622, 937, 16866)
+    ig_epochs, ss_epochs = recipe_epochs("fashion-infogan"), recipe_epochs("fashion-infogan-ss")
+    q_ig2 = ["--steps", "12", "--monitor-every", "6"] if a.quick else ["--epochs", str(ig_epochs), "--monitor-every", "1000"]
+    ss_total, ig1_total, ig2_total = (12, 6, 12) if a.quick else (ss_epochs * STEPS_PER_EPOCH, STEPS_PER_EPOCH,
+                                                                   ig_epochs * STEPS_PER_EPOCH)
 
     jobs: list[Job] = []
-    order = [f"ss-{v}-s{s}" for s in range(6) for v in SS_VARIANTS]  # seed by seed, so the first seeds of each are kept
+    seeds = sorted({s for _, ss in SS_VARIANTS.values() for s in ss})
+    # seed by seed, so the first seeds of each variant are kept
+    order = [f"ss-{v}-s{s}" for s in seeds for v, (_, ss) in SS_VARIANTS.items() if s in ss]
     for v, (body, seeds) in SS_VARIANTS.items():
         recipe = "fashion-infogan-ss"
         if body is not None:

@@ -44,3 +44,13 @@ def test_monitor_purity_is_the_last_check(tmp_path):
     write_lines(run, [{"event": "monitor", "step": 300, "purity": 0.6}, {"step": 350},
                       {"event": "monitor", "step": 600, "purity": 0.71}, {"event": "monitor", "step": 900, "fd": 3.0}])
     assert gpu_sweep.monitor_purity(run) == (600, 0.71)
+
+
+def test_run_lengths_follow_the_recipes():
+    """The sweep's step totals are the recipes' epochs (read from their files) times Fashion-MNIST's steps per epoch."""
+    from ctrlgen.train.config import load_config
+
+    for name in ("fashion-infogan", "fashion-infogan-ss"):
+        cfg = load_config(name)
+        assert gpu_sweep.recipe_epochs(name) == cfg.epochs and cfg.steps == 0
+        assert gpu_sweep.STEPS_PER_EPOCH == 60_000 // cfg.batch_size
