@@ -300,3 +300,13 @@ def test_images_that_disagree_name_the_set_to_give(tmp_path):
     gray = make_folder(tmp_path / "gray", modes=("L",), sizes=((28, 28),), per_class=2)
     d = with_data_folder(read_recipe("infogan"), str(gray))
     assert (d["channels"], d["image_size"], d["data_dir"]) == (1, 28, str(gray))
+
+
+def test_fashion_infogan_ss_is_fashion_infogan_without_the_catgan_term_plus_its_own_tables():
+    """fashion-infogan-ss writes out fashion-infogan's settings (a recipe cannot remove its base's catgan table);
+    this keeps the two in step: a change to one that the other should share fails here until both say it."""
+    base, ss = (dataclasses.asdict(load_config(n)) for n in ("fashion-infogan", "fashion-infogan-ss"))
+    own = {"recipe", "epochs", "techniques"}
+    assert {k: v for k, v in base.items() if k not in own} == {k: v for k, v in ss.items() if k not in own}
+    shared = {k: v for k, v in base["techniques"].items() if k != "catgan"}
+    assert {k: v for k, v in ss["techniques"].items() if k != "semi_supervised"} == shared
