@@ -15,6 +15,7 @@ from ctrlgen.spec import LABEL, Z
 from ctrlgen.train.losses import LOSSES
 from ctrlgen.train.techniques import StepContext, build_techniques
 from ctrlgen.train.techniques.catgan import CatGan
+from ctrlgen.train.techniques.diffaugment import color, diff_augment
 from ctrlgen.train.techniques.ema import EMA
 from ctrlgen.train.techniques.experience_replay import ExperienceReplay
 from ctrlgen.train.techniques.feature_matching import FeatureMatching, feature_distance
@@ -350,6 +351,82 @@ def test_mode_seeking_makes_g_batches_in_pairs_during_training():
     assert not torch.equal(g_batch[Z][:half], g_batch[Z][half:])
     d_batch = seen[0]
     assert not torch.equal(d_batch[LABEL][:half], d_batch[LABEL][half:])  # D's fakes are drawn as before
+
+
+# ------------------------------------------------------------------ DiffAugment
+def _garments(n=32):
+    """Images in [-1, 1] on a black (-1) background, each a bright 6 x 6 block well inside the frame."""
+    x = torch.full((n, 1, 28, 28), -1.0)
+    x[:, :, 11:17, 11:17] = torch.linspace(0.2, 1.0, n)[:, None, None, None]
+    return x
+
+
+def test_diffaugment_translation_moves_each_image_by_at_most_an_eighth_and_keeps_it_whole():
+    x = _garments()
+    out = diff_augment(x, ("translation",), torch.Generator().manual_seed(0))
+    moves = set()
+    for a, b in zip(x, out):
+        ya, xa = torch.nonzero(a[0] > -1).min(0).values
+        yb, xb = torch.nonzero(b[0] > -1).min(0).values
+        dy, dx = int(yb - ya), int(xb - xa)
+        assert max(abs(dy), abs(dx)) <= 4  # 28 / 8, rounded
+        assert torch.equal(b, torch.roll(a, (dy, dx), (1, 2)))  # the same garment, moved; nothing lost or added
+        moves.add((dy, dx))
+    assert len(moves) > 10  # drawn per image
+
+
+def test_diffaugment_cutout_erases_one_square_of_half_the_side_to_the_background():
+    x = torch.ones(64, 1, 28, 28)
+    out = diff_augment(x, ("cutout",), torch.Generator().manual_seed(0))
+    for b in out:
+        rows, cols = torch.nonzero(b[0] == -1).unbind(1)
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert h * w == rows.numel()  # one rectangle, the square clipped at the borders
+        assert 7 <= h <= 14 and 7 <= w <= 14 and set(b.unique().tolist()) == {-1.0, 1.0}
+    assert (out == -1).float().sum((1, 2, 3)).max() == 196  # some squares lie wholly inside: 14 x 14
+
+
+def test_diffaugment_color_shifts_brightness_and_scales_contrast_within_the_papers_ranges():
+    x = _garments(256) + 0.01 * torch.randn(256, 1, 28, 28)
+    out = color(x, torch.Generator().manual_seed(0))
+    shift = (out.mean((1, 2, 3)) - x.mean((1, 2, 3)))
+    scale = (out - out.mean((1, 2, 3), keepdim=True)).std((1, 2, 3)) / (x - x.mean((1, 2, 3), keepdim=True)).std((1, 2, 3))
+    assert shift.abs().max() <= 0.5 + 1e-5 and shift.std() > 0.2  # U(-0.5, 0.5)
+    assert 0.5 - 1e-4 <= scale.min() and scale.max() <= 1.5 + 1e-4 and scale.std() > 0.2  # U(0.5, 1.5); one channel: no saturation
+
+
+def test_diffaugment_is_differentiable_and_repeats_with_the_generator_state():
+    x = _garments().requires_grad_(True)
+    diff_augment(x, ("translation", "cutout"), torch.Generator().manual_seed(3)).sum().backward()
+    assert set(x.grad.unique().tolist()) == {0.0, 1.0}  # a pixel D sees passes its gradient; moved out or erased: none
+    x.grad = None
+    out = diff_augment(x, ("color", "translation", "cutout"), torch.Generator().manual_seed(3))
+    (out ** 2).sum().backward()
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+    again = diff_augment(x.detach(), ("color", "translation", "cutout"), torch.Generator().manual_seed(3))
+    assert torch.equal(out.detach(), again)
+    gen = torch.Generator().manual_seed(3)
+    first, second = diff_augment(x.detach(), ("translation",), gen), diff_augment(x.detach(), ("translation",), gen)
+    assert not torch.equal(first, second)  # fresh draws per call
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_diffaugment_shows_d_transformed_reals_and_fakes_in_both_steps_and_leaves_gs_images_alone(on):
+    t = Trainer(tiny_config("cgan", *(["techniques.diffaugment.policy=cutout"] if on else [])), "unused")
+    d_in, g_out = [], []
+    t.D.register_forward_pre_hook(lambda m, args: d_in.append(args[0].detach().clone()))
+    t.G.register_forward_hook(lambda m, args, out: g_out.append(out.detach().clone()))
+    t.train_step()
+    real = t.last_real[0]
+    seen_real, seen_fake_d, seen_fake_g = d_in[0], d_in[1], d_in[-1]
+    erased = lambda shown, raw: ((shown == -1) & (raw > -1)).flatten(1).any(1)  # noqa: E731
+    if on:  # every image D saw has pixels the original did not have at -1: the erased square
+        assert erased(seen_real, real).float().mean() > 0.9
+        assert erased(seen_fake_d, g_out[0]).float().mean() > 0.9
+        assert erased(seen_fake_g, g_out[-1]).float().mean() > 0.9
+        assert not erased(g_out[-1], g_out[-1]).any()  # G's images themselves are whole (mode seeking compares them)
+    else:
+        assert torch.equal(seen_real, real) and torch.allclose(seen_fake_g, g_out[-1])
 
 
 def test_feature_matching_is_the_squared_distance_of_mean_features():

@@ -39,8 +39,9 @@ CASES = {
     "semi_supervised": (["techniques.semi_supervised.labels_per_class=2"], []),
     "mode_seeking": (["techniques.mode_seeking.weight=1.0"], []),
     "catgan": (["techniques.catgan.weight=1.0"], []),
+    "diffaugment": (["techniques.diffaugment={}"], []),
 }
-NOT_WITH_INFOGAN = {"packing"}  # rejected at config time (tested below)
+NOT_WITH_INFOGAN = {"packing", "diffaugment"}  # rejected at config time (tested below)
 NOT_WITH_CGAN = {"semi_supervised", "catgan"}  # both shape Q's categorical code: InfoGAN only (rejected below)
 
 
@@ -140,6 +141,11 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("fashion-infogan", ["techniques.catgan.weight=0"], "weight must be a finite number > 0"),
         ("fashion-infogan", ["techniques.catgan.weight=inf"], "weight must be a finite number > 0"),
         ("fashion-infogan", ["techniques.catgan={}", "techniques.semi_supervised.lambda_ent=0.5"], "same term on the same images; keep one"),
+        ("fashion-infogan", ["techniques.diffaugment={}"], "Q head moved and erased images"),
+        ("ring8", ["techniques.diffaugment={}"], "transforms images; a 2D mixture has none"),
+        ("fashion-cgan", ["techniques.diffaugment={}", "techniques.unrolled.steps=1"], "not supported.*keep one"),
+        ("fashion-cgan", ["techniques.diffaugment.policy=translation,flip"], "comma-separated list of color, translation, cutout"),
+        ("fashion-cgan", ["techniques.diffaugment.policy=cutout,cutout"], "each once"),
         ("ring8", ["techniques.unrolled.k=3"], "unknown parameter.*valid: second_order, steps"),
         ("ring8", ["techniques.feature_matching.replace=1"], "replace must be bool"),
         ("ring8", ["techniques.label_smoothing.real_target=0.2"], "real_target must be in"),
@@ -172,15 +178,22 @@ STATEFUL = {
         "techniques.experience_replay.size=32", "techniques.historical_averaging.weight=0.01",
         "techniques.virtual_batchnorm.ref_size=8", "techniques.unrolled.steps=1",
     ],
+    # DiffAugment's draws come from the run's generator (and it is refused with unrolled)
+    "fashion-cgan+diffaugment": [
+        "techniques.diffaugment={}", "techniques.experience_replay.size=32", "techniques.historical_averaging.weight=0.01",
+        "techniques.virtual_batchnorm.ref_size=8", "techniques.mode_seeking={}",
+    ],
 }
 
 
-@pytest.mark.parametrize("recipe", ["ring8", pytest.param("fashion-cgan", marks=needs_fashion)])
-def test_stop_and_resume_is_exact_with_stateful_techniques(tmp_path, recipe):
+@pytest.mark.parametrize("case", ["ring8", pytest.param("fashion-cgan", marks=needs_fashion),
+                                  pytest.param("fashion-cgan+diffaugment", marks=needs_fashion)])
+def test_stop_and_resume_is_exact_with_stateful_techniques(tmp_path, case):
+    recipe = case.split("+")[0]
     steps = 8 if recipe == "ring8" else 6
-    whole = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[recipe]), tmp_path / "whole")
+    whole = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[case]), tmp_path / "whole")
     whole.run()
-    part = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[recipe]), tmp_path / "part")
+    part = Trainer(tiny_config(recipe, f"steps={steps}", "sample_every=0", *STATEFUL[case]), tmp_path / "part")
     part.run(until=steps // 2 + 1)
     resumed = Trainer.resume(tmp_path / "part")
     assert resumed.step == steps // 2 + 1

@@ -110,6 +110,7 @@ class Trainer:
         base = Technique
         self.d_penalties = [t for t in self.techniques if type(t).d_penalty is not base.d_penalty]
         self.g_penalties = [t for t in self.techniques if type(t).g_penalty is not base.g_penalty]
+        self.augmenters = [t for t in self.techniques if type(t).augment is not base.augment]
         self.needs_real_in_g = any(t.needs_real_in_g_step for t in self.techniques)
         self.g_update = G_UPDATES[cfg.mode](self)  # standard, or E-GAN's population (train/updates.py)
         self._stop_requested = False
@@ -170,9 +171,12 @@ class Trainer:
             fake = self.g_update.generate_fake(inputs)
         for t in self.techniques:
             fake, inputs = t.fake_for_d(fake, inputs)
+        fake = fake.float()
+        for t in self.augmenters:
+            real, fake = t.augment(real, self.run_context), t.augment(fake, self.run_context)
         with self.autocast():
             out_r = self.d_train(real, y if self.spec.conditional else None)
-            out_f = self.d_train(fake.float(), inputs.get(LABEL))
+            out_f = self.d_train(fake, inputs.get(LABEL))
         terms = {"d_adv": self.loss.d(out_r.logit.float(), out_f.logit.float())}
         ctx = StepContext(self.run_context, real, y if self.spec.conditional else None, inputs, fake, out_f, out_r)
         for t in self.d_penalties:

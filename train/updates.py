@@ -39,7 +39,11 @@ def g_terms(tr: Trainer, loss: GanLoss, inputs: dict[str, Tensor], real: Tensor 
         d_fn = t.d_for_g(run, d_fn)
     with tr.autocast():
         fake = tr.g_train(**inputs)  # through DDP when distributed: G's gradients are all-reduced
-        out_f = d_fn(fake, inputs.get(LABEL))
+        seen = fake
+        for t in tr.augmenters:  # D is shown what it sees in its own step (DiffAugment); the penalties get G's images
+            seen = t.augment(seen, run)
+            real = None if real is None else t.augment(real, run)
+        out_f = d_fn(seen, inputs.get(LABEL))
     terms = {"g_adv": loss.g(out_f.logit.float())}
     ctx = StepContext(run, real, y if tr.spec.conditional else None, inputs, fake, out_f, d=d_fn)
     for t in tr.g_penalties:

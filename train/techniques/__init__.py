@@ -6,6 +6,7 @@ technique's hooks and sums what they return:
 * ``d_penalty(ctx)`` / ``g_penalty(ctx)``: extra loss terms (a dict name -> scalar, or None);
 * ``g_latent(inputs, run)``: change G's latent batch (mode seeking pairs samples that differ only in z);
 * ``fake_for_d(fake, inputs)``: change the fake batch D sees (experience replay);
+* ``augment(x, run)``: change every image D is shown, real and fake, in both updates (DiffAugment);
 * ``wrap_loss(loss)``: change the adversarial loss (label smoothing);
 * ``after_d_step(run)`` / ``after_g_step(run)``: act on weights (clipping, EMA);
 * ``state_dict()`` / ``load_state_dict()``: tensors saved in checkpoints, so resume is exact

@@ -104,6 +104,10 @@ class Technique:
     def fake_for_d(self, fake: Tensor, inputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         return fake, inputs
 
+    def augment(self, x: Tensor, run: RunContext) -> Tensor:
+        """The images D is shown, real and fake, in both updates, as this technique changes them (DiffAugment)."""
+        return x
+
     def d_penalty(self, ctx: StepContext) -> dict[str, Tensor] | None:
         return None
 
