@@ -365,7 +365,7 @@ def test_diffaugment_translation_moves_each_image_by_at_most_an_eighth_and_keeps
     x = _garments()
     out = diff_augment(x, ("translation",), torch.Generator().manual_seed(0))
     moves = set()
-    for a, b in zip(x, out):
+    for a, b in zip(x, out, strict=True):
         ya, xa = torch.nonzero(a[0] > -1).min(0).values
         yb, xb = torch.nonzero(b[0] > -1).min(0).values
         dy, dx = int(yb - ya), int(xb - xa)
