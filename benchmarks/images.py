@@ -99,6 +99,8 @@ ROWS = [
         "Mao et al. 2019 (MSGAN): G minimizes 1 / (mean|G(c,z1) − G(c,z2)| / mean|z1 − z2|), weight 1, pairs in G's batch", cost=1.1),
     Row("mode seeking + virtual batch norm", ("techniques.mode_seeking={}", "techniques.virtual_batchnorm={}"),
         "the two together, as the shipped recipe would use them", cost=1.6),
+    Row("DiffAugment", ("techniques.diffaugment={}",),
+        "Zhao et al. 2020: color, translation by 1/8 and cutout of 1/2, on every image D sees in both updates", cost=1.1),
     Row("historical averaging", ("techniques.historical_averaging={}",), "Salimans et al. 2016: weight 1e-3, both players", cost=1.2),
     Row("experience replay, ratio 0.5", ("techniques.experience_replay.ratio=0.5",),
         "Shrivastava et al. 2017: half of D's fakes from a buffer of 4096 past samples"),

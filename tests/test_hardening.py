@@ -126,6 +126,24 @@ def test_folder_lock_refuses_a_second_writer_and_leaves_no_trace(tmp_path):
     FolderLock(tmp_path / "run", "ctrlgen train").release()
 
 
+def test_a_resumed_trainer_holds_its_folder_until_closed_or_run(tmp_path, tiny_runs):
+    import shutil
+
+    from ctrlgen.train.trainer import Trainer
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_runs["ring8"], run)
+    with Trainer.resume(run) as t:
+        with pytest.raises(CtrlgenError, match="in use by another ctrlgen train"):
+            Trainer.resume(run)  # nothing else writes the folder between loading and training
+    again = Trainer.resume(run)  # the with block let go
+    again.close()
+    again.close()  # twice is harmless
+    assert not (run / ".lock").exists()
+    Trainer.resume(run).run(until=t.step)  # run() lets go at its end too
+    Trainer.resume(run).close()
+
+
 def test_train_into_a_locked_run_directory_is_one_line(tmp_path, tiny_runs):
     import shutil
 

@@ -231,7 +231,7 @@ def test_epochs_given_on_resume_set_the_length_over_the_steps_the_run_started_wi
     to win, and the resume stopped where it was); --steps given as well still wins."""
     run = tmp_path / "run"
     first = Trainer(tiny_infogan(shapes, "steps=2"), run)
-    first.run()  # its lock on the folder ends with run(); a Trainer.resume here would hold it until collected
+    first.run()  # its lock on the folder ends with run()
     per_epoch = first.batches.per_epoch
     out = run_cli("train", "--resume", run, "--epochs", "3").output
     assert f"done at step {3 * per_epoch}/{3 * per_epoch}" in out and 3 * per_epoch > 2

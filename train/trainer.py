@@ -334,6 +334,19 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_requested = True
 
+    def close(self) -> None:
+        """Let go of the run folder without training (``Trainer.resume`` holds it from the start, so that nothing else
+        writes it between loading and training; ``run`` lets go when it ends).  Also ``with Trainer.resume(d) as t:``."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(self, until: int | None = None) -> str:
         """Train up to step ``until`` (default: the run's total).  Returns 'done' or 'interrupted'."""
         fresh = not self.resuming and not (self.run_dir / "config.json").exists()
@@ -344,9 +357,7 @@ class Trainer:
             failed = False
             return status
         finally:
-            if self.lock is not None:
-                self.lock.release()
-                self.lock = None
+            self.close()
             if failed and fresh and self.dist.main and not ckpt_io.list_checkpoints(self.run_dir):
                 run_state.discard_run(self.run_dir, made)  # a new run that failed before its first checkpoint: no half-made folder
 
@@ -425,8 +436,7 @@ class Trainer:
                 trainer.load_checkpoint(ckpt_io.load(found))
             trainer.truncate_metrics()
         except BaseException:
-            trainer.lock.release() if trainer.lock is not None else None
-            trainer.lock = None
+            trainer.close()
             raise
         if trainer.dist.main:  # other ranks could delete rank 0's temporary files
             remove_stale_temps(run_dir)  # what a kill mid-write left behind (the old files are intact)
