@@ -303,10 +303,23 @@ def test_images_that_disagree_name_the_set_to_give(tmp_path):
 
 
 def test_fashion_infogan_ss_is_fashion_infogan_without_the_catgan_term_plus_its_own_tables():
-    """fashion-infogan-ss writes out fashion-infogan's settings (a recipe cannot remove its base's catgan table);
-    this keeps the two in step: a change to one that the other should share fails here until both say it."""
+    """fashion-infogan-ss extends fashion-infogan and turns its CatGAN term off (``catgan = false``)."""
     base, ss = (dataclasses.asdict(load_config(n)) for n in ("fashion-infogan", "fashion-infogan-ss"))
     own = {"recipe", "epochs", "techniques"}
     assert {k: v for k, v in base.items() if k not in own} == {k: v for k, v in ss.items() if k not in own}
+    assert "catgan" in base["techniques"] and ss["epochs"] == 6
     shared = {k: v for k, v in base["techniques"].items() if k != "catgan"}
     assert {k: v for k, v in ss["techniques"].items() if k != "semi_supervised"} == shared
+
+
+def test_a_technique_set_to_false_is_removed_and_true_gives_its_defaults(tmp_path):
+    preset = tmp_path / "no-ema.toml"
+    preset.write_text('extends = "fashion-cgan"\n\n[techniques]\nema = false\ndiffaugment = true\n')
+    cfg = load_config(str(preset))
+    assert "ema" not in cfg.techniques and cfg.techniques["diffaugment"] == {}
+    assert cfg.techniques["mode_seeking"] == {"weight": 0.5}  # the rest of the base's tables stay
+    assert "mode_seeking" not in load_config("fashion-cgan", ["techniques.mode_seeking=false"]).techniques
+    assert load_config("cgan", ["techniques.diffaugment=true"]).techniques == {"diffaugment": {}}
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # the saved config.json has no switches left in it
+    one_line_error(load_config, "fashion-cgan", ["techniques.ema=false", "techniques.ema.decay=0.9"],
+                   match="ema is a value, not a table")

@@ -272,7 +272,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
         """From a recipe, a run's config.json or a checkpoint header; the old flat shape is converted (``upgrade``)."""
-        return _build(cls, upgrade(d, where), where)
+        return _build(cls, switches(upgrade(d, where)), where)
 
     def replace(self, **changes: Any) -> TrainConfig:
         d = self.to_dict()
@@ -402,6 +402,16 @@ def upgrade(d: Any, where: str = "config") -> Any:
             mi = techniques.get("mutual_information", {})
             d["techniques"] = {**techniques, "mutual_information": {**(mi if isinstance(mi, dict) else {}), **lambdas}}
     return d
+
+
+def switches(d: Any) -> Any:
+    """``techniques.NAME = false`` removes the technique (a preset turning off its base's table, or ``--set
+    techniques.ema=false``); ``= true`` is the table with its defaults (``--set techniques.diffaugment=true``)."""
+    techniques = d.get("techniques") if isinstance(d, dict) else None
+    if not isinstance(techniques, dict) or not any(isinstance(v, bool) for v in techniques.values()):
+        return d
+    kept = {k: ({} if v is True else v) for k, v in techniques.items() if v is not False}
+    return {**d, "techniques": kept}
 
 
 def load_config(recipe: str, overrides: list[str] = ()) -> TrainConfig:

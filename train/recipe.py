@@ -5,9 +5,10 @@ as a field; a preset (``fashion-cgan``, ``ring8``, ...) is a thin file that
 starts with ``extends = "BASE"`` and overrides what differs.  The merge rule:
 tables merge key by key, recursively, and the preset wins; any other value
 (a number, a string, an array, an array of tables such as
-``[[latent.continuous]]``) is replaced whole.  A preset cannot remove a table
-its base sets.  ``BASE`` is a shipped recipe name or a TOML path (relative to
-the preset's folder).
+``[[latent.continuous]]``) is replaced whole.  A preset turns off a technique
+its base sets with ``NAME = false`` in its ``[techniques]`` table (and ``--set
+techniques.NAME=false`` does the same).  ``BASE`` is a shipped recipe name or a
+TOML path (relative to the preset's folder).
 
 Everything here works on plain dicts; ``ctrlgen.train.config`` turns the
 result into a validated ``TrainConfig``.
