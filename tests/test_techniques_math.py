@@ -304,9 +304,14 @@ def test_mode_seeking_pairs_samples_that_differ_only_in_z_and_rewards_distance()
     z2 = torch.arange(4.0)[:, None].expand(4, 3)  # as 2 blocks the pairs are (0, 1) and (2, 3): images 0 and 0 apart
     assert mode_seeking_ratio(fake, z2, blocks=2).tolist() == pytest.approx([0.0, 0.0])
     ms = ModeSeeking(weight=3.0, eps=1e-5)
-    run = SimpleNamespace(seeds=1)
+    run = SimpleNamespace(seeds=1, step=90, total_steps=100)
     value = ms.g_penalty(StepContext(run, None, None, {Z: z}, fake, None))["mode_seeking"]
     assert value.item() == pytest.approx(3.0 / (0.5 + 1e-5))
+    # weight_late takes over from step late_from x the run's steps
+    sched = ModeSeeking(weight=3.0, eps=1e-5, weight_late=1.0, late_from=0.5)
+    at = lambda step: sched.g_penalty(StepContext(SimpleNamespace(seeds=1, step=step, total_steps=100), None, None, {Z: z},  # noqa: E731
+                                                  fake, None))["mode_seeking"].item()
+    assert at(49) == pytest.approx(3.0 / (0.5 + 1e-5)) and at(50) == at(99) == pytest.approx(1.0 / (0.5 + 1e-5))
     # minimizing it pushes the pair apart: the gradient on the second half points away from the first
     (g,) = torch.autograd.grad(value, fake)
     assert (g[2:] < 0).all() and (g[:2] > 0).all()

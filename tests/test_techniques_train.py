@@ -153,6 +153,8 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.unroled.steps=3"], "unknown; use one of:.*unrolled"),
         ("ring8", ["techniques.mode_seeking={}", "batch_size=65"], "batch_size must be even"),
         ("ring8", ["techniques.mode_seeking.weight=0"], "weight must be > 0"),
+        ("ring8", ["techniques.mode_seeking.weight_late=-1"], "weight_late must be >= 0"),
+        ("ring8", ["techniques.mode_seeking.late_from=1.5"], "late_from is the share of the run's steps"),
     ],
 )
 def test_combinations_that_make_no_sense_are_rejected_with_the_reason(recipe, overrides, message):

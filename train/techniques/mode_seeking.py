@@ -9,7 +9,10 @@ different noise,
 
 and G minimizes it, so small image distances for large latent distances cost
 the most.  The paper's form (means over the pair halves of a batch, eps 1e-5,
-weight 1).
+weight 1).  With ``weight_late`` > 0 the weight becomes ``weight_late`` from step ``late_from`` × the
+run's G steps on (a step count, so a resume is exact): a strong push for diversity while the learning
+rates are high and a lighter one while they fall, where the weight sets the trade against conditional
+accuracy (README, "Shipped models").
 
 The pairs cost no extra forward pass: ``g_latent`` makes G's latent batch
 out of two halves that share every input but the noise (per ensemble block,
@@ -58,7 +61,7 @@ def mode_seeking_ratio(fake: Tensor, z: Tensor, blocks: int = 1) -> Tensor:
 class ModeSeeking(Technique):
     name = "mode_seeking"
     doc = "G minimizes weight / (mean|G(c,z1)-G(c,z2)| / mean|z1-z2| + eps) over same-condition pairs (MSGAN)."
-    params = {"weight": 1.0, "eps": 1e-5}
+    params = {"weight": 1.0, "eps": 1e-5, "weight_late": 0.0, "late_from": 0.5}
 
     @classmethod
     def check(cls, cfg, params):
@@ -66,6 +69,11 @@ class ModeSeeking(Technique):
             raise CtrlgenError("techniques.mode_seeking.weight must be > 0")
         if params.get("eps", 1e-5) <= 0:
             raise CtrlgenError("techniques.mode_seeking.eps must be > 0 (it keeps 1/d finite when two samples coincide)")
+        if params.get("weight_late", 0.0) < 0:
+            raise CtrlgenError(f"techniques.mode_seeking.weight_late must be >= 0 (0 keeps weight to the end), got {params['weight_late']}")
+        if not 0 <= params.get("late_from", 0.5) <= 1:
+            raise CtrlgenError("techniques.mode_seeking.late_from is the share of the run's steps after which weight_late applies; "
+                               f"it must be in [0, 1], got {params['late_from']}")
         if cfg.batch_size % 2:
             raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch: batch_size must be even, got {cfg.batch_size}")
 
@@ -79,4 +87,9 @@ class ModeSeeking(Technique):
     def g_penalty(self, ctx: StepContext):
         ratio = mode_seeking_ratio(ctx.fake, ctx.inputs[Z], ctx.run.seeds)
         # a mean over blocks, like the batch-mean losses beside it: each seed's copy gets its lone gradient
-        return {"mode_seeking": (self.p["weight"] / (ratio + self.p["eps"])).mean()}
+        return {"mode_seeking": (self.weight(ctx.run) / (ratio + self.p["eps"])).mean()}
+
+    def weight(self, run: RunContext) -> float:
+        """``weight``, then ``weight_late`` from step ``late_from`` × the run's G steps on (where ``weight_late`` > 0)."""
+        late = self.p["weight_late"] > 0 and run.step >= self.p["late_from"] * run.total_steps
+        return self.p["weight_late"] if late else self.p["weight"]
