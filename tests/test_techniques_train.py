@@ -144,6 +144,7 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("fashion-infogan", ["techniques.diffaugment={}"], "Q head moved and erased images"),
         ("ring8", ["techniques.diffaugment={}"], "transforms images; a 2D mixture has none"),
         ("fashion-cgan", ["techniques.diffaugment={}", "techniques.unrolled.steps=1"], "not supported.*keep one"),
+        ("fashion-cgan", ["techniques.diffaugment={}", "mode=egan"], "egan.*is not supported.*keep one"),
         ("fashion-cgan", ["techniques.diffaugment.policy=translation,flip"], "comma-separated list of color, translation, cutout"),
         ("fashion-cgan", ["techniques.diffaugment.policy=cutout,cutout"], "each once"),
         ("ring8", ["techniques.unrolled.k=3"], "unknown parameter.*valid: second_order, steps"),

@@ -85,6 +85,9 @@ class DiffAugment(Technique):
         if cfg.infogan:
             raise CtrlgenError(f"{NAME} would show InfoGAN's Q head moved and erased images whose codes it must read; "
                                "use it with conditional or unconditional GANs (remove the table)")
+        if cfg.mode == "egan":
+            raise CtrlgenError(f"{NAME} with mode = \"egan\" is not supported (E-GAN's fitness would judge G's children with a D "
+                               "that has only seen transformed images, on whole ones); keep one")
         if "unrolled" in cfg.techniques:
             raise CtrlgenError(f"{NAME} and techniques.unrolled together are not supported (the unrolled D steps would see "
                                "unaugmented images); keep one")
