@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from ctrlgen.errors import CtrlgenError
+
 if TYPE_CHECKING:
     from ctrlgen.nets import DOut
     from ctrlgen.spec import LatentSpec
@@ -137,6 +139,21 @@ class Technique:
         return {}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
+
+
+def late_weight(run: RunContext, early: float, late: float, late_from: float) -> float:
+    """A two-phase weight: ``early``, then ``late`` from step ``late_from`` × the run's G steps on (where ``late`` > 0).
+    A function of the step, so a resume is exact (mode seeking's ``weight_late``, semi-supervision's ``lambda_sup_late``)."""
+    return late if late > 0 and run.step >= late_from * run.total_steps else early
+
+
+def check_late_weight(prefix: str, early_key: str, late_key: str, late: float, late_from: float) -> None:
+    """The one-line errors for ``late_weight``'s settings, named ``PREFIX.LATE_KEY`` and ``PREFIX.late_from``."""
+    if late < 0:
+        raise CtrlgenError(f"{prefix}.{late_key} must be >= 0 (0 keeps {early_key} to the end), got {late}")
+    if not 0 <= late_from <= 1:
+        raise CtrlgenError(f"{prefix}.late_from is the share of the run's steps after which {late_key} applies; "
+                           f"it must be in [0, 1], got {late_from}")
 
 
 TECHNIQUES: dict[str, type[Technique]] = {}

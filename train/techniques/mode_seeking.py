@@ -26,7 +26,14 @@ import torch
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import Z
-from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
+from ctrlgen.train.techniques.base import (
+    RunContext,
+    StepContext,
+    Technique,
+    check_late_weight,
+    late_weight,
+    register,
+)
 
 Tensor = torch.Tensor
 
@@ -69,11 +76,7 @@ class ModeSeeking(Technique):
             raise CtrlgenError("techniques.mode_seeking.weight must be > 0")
         if params.get("eps", 1e-5) <= 0:
             raise CtrlgenError("techniques.mode_seeking.eps must be > 0 (it keeps 1/d finite when two samples coincide)")
-        if params.get("weight_late", 0.0) < 0:
-            raise CtrlgenError(f"techniques.mode_seeking.weight_late must be >= 0 (0 keeps weight to the end), got {params['weight_late']}")
-        if not 0 <= params.get("late_from", 0.5) <= 1:
-            raise CtrlgenError("techniques.mode_seeking.late_from is the share of the run's steps after which weight_late applies; "
-                               f"it must be in [0, 1], got {params['late_from']}")
+        check_late_weight("techniques.mode_seeking", "weight", "weight_late", params.get("weight_late", 0.0), params.get("late_from", 0.5))
         if cfg.batch_size % 2:
             raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch: batch_size must be even, got {cfg.batch_size}")
 
@@ -87,9 +90,5 @@ class ModeSeeking(Technique):
     def g_penalty(self, ctx: StepContext):
         ratio = mode_seeking_ratio(ctx.fake, ctx.inputs[Z], ctx.run.seeds)
         # a mean over blocks, like the batch-mean losses beside it: each seed's copy gets its lone gradient
-        return {"mode_seeking": (self.weight(ctx.run) / (ratio + self.p["eps"])).mean()}
-
-    def weight(self, run: RunContext) -> float:
-        """``weight``, then ``weight_late`` from step ``late_from`` × the run's G steps on (where ``weight_late`` > 0)."""
-        late = self.p["weight_late"] > 0 and run.step >= self.p["late_from"] * run.total_steps
-        return self.p["weight_late"] if late else self.p["weight"]
+        weight = late_weight(ctx.run, self.p["weight"], self.p["weight_late"], self.p["late_from"])
+        return {"mode_seeking": (weight / (ratio + self.p["eps"])).mean()}

@@ -46,7 +46,14 @@ import torch.nn.functional as F
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.batches import cutout, shift_flip, to_unit
 from ctrlgen.train.losses import class_entropy_gap
-from ctrlgen.train.techniques.base import RunContext, StepContext, Technique, register
+from ctrlgen.train.techniques.base import (
+    RunContext,
+    StepContext,
+    Technique,
+    check_late_weight,
+    late_weight,
+    register,
+)
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
 NAME = "techniques.semi_supervised"
@@ -90,11 +97,7 @@ class SemiSupervised(Technique):
             raise CtrlgenError(f"{NAME}.lambda_ent must be >= 0, got {p['lambda_ent']}")
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
-        if p["lambda_sup_late"] < 0:
-            raise CtrlgenError(f"{NAME}.lambda_sup_late must be >= 0 (0 keeps lambda_sup to the end), got {p['lambda_sup_late']}")
-        if not 0 <= p["late_from"] <= 1:
-            raise CtrlgenError(f"{NAME}.late_from is the share of the run's steps after which lambda_sup_late applies; "
-                               f"it must be in [0, 1], got {p['late_from']}")
+        check_late_weight(NAME, "lambda_sup", "lambda_sup_late", p["lambda_sup_late"], p["late_from"])
         if p["lambda_pseudo"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
         if not 0 < p["pseudo_threshold"] < 1:
@@ -167,10 +170,7 @@ class SemiSupervised(Technique):
     def sup_weight(self, run: RunContext) -> float:
         """The supervised term's weight at this step: ``lambda_sup``, then ``lambda_sup_late`` from step
         ``late_from`` × total steps on (where ``lambda_sup_late`` > 0)."""
-        late = self.p["lambda_sup_late"]
-        if late > 0 and run.step >= self.p["late_from"] * run.total_steps:
-            return late
-        return self.p["lambda_sup"]
+        return late_weight(run, self.p["lambda_sup"], self.p["lambda_sup_late"], self.p["late_from"])
 
     def pseudo_label_loss(self, ctx: StepContext) -> torch.Tensor:
         """Q's confident calls on the unlabelled real batch taught to a shifted / mirrored copy of it (with a square
