@@ -46,6 +46,7 @@ SS_VARIANTS = {
     "v0": (None, [0, 1, 2, 3, 4, 5]),
 }
 IG_SEEDS = list(range(8))
+IG_W2_SEEDS = [0, 1, 2, 3]  # the catgan term at weight 2 (the recipe: 1)
 STEPS_PER_EPOCH = 937  # Fashion-MNIST's 60,000 training images in batches of 64, the last part-batch dropped
 
 
@@ -53,7 +54,6 @@ def recipe_epochs(name: str) -> int:
     """The shipped recipe's epochs, read from its file, so the sweep follows the recipe when it changes."""
     with open(REPO / "train" / "recipes" / f"{name}.toml", "rb") as f:
         return int(tomllib.load(f)["epochs"])
-IG_W2_SEEDS = [0, 1, 2, 3]  # the catgan term at weight 2 (the recipe: 1)
 
 
 def log(msg: str) -> None:

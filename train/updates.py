@@ -40,7 +40,7 @@ def g_terms(tr: Trainer, loss: GanLoss, inputs: dict[str, Tensor], real: Tensor 
     with tr.autocast():
         fake = tr.g_train(**inputs)  # through DDP when distributed: G's gradients are all-reduced
         seen = fake
-        for t in tr.augmenters:  # D is shown what it sees in its own step (DiffAugment); the penalties get G's images
+        for t in tr.augmenters:  # D is shown what it sees in its own step (DiffAugment); ctx.fake stays G's own images
             seen = t.augment(seen, run)
             real = None if real is None else t.augment(real, run)
         out_f = d_fn(seen, inputs.get(LABEL))

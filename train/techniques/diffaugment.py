@@ -17,9 +17,9 @@ Policies (the paper's, each drawn afresh per image and per call):
 
 Where the paper pads and erases with 0 (mid-grey in [−1, 1]), this fills with the background, −1, as the
 rest of ctrlgen's augmentations do (``ctrlgen.train.batches``).  Draws come from the run's generator, so a
-resume is exact.  The images the other techniques compare (mode seeking's pairs, feature matching's
-statistics, the penalties' reals in D's step) are the ones D saw, except mode seeking, which compares G's
-own images.
+resume is exact.  What other techniques read of D (feature matching's statistics, the penalties in D's
+step, on the reals and fakes D was shown) is of the transformed images; mode seeking compares G's own,
+untransformed images.
 """
 
 from __future__ import annotations
