@@ -323,3 +323,5 @@ def test_a_technique_set_to_false_is_removed_and_true_gives_its_defaults(tmp_pat
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # the saved config.json has no switches left in it
     one_line_error(load_config, "fashion-cgan", ["techniques.ema=false", "techniques.ema.decay=0.9"],
                    match="ema is a value, not a table")
+    # any other value says what is accepted: a table, true or false
+    one_line_error(load_config, "fashion-cgan", ["techniques.ema=maybe"], match="true .its defaults. or false .off.")

@@ -334,7 +334,8 @@ def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
         inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         for k, v in value.items():
             if typing.get_origin(inner) is dict and not isinstance(v, dict):
-                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {_short(v)}")
+                onoff = ", true (its defaults) or false (off)" if key == "techniques" else ""
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE){onoff}, got {_short(v)}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 
