@@ -60,6 +60,11 @@ def test_idx_folder_with_mismatched_counts(tmp_path):
 def test_missing_folder_names_the_fix(tmp_path):
     with pytest.raises(CtrlgenError, match="does not exist"):
         load_idx_split(tmp_path / "nope", "train")
+    (tmp_path / "a.png").write_bytes(b"x")  # a file where a folder belongs is named as such
+    with pytest.raises(CtrlgenError, match="is a file, not a folder"):
+        load_idx_split(tmp_path / "a.png", "train")
+    with pytest.raises(CtrlgenError, match="is a file, not a folder"):
+        load_image_folder(tmp_path / "a.png", 28, 1)
 
 
 def test_image_folder_is_resized_and_labelled(tmp_path):
