@@ -90,14 +90,18 @@ def _find(folder: Path, names: list[str]) -> Path | None:
     return None
 
 
+def _absent(folder: Path) -> str:
+    """Why ``folder``, not a directory, cannot be read: a file stands there, or nothing does."""
+    return "is a file, not a folder" if folder.exists() else "does not exist"
+
+
 def load_idx_split(folder: str | os.PathLike | None = None, split: str = "train") -> ImageData:
     """Fashion-MNIST (or any MNIST-layout) IDX files from ``folder`` (default: the Debian package's)."""
     folder = Path(folder) if folder else FASHION_MNIST_DIR
     if not folder.is_dir():
         if folder == FASHION_MNIST_DIR:
             raise CtrlgenError(f"Fashion-MNIST not found at {folder}; {APT_HINT}")
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise CtrlgenError(f"data folder {folder} {what}; pass --data with a folder of IDX files or class subfolders")
+        raise CtrlgenError(f"data folder {folder} {_absent(folder)}; pass --data with a folder of IDX files or class subfolders")
     prefix = "train" if split == "train" else "t10k"
     img = _find(folder, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"])
     lab = _find(folder, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels.idx1-ubyte"])
@@ -141,8 +145,7 @@ def _class_files(folder: Path) -> tuple[list[str], list[list[Path]], list[Path]]
     """The class subfolders of ``folder`` (sorted), the image files in each, and the images of its
     ``unlabelled/`` subfolder; one line for anything else."""
     if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise CtrlgenError(f"image folder {folder} {what}; pass --data with a folder of class subfolders")
+        raise CtrlgenError(f"image folder {folder} {_absent(folder)}; pass --data with a folder of class subfolders")
     subs = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose_dirs = [name for name in subs if name.lower() in UNLABELLED_DIRS]
     classes = [name for name in subs if name not in loose_dirs]

@@ -272,7 +272,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
         """From a recipe, a run's config.json or a checkpoint header; the old flat shape is converted (``upgrade``)."""
-        return _build(cls, switches(upgrade(d, where)), where)
+        return _build(cls, switches(upgrade(d, where), where), where)
 
     def replace(self, **changes: Any) -> TrainConfig:
         d = self.to_dict()
@@ -334,8 +334,7 @@ def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
         inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         for k, v in value.items():
             if typing.get_origin(inner) is dict and not isinstance(v, dict):
-                onoff = ", true (its defaults) or false (off)" if key == "techniques" else ""
-                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE){onoff}, got {_short(v)}")
+                raise CtrlgenError(f"{where}: {key}.{k} must be a table of parameters (e.g. {key}.{k}.NAME=VALUE), got {_short(v)}")
         return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
     return value
 
@@ -405,11 +404,18 @@ def upgrade(d: Any, where: str = "config") -> Any:
     return d
 
 
-def switches(d: Any) -> Any:
+def switches(d: Any, where: str) -> Any:
     """``techniques.NAME = false`` removes the technique (a preset turning off its base's table, or ``--set
-    techniques.ema=false``); ``= true`` is the table with its defaults (``--set techniques.diffaugment=true``)."""
+    techniques.ema=false``); ``= true`` is the table with its defaults (``--set techniques.diffaugment=true``);
+    any other value than a table or a switch is one line naming the three forms."""
     techniques = d.get("techniques") if isinstance(d, dict) else None
-    if not isinstance(techniques, dict) or not any(isinstance(v, bool) for v in techniques.values()):
+    if not isinstance(techniques, dict):
+        return d
+    for k, v in techniques.items():
+        if not isinstance(v, (dict, bool)):
+            raise CtrlgenError(f"{where}: techniques.{k} must be a table of parameters (e.g. techniques.{k}.NAME=VALUE), "
+                               f"true (its defaults) or false (off), got {_short(v)}")
+    if not any(isinstance(v, bool) for v in techniques.values()):
         return d
     kept = {k: ({} if v is True else v) for k, v in techniques.items() if v is not False}
     return {**d, "techniques": kept}
