@@ -127,6 +127,8 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=2.5"], "pseudo_cutout must be int"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=8", "techniques.semi_supervised.lambda_pseudo=0.0"],
      "set lambda_pseudo > 0 or remove pseudo_cutout"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=-5"], "q_warmup is the number of updates"),
+    ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=2.5"], "q_warmup must be int"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:
@@ -420,6 +422,45 @@ def test_labelled_set_survives_resume_and_resume_is_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(CtrlgenError, match="labelled images differ"):
         _technique(resumed).load_state_dict({"labelled": saved.flip(0)})
+
+
+def _q_calls(trainer):
+    t = _technique(trainer)
+    with torch.no_grad():
+        return trainer.D(t.x.float().div(127.5).sub(1.0), None).q_cat[0].argmax(1), t.y
+
+
+def test_q_warmup_teaches_q_the_labelled_images_before_the_first_step(tmp_path):
+    """q_warmup updates of D's trunk and Q head on the labelled images alone, done when the run is built:
+    Q then names them (it did not before), the header records it, G is untouched, and it is a function of the seed."""
+    cold = Trainer(folder_config(tmp_path, "steps=4"), tmp_path / "cold")
+    warm = Trainer(folder_config(tmp_path, "steps=4", "techniques.semi_supervised.q_warmup=60", "techniques.semi_supervised.shift=1"),
+                   tmp_path / "warm")
+    again = Trainer(folder_config(tmp_path, "steps=4", "techniques.semi_supervised.q_warmup=60", "techniques.semi_supervised.shift=1"),
+                    tmp_path / "again")
+    a, b, c = ({k: v.clone() for k, v in _weights(t).items()} for t in (cold, warm, again))  # before D runs on anything
+    calls, y = _q_calls(warm)
+    assert torch.equal(calls, y)
+    cold_calls, _ = _q_calls(cold)
+    assert not torch.equal(cold_calls, y)
+    info = _technique(warm).meta()
+    assert info["q_warmup_accuracy"] == 1.0 and 0 <= info["q_warmup_ce"] < np.log(3)  # below chance's cross-entropy
+    assert "q_warmup_accuracy" not in _technique(cold).meta()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("G."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("D."))
+    assert all(torch.equal(b[k], c[k]) for k in b)
+
+
+def test_q_warmup_run_resumes_exactly(tmp_path):
+    cfg = folder_config(tmp_path, "steps=6", "techniques.semi_supervised.q_warmup=20", "techniques.semi_supervised.shift=2")
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run()
+    half = Trainer(cfg, tmp_path / "b")
+    half.run(until=3)
+    resumed = Trainer.resume(tmp_path / "b")
+    resumed.run()
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_other_seed_other_labelled_set(tmp_path):

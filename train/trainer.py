@@ -100,7 +100,7 @@ class Trainer:
         self.run_context = RunContext(
             G=self.G, D=self.D, opt_d=self.opt_d, spec=self.spec, device=self.device, rng=self.rng, seed=cfg.seed,
             seeds=self.ensemble, sample_latent=lambda n: self.sample_latent(n), next_real=lambda: self.next_real(), autocast=self.autocast,
-            data=None if cfg.points else data, total_steps=self.total_steps,
+            data=None if cfg.points else data, total_steps=self.total_steps, batch_size=self.batch,
         )
         self.techniques: list[Technique] = build_techniques(cfg)
         for t in self.techniques:

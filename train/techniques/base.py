@@ -45,6 +45,7 @@ class RunContext:
     loss: GanLoss | None = None  # the run's adversarial loss, as the techniques wrapped it
     step: int = 0  # G updates done (the trainer updates it)
     total_steps: int = 0  # G updates in the whole run (a resume with --epochs/--steps changes it)
+    batch_size: int = 0  # this process's batch of real images
     data: Any = None  # the training images (ctrlgen.data.ImageData; None for the 2D mixtures): semi-supervised labels
 
 

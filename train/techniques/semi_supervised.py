@@ -23,6 +23,13 @@ copy) is taught that class, adding
 
 for one more pass of D on the augmented real batch; the 10 labels then reach far more images.
 
+With ``q_warmup`` > 0, D's trunk and Q head first learn the labelled images alone for that many updates
+(batches as the run's size, shifted / mirrored as above, a fresh Adam at D's learning rate, random draws
+from a CPU generator seeded by the run's seed) before the run's first step: the InfoGAN term then pulls
+G(z, c=k) toward what a classifier of the 10 labels per class calls class k from the first step, instead
+of toward whatever split of the garments Q and G settle on in the first epoch.  A fresh run does it in
+``setup``; a resume does it too and then loads the checkpoint over it, so resume stays exact.
+
 G gets no term of its own: the InfoGAN term on fakes (mutual_information) already makes G minimize
 CE(Q_cat(G(z, c)), c), which is Spurr et al.'s supervised term for G (their I_S(c; G)) once Q reads
 classes; so G(z, c=k) is pulled toward what Q, taught by the labels, calls class k.  A second copy of
@@ -77,7 +84,8 @@ class SemiSupervised(Technique):
     doc = ("Semi-supervised InfoGAN: labels_per_class labelled images per class tie the categorical code to the classes "
            "through lambda_sup * CE(Q_cat(x), y) in D/Q's loss.")
     params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0,
-              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "pseudo_cutout": 0, "lambda_sup_late": 0.0, "late_from": 0.5}
+              "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "pseudo_cutout": 0, "lambda_sup_late": 0.0, "late_from": 0.5,
+              "q_warmup": 0}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -98,6 +106,9 @@ class SemiSupervised(Technique):
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
         check_late_weight(NAME, "lambda_sup", "lambda_sup_late", p["lambda_sup_late"], p["late_from"])
+        if p["q_warmup"] < 0:
+            raise CtrlgenError(f"{NAME}.q_warmup is the number of updates Q learns the labelled images alone before the run; "
+                               f"it must be a whole number >= 0 (0 = off), got {p['q_warmup']!r}")
         if p["lambda_pseudo"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
         if not 0 < p["pseudo_threshold"] < 1:
@@ -145,6 +156,31 @@ class SemiSupervised(Technique):
         self.labelled = torch.from_numpy(labelled_set(data.labels, code.n, n, run.seed))
         self.x = torch.from_numpy(np.ascontiguousarray(data.images[self.labelled.numpy()])).to(run.device)
         self.y = torch.from_numpy(data.labels[self.labelled.numpy()]).to(run.device)
+        self.warmup_stats: dict[str, float] = {}
+        if self.p["q_warmup"] > 0:
+            self.warmup_stats = self.warm_up_q(run)
+
+    def warm_up_q(self, run: RunContext) -> dict[str, float]:
+        """``q_warmup`` updates of D's trunk and Q head on the labelled images alone (see the module's doc);
+        returns Q's cross-entropy over the last 50 updates and its accuracy on the unshifted labelled set."""
+        gen = torch.Generator().manual_seed(run.seed + SELECT_SEED_OFFSET + 1)  # the same on every device and rank
+        group = run.opt_d.param_groups[0]
+        opt = torch.optim.Adam(run.D.parameters(), lr=group["lr"], betas=group["betas"])
+        n, losses = run.batch_size or 64, []
+        for _ in range(self.p["q_warmup"]):
+            i = torch.randint(len(self.y), (n,), generator=gen).to(self.y.device)
+            x = shift_flip(to_unit(self.x[i]), self.p["shift"], self.p["flip"], gen)
+            with run.autocast():
+                out = run.D(x, None)
+            loss = F.cross_entropy(out.q_cat[0].float(), self.y[i])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        run.D.zero_grad(set_to_none=True)
+        with torch.no_grad(), run.autocast():
+            hit = (run.D(to_unit(self.x.clone()), None).q_cat[0].argmax(1) == self.y).float().mean()
+        return {"q_warmup_ce": round(float(np.mean(losses[-50:])), 4), "q_warmup_accuracy": round(float(hit), 4)}
 
     def labelled_batch(self, run: RunContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` labelled images (in [-1, 1]) and their classes, drawn with replacement by the run's generator,
@@ -203,4 +239,5 @@ class SemiSupervised(Technique):
     def meta(self):
         idx = self.labelled.numpy()
         return {"labels_per_class": self.p["labels_per_class"], "classes": int(len(idx) // self.p["labels_per_class"]),
-                "labelled": int(len(idx)), "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()[:16]}
+                "labelled": int(len(idx)), "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()[:16],
+                **self.warmup_stats}
