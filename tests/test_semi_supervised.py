@@ -128,6 +128,8 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan-ss", ["techniques.semi_supervised.pseudo_cutout=8", "techniques.semi_supervised.lambda_pseudo=0.0"],
      "set lambda_pseudo > 0 or remove pseudo_cutout"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=-5"], "q_warmup is the number of updates"),
+    ("fashion-infogan", ["techniques.mutual_information.q_cat_from_fakes=0.0"], "add \\[techniques.semi_supervised\\] or remove"),
+    ("fashion-infogan-ss", ["techniques.mutual_information.q_cat_from_fakes=-1.0"], "q_cat_from_fakes must be >= 0"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=2.5"], "q_warmup must be int"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
@@ -359,6 +361,29 @@ def test_pseudo_label_term_is_logged_and_changes_training(tmp_path):
 def test_pseudo_cutout_changes_training(tmp_path):
     runs = _pseudo_runs(tmp_path, "pseudo_cutout", (0, 4), "techniques.semi_supervised.lambda_pseudo=1.0")
     assert _d_differs(runs[0], runs[4])
+
+
+def test_q_cat_from_fakes_zero_keeps_q_off_the_fakes_categorical_code_and_g_on_it(tmp_path):
+    """At q_cat_from_fakes = 0 D/Q's loss has no categorical term on the fakes (the continuous one stays) while G's
+    InfoGAN term is unchanged; trained, D ends elsewhere than at 1."""
+    from ctrlgen.train.techniques import StepContext
+
+    runs = {}
+    for v in (1.0, 0.0):
+        cfg = folder_config(tmp_path, "steps=3", "amp=off", f"techniques.mutual_information.q_cat_from_fakes={v}")
+        runs[v] = Trainer(cfg, tmp_path / f"run{v}")
+    t = {v: next(x for x in r.techniques if x.name == "mutual_information") for v, r in runs.items()}
+    tr = runs[0.0]
+    inputs = tr.sample_latent(8)
+    ctx = StepContext(tr.run_context, None, None, inputs, tr.G(**inputs), tr.D(tr.G(**inputs).detach(), None))
+    off, on = t[0.0].d_penalty(ctx), t[1.0].d_penalty(ctx)
+    assert set(on) == {"d_info_cat", "d_info_cont"} and set(off) == {"d_info_cont"}
+    assert torch.equal(off["d_info_cont"], on["d_info_cont"])
+    assert torch.equal(t[0.0].g_penalty(ctx)["info_cat"], t[1.0].g_penalty(ctx)["info_cat"])
+    for r in runs.values():
+        r.run()
+    assert _d_differs(runs[0.0], runs[1.0])
+    assert not any("d_info_cat" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
 
 
 def test_late_weight_takes_over_at_its_step():

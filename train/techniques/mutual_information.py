@@ -5,6 +5,13 @@ L_I = λ_cat · CE(Q_cat(G(z, c)), c_cat) + λ_cont · ½‖Q_cont(G(z, c)) − 
 Both players minimize it: G so its codes are recoverable, D's trunk and Q head
 (on detached fakes) to recover them.  λ are this technique's parameters
 (``[techniques.mutual_information] lambda_cat``, ``lambda_cont``).
+
+``q_cat_from_fakes`` (default 1) scales the categorical term on D/Q's side only: at 0, Q's categorical
+head never learns from G's samples and G is pulled toward what Q, taught by real images alone, calls
+value k.  That is for semi-supervised runs, where labels (and pseudo-labels) teach Q the classes: there Q
+learning from fakes can also teach it G's mistakes (G(z, c=Shirt) drawing coats, and Q learning to call
+those coats Shirt), which then hold for the rest of the run.  Without labels Q has nothing else to learn
+the code from, so plain InfoGAN needs it at 1 (a check says so).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_c
 class MutualInformation(Technique):
     name = "mutual_information"
     doc = "InfoGAN: G and Q minimize the code reconstruction loss, weighted by lambda_cat and lambda_cont."
-    params = {"lambda_cat": 1.0, "lambda_cont": 1.0}
+    params = {"lambda_cat": 1.0, "lambda_cont": 1.0, "q_cat_from_fakes": 1.0}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -41,9 +48,15 @@ class MutualInformation(Technique):
         for k, v in params.items():
             if v < 0:
                 raise CtrlgenError(f"techniques.mutual_information.{k} must be >= 0, got {v}")
+        if params.get("q_cat_from_fakes", 1.0) != 1.0 and "semi_supervised" not in cfg.techniques:
+            raise CtrlgenError("techniques.mutual_information.q_cat_from_fakes below 1 leaves Q to learn the categorical code from "
+                               "labelled real images, and this run has none: add [techniques.semi_supervised] or remove q_cat_from_fakes")
 
     def d_penalty(self, ctx: StepContext):
-        return {f"d_{k}": v for k, v in info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"]).items()}
+        terms = info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"] * self.p["q_cat_from_fakes"], self.p["lambda_cont"])
+        if self.p["q_cat_from_fakes"] == 0:
+            terms.pop("info_cat", None)  # no term rather than a logged zero
+        return {f"d_{k}": v for k, v in terms.items()}
 
     def g_penalty(self, ctx: StepContext):
         return info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"], self.p["lambda_cont"])
