@@ -426,14 +426,19 @@ def _weights(trainer):
     return {**{f"G.{k}": v for k, v in trainer.G.state_dict().items()}, **{f"D.{k}": v for k, v in trainer.D.state_dict().items()}}
 
 
+def _straight_and_half(cfg, tmp_path) -> Trainer:
+    """``cfg`` trained straight through in a/ (returned) and stopped after step 3 in b/ (to resume)."""
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run()
+    Trainer(cfg, tmp_path / "b").run(until=3)
+    return straight
+
+
 def test_labelled_set_survives_resume_and_resume_is_exact(tmp_path):
     from ctrlgen import checkpoint as ckpt_io
 
     cfg = folder_config(tmp_path, "steps=6", "techniques.semi_supervised.shift=2", "techniques.semi_supervised.flip=true")
-    straight = Trainer(cfg, tmp_path / "a")
-    straight.run()
-    half = Trainer(cfg, tmp_path / "b")
-    half.run(until=3)
+    straight = _straight_and_half(cfg, tmp_path)
     ck = ckpt_io.load(ckpt_io.newest(tmp_path / "b"))
     saved = ck.tensors["tech.semi_supervised.labelled"]
     assert torch.equal(saved, _technique(straight).labelled)
@@ -478,10 +483,7 @@ def test_q_warmup_teaches_q_the_labelled_images_before_the_first_step(tmp_path):
 
 def test_q_warmup_run_resumes_exactly(tmp_path):
     cfg = folder_config(tmp_path, "steps=6", "techniques.semi_supervised.q_warmup=20", "techniques.semi_supervised.shift=2")
-    straight = Trainer(cfg, tmp_path / "a")
-    straight.run()
-    half = Trainer(cfg, tmp_path / "b")
-    half.run(until=3)
+    straight = _straight_and_half(cfg, tmp_path)
     resumed = Trainer.resume(tmp_path / "b")
     resumed.run()
     a, b = _weights(straight), _weights(resumed)
