@@ -289,8 +289,15 @@ def check_spec_sizes(d: dict[str, Any]) -> None:
         top = MAX_POINT_DIMS if out.get("kind") == "points" else MAX_IMAGE_SIDE
         for s in shape:
             check_int("output size", s, 1, top)
-    if not isinstance(d.get("extra", {}), dict):
+    extra = d.get("extra", {})
+    if not isinstance(extra, dict):
         raise CtrlgenError("extra must be an object")
+    import json
+
+    try:  # what is accepted must write back as the JSON it came from (the spec round-trips through the file)
+        json.dumps(extra, allow_nan=False)
+    except (ValueError, TypeError) as e:
+        raise CtrlgenError(f"extra must hold only JSON values, no NaN or Infinity ({str(e)[:60]})") from None
 
 
 # ---------------------------------------------------------------------- recipes (train/config.py calls these)

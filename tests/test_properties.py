@@ -81,6 +81,14 @@ def test_from_dict_on_spec_like_json_gives_a_spec_or_a_ctrlgen_error(d):
         assert LatentSpec.from_json(spec.to_json()) == spec
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), {"a": [1.0, float("inf")]}])
+def test_spec_extra_that_json_cannot_write_is_refused_in_one_line(bad):
+    """Found by the property above: an ``extra`` holding Infinity was accepted, then its spec could not be read back."""
+    with pytest.raises(CtrlgenError, match="extra must hold only JSON values, no NaN or Infinity") as e:
+        LatentSpec.from_dict({**BASE, "extra": {"": bad}})
+    assert "\n" not in str(e.value)
+
+
 @FAST
 @given(st.text() | st.binary() | json_values.map(json.dumps))
 def test_from_json_on_any_text_gives_a_spec_or_a_ctrlgen_error(text):
