@@ -54,6 +54,7 @@ def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None 
     labelled = (meta.get("technique_meta") or {}).get("semi_supervised")
     if labelled:  # semi-supervised InfoGAN: how many labelled images the run saw
         card["labelled"] = {k: labelled.get(k) for k in ("labels_per_class", "classes", "labelled", "indices_sha256")}
+        card["labelled"].update({k: labelled[k] for k in ("q_warmup_ce", "q_warmup_accuracy") if k in labelled})  # q_warmup's
     card.update(extra or {})
     return card
 

@@ -488,6 +488,12 @@ def test_q_warmup_run_resumes_exactly(tmp_path):
     resumed.run()
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    import onnx
+
+    run_cli("export", tmp_path / "b", "-o", tmp_path / "m.onnx")
+    card = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}["ctrlgen.card"])
+    assert card["labelled"]["q_warmup_accuracy"] == _technique(straight).meta()["q_warmup_accuracy"]
+    assert 0 <= card["labelled"]["q_warmup_ce"] < np.log(3)
 
 
 def test_other_seed_other_labelled_set(tmp_path):
@@ -508,6 +514,7 @@ def test_export_names_the_categorical_values_by_class(tmp_path):
     assert LatentSpec.from_json(props["ctrlgen.spec"]).categorical[0].values == CLASSES
     card = json.loads(props["ctrlgen.card"])
     assert card["labelled"]["labelled"] == 6 and card["labelled"]["labels_per_class"] == 2
+    assert "q_warmup_accuracy" not in card["labelled"]  # no warm-up, nothing said of one
     info = run_cli("info", tmp_path / "m.onnx").output
     assert "0=circle" in info and "2=stripe" in info
     from ctrlgen.card import markdown
