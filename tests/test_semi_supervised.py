@@ -17,6 +17,7 @@ from conftest import assert_one_line_error, needs_fashion, run_cli
 from ctrlgen.data import UNLABELLED, image_classes, load_image_folder, load_images, probe_image_folder
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import CategoricalCode, LatentSpec
+from ctrlgen.train.batches import to_unit
 from ctrlgen.train.config import load_config
 from ctrlgen.train.techniques.semi_supervised import labelled_set
 from ctrlgen.train.trainer import Trainer
@@ -375,7 +376,8 @@ def test_q_cat_from_fakes_zero_keeps_q_off_the_fakes_categorical_code_and_g_on_i
     t = {v: next(x for x in r.techniques if x.name == "mutual_information") for v, r in runs.items()}
     tr = runs[0.0]
     inputs = tr.sample_latent(8)
-    ctx = StepContext(tr.run_context, None, None, inputs, tr.G(**inputs), tr.D(tr.G(**inputs).detach(), None))
+    fake = tr.G(**inputs)
+    ctx = StepContext(tr.run_context, None, None, inputs, fake, tr.D(fake.detach(), None))
     off, on = t[0.0].d_penalty(ctx), t[1.0].d_penalty(ctx)
     assert set(on) == {"d_info_cat", "d_info_cont"} and set(off) == {"d_info_cont"}
     assert torch.equal(off["d_info_cont"], on["d_info_cont"])
@@ -457,7 +459,7 @@ def test_labelled_set_survives_resume_and_resume_is_exact(tmp_path):
 def _q_calls(trainer):
     t = _technique(trainer)
     with torch.no_grad():
-        return trainer.D(t.x.float().div(127.5).sub(1.0), None).q_cat[0].argmax(1), t.y
+        return trainer.D(to_unit(t.x), None).q_cat[0].argmax(1), t.y
 
 
 def test_q_warmup_teaches_q_the_labelled_images_before_the_first_step(tmp_path):
