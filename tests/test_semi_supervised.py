@@ -132,6 +132,9 @@ def test_cli_errors_are_one_line(tmp_path):
     ("fashion-infogan", ["techniques.mutual_information.q_cat_from_fakes=0.0"], "add \\[techniques.semi_supervised\\] or remove"),
     ("fashion-infogan-ss", ["techniques.mutual_information.q_cat_from_fakes=-1.0"], "q_cat_from_fakes must be >= 0"),
     ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=2.5"], "q_warmup must be int"),
+    ("fashion-infogan-ss", ["techniques.mutual_information.q_cat_from_fakes_late=-1.0"], "q_cat_from_fakes_late must be >= 0"),
+    ("fashion-infogan-ss", ["techniques.mutual_information.late_from=1.5"], "late_from is the share"),
+    ("fashion-infogan", ["techniques.mutual_information.q_cat_from_fakes_late=0.5"], "add \\[techniques.semi_supervised\\] or remove"),
 ])
 def test_config_checks(recipe_name, overrides, fragment):
     with pytest.raises(CtrlgenError, match=fragment) as e:
@@ -386,6 +389,24 @@ def test_q_cat_from_fakes_zero_keeps_q_off_the_fakes_categorical_code_and_g_on_i
         r.run()
     assert _d_differs(runs[0.0], runs[1.0])
     assert not any("d_info_cat" in json.loads(line) for line in (tmp_path / "run0.0" / "metrics.jsonl").read_text().splitlines())
+
+
+def test_q_cat_from_fakes_late_takes_over_at_its_step(tmp_path):
+    """q_cat_from_fakes = 0 until step late_from x total steps, then q_cat_from_fakes_late: Q's categorical term on the
+    fakes is absent from D's log before the switch and present from it on (a function of the step: resume exact)."""
+    from types import SimpleNamespace
+
+    from ctrlgen.train.techniques.mutual_information import MutualInformation
+
+    t = MutualInformation(q_cat_from_fakes=0.0, q_cat_from_fakes_late=1.0, late_from=0.5)
+    assert [t.q_cat_scale(SimpleNamespace(step=s, total_steps=8)) for s in range(8)] == [0.0] * 4 + [1.0] * 4
+    assert MutualInformation(q_cat_from_fakes=0.0).q_cat_scale(SimpleNamespace(step=7, total_steps=8)) == 0.0
+    cfg = folder_config(tmp_path, "steps=8", "log_every=1", "techniques.mutual_information.q_cat_from_fakes=0.0",
+                        "techniques.mutual_information.q_cat_from_fakes_late=1.0", "techniques.mutual_information.late_from=0.5")
+    Trainer(cfg, tmp_path / "run").run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = {r["step"]: "d_info_cat" in r for r in rows if "d_info_cont" in r}
+    assert logged and all(v == (step > 4) for step, v in logged.items()), logged  # a row is logged after its step: 1..8
 
 
 def test_late_weight_takes_over_at_its_step():

@@ -11,7 +11,10 @@ head never learns from G's samples and G is pulled toward what Q, taught by real
 value k.  That is for semi-supervised runs, where labels (and pseudo-labels) teach Q the classes: there Q
 learning from fakes can also teach it G's mistakes (G(z, c=Shirt) drawing coats, and Q learning to call
 those coats Shirt), which then hold for the rest of the run.  Without labels Q has nothing else to learn
-the code from, so plain InfoGAN needs it at 1 (a check says so).
+the code from, so plain InfoGAN needs it at 1 (a check says so).  With ``q_cat_from_fakes_late`` > 0 the
+scale becomes that value from step ``late_from`` × (the run's G steps) on (a function of the step, so resume
+stays exact): Q first learns the classes from real images alone, then also from G's samples once G(z, c=k)
+draws what the labels call class k.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import CODE_CAT, CODE_CONT
-from ctrlgen.train.techniques.base import StepContext, Technique, register
+from ctrlgen.train.techniques.base import StepContext, Technique, check_late_weight, late_weight, register
 
 
 def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_cont: float) -> dict[str, torch.Tensor]:
@@ -39,22 +42,29 @@ def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_c
 class MutualInformation(Technique):
     name = "mutual_information"
     doc = "InfoGAN: G and Q minimize the code reconstruction loss, weighted by lambda_cat and lambda_cont."
-    params = {"lambda_cat": 1.0, "lambda_cont": 1.0, "q_cat_from_fakes": 1.0}
+    params = {"lambda_cat": 1.0, "lambda_cont": 1.0, "q_cat_from_fakes": 1.0, "q_cat_from_fakes_late": 0.0, "late_from": 0.5}
 
     @classmethod
     def check(cls, cfg, params) -> None:
         if not cfg.infogan:
             raise CtrlgenError("techniques.mutual_information needs InfoGAN codes; declare [[latent.categorical]] or [[latent.continuous]], or remove the table")
-        for k, v in params.items():
-            if v < 0:
-                raise CtrlgenError(f"techniques.mutual_information.{k} must be >= 0, got {v}")
-        if params.get("q_cat_from_fakes", 1.0) != 1.0 and "semi_supervised" not in cfg.techniques:
-            raise CtrlgenError("techniques.mutual_information.q_cat_from_fakes below 1 leaves Q to learn the categorical code from "
-                               "labelled real images, and this run has none: add [techniques.semi_supervised] or remove q_cat_from_fakes")
+        for k in ("lambda_cat", "lambda_cont", "q_cat_from_fakes"):
+            if params.get(k, 1.0) < 0:
+                raise CtrlgenError(f"techniques.mutual_information.{k} must be >= 0, got {params[k]}")
+        late = params.get("q_cat_from_fakes_late", 0.0)
+        check_late_weight("techniques.mutual_information", "q_cat_from_fakes", "q_cat_from_fakes_late", late, params.get("late_from", 0.5))
+        if (params.get("q_cat_from_fakes", 1.0) != 1.0 or late not in (0.0, 1.0)) and "semi_supervised" not in cfg.techniques:
+            raise CtrlgenError("techniques.mutual_information.q_cat_from_fakes (or q_cat_from_fakes_late) below 1 leaves Q to learn the categorical code from "
+                               "labelled real images, and this run has none: add [techniques.semi_supervised] or remove q_cat_from_fakes and q_cat_from_fakes_late")
+
+    def q_cat_scale(self, run) -> float:
+        """The categorical term's scale on D/Q's side at this step (q_cat_from_fakes, then q_cat_from_fakes_late)."""
+        return late_weight(run, self.p["q_cat_from_fakes"], self.p["q_cat_from_fakes_late"], self.p["late_from"])
 
     def d_penalty(self, ctx: StepContext):
-        terms = info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"] * self.p["q_cat_from_fakes"], self.p["lambda_cont"])
-        if self.p["q_cat_from_fakes"] == 0:
+        scale = self.q_cat_scale(ctx.run)
+        terms = info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"] * scale, self.p["lambda_cont"])
+        if scale == 0:
             terms.pop("info_cat", None)  # no term rather than a logged zero
         return {f"d_{k}": v for k, v in terms.items()}
 
