@@ -393,7 +393,7 @@ def test_q_cat_from_fakes_zero_keeps_q_off_the_fakes_categorical_code_and_g_on_i
 
 def test_q_cat_from_fakes_late_takes_over_at_its_step(tmp_path):
     """q_cat_from_fakes = 0 until step late_from x total steps, then q_cat_from_fakes_late: Q's categorical term on the
-    fakes is absent from D's log before the switch and present from it on (a function of the step: resume exact)."""
+    fakes is absent from D's log before the switch and present from it on (late_weight, as lambda_sup_late's switch)."""
     from types import SimpleNamespace
 
     from ctrlgen.train.techniques.mutual_information import MutualInformation

@@ -54,8 +54,9 @@ class MutualInformation(Technique):
         late = params.get("q_cat_from_fakes_late", 0.0)
         check_late_weight("techniques.mutual_information", "q_cat_from_fakes", "q_cat_from_fakes_late", late, params.get("late_from", 0.5))
         if (params.get("q_cat_from_fakes", 1.0) != 1.0 or late not in (0.0, 1.0)) and "semi_supervised" not in cfg.techniques:
-            raise CtrlgenError("techniques.mutual_information.q_cat_from_fakes (or q_cat_from_fakes_late) below 1 leaves Q to learn the categorical code from "
-                               "labelled real images, and this run has none: add [techniques.semi_supervised] or remove q_cat_from_fakes and q_cat_from_fakes_late")
+            raise CtrlgenError("techniques.mutual_information.q_cat_from_fakes (or q_cat_from_fakes_late) other than 1 is for runs whose Q also "
+                               "learns the categorical code from labelled real images, and this run has none: add [techniques.semi_supervised] "
+                               "or remove q_cat_from_fakes and q_cat_from_fakes_late")
 
     def q_cat_scale(self, run) -> float:
         """The categorical term's scale on D/Q's side at this step (q_cat_from_fakes, then q_cat_from_fakes_late)."""
