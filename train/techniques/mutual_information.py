@@ -27,9 +27,10 @@ from ctrlgen.spec import CODE_CAT, CODE_CONT
 from ctrlgen.train.techniques.base import StepContext, Technique, check_late_weight, late_weight, register
 
 
-def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float, lambda_cont: float) -> dict[str, torch.Tensor]:
+def info_terms(out, inputs: dict[str, torch.Tensor], lambda_cat: float | None, lambda_cont: float) -> dict[str, torch.Tensor]:
+    """The InfoGAN terms on ``out``; ``lambda_cat`` None leaves the categorical one out (not computed, not logged)."""
     terms = {}
-    if out.q_cat is not None:
+    if out.q_cat is not None and lambda_cat is not None:
         codes = inputs[CODE_CAT]
         ce = sum(F.cross_entropy(logits.float(), codes[:, i]) for i, logits in enumerate(out.q_cat))
         terms["info_cat"] = lambda_cat * ce
@@ -63,10 +64,8 @@ class MutualInformation(Technique):
         return late_weight(run, self.p["q_cat_from_fakes"], self.p["q_cat_from_fakes_late"], self.p["late_from"])
 
     def d_penalty(self, ctx: StepContext):
-        scale = self.q_cat_scale(ctx.run)
-        terms = info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"] * scale, self.p["lambda_cont"])
-        if scale == 0:
-            terms.pop("info_cat", None)  # no term rather than a logged zero
+        scale = self.q_cat_scale(ctx.run)  # at 0: no term rather than a logged zero
+        terms = info_terms(ctx.out_fake, ctx.inputs, self.p["lambda_cat"] * scale if scale else None, self.p["lambda_cont"])
         return {f"d_{k}": v for k, v in terms.items()}
 
     def g_penalty(self, ctx: StepContext):
