@@ -9,7 +9,7 @@ from ctrlgen.metrics.classes import kl_divergence
 from ctrlgen.metrics.diversity import mean_pairwise_distance
 from ctrlgen.metrics.frechet import frechet_distance, trace_sqrt_product
 from ctrlgen.metrics.infogan import purity_score, r_squared
-from ctrlgen.metrics.manifold import knn_sq_radii, prdc
+from ctrlgen.metrics.manifold import knn_sq_radii, prdc, prdc_detail
 
 K = 10
 
@@ -91,6 +91,18 @@ def test_knn_radii_exclude_the_point_itself_and_chunking_changes_nothing(monkeyp
 
     monkeypatch.setattr(mf, "CHUNK_BYTES", 4 * 700 * 7)  # 7 rows per chunk
     assert prdc(blobs(500, 1), blobs(700, 2)) == pytest.approx(whole)
+
+
+def test_prdc_detail_marks_which_real_samples_are_recalled_and_covered():
+    real = blobs(400, seed=1)
+    gen = blobs(400, seed=2)
+    gen.features = gen.features[gen.labels != 0]  # no generated sample near class 0's real ones
+    gen.labels = gen.labels[gen.labels != 0]
+    d = prdc_detail(real, gen)
+    assert d["real_recalled"].mean() == pytest.approx(d["recall"]) and d["real_covered"].mean() == pytest.approx(d["coverage"])
+    assert not d["real_recalled"][real.labels == 0].any() and not d["real_covered"][real.labels == 0].any()
+    assert d["real_recalled"][real.labels != 0].mean() > 0.5
+    assert prdc(real, gen) == {k: v for k, v in d.items() if not k.startswith("real_")}
 
 
 def test_class_histogram_kl_and_conditional_accuracy():

@@ -68,6 +68,13 @@ def set_radii(s: SampleSet, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
 
 
 def prdc(real: SampleSet, fake: SampleSet) -> dict[str, float]:
+    return {k: v for k, v in prdc_detail(real, fake).items() if not k.startswith("real_")}
+
+
+def prdc_detail(real: SampleSet, fake: SampleSet) -> dict:
+    """``prdc``'s four numbers plus, per real sample, whether it is recalled (inside some generated ball)
+    and covered (its own k=5 ball holds a generated sample): ``real_recalled``, ``real_covered`` (bool arrays),
+    so recall and coverage can be broken down by the real samples' classes."""
     r_real = set_radii(real, (K_PR, K_DC))
     r_fake = set_radii(fake, (K_PR,))[K_PR]
     xr, xf = np.asarray(real.features, np.float32), np.asarray(fake.features, np.float32)
@@ -88,6 +95,8 @@ def prdc(real: SampleSet, fake: SampleSet) -> dict[str, float]:
         "recall": float(recalled.mean()),
         "density": inside_dc / (K_DC * n),
         "coverage": float((nearest < r_real[K_DC]).mean()),
+        "real_recalled": recalled,
+        "real_covered": nearest < r_real[K_DC],
     }
 
 
