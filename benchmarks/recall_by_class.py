@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import machine  # noqa: E402
 
 from ctrlgen.classifier import Evaluator  # noqa: E402
+from ctrlgen.errors import CtrlgenError  # noqa: E402
 from ctrlgen.metrics.manifold import prdc_detail  # noqa: E402
 from ctrlgen.metrics.report import generated_set  # noqa: E402
 from ctrlgen.models import resolve_model  # noqa: E402
@@ -55,11 +56,14 @@ def main() -> None:
     for line in rows("*real test images vs training images*", prdc_detail(train_sub, ref), train_sub.labels, len(classes)):
         print(line)
     for model in args.models:
-        rt = Runtime.from_file(resolve_model(model))
+        try:
+            rt = Runtime.from_file(resolve_model(model))
+        except CtrlgenError as e:
+            raise SystemExit(f"error: {e}") from None
         if not rt.spec.conditional:
-            raise SystemExit(f"{model} is not class-conditional; this breakdown is for models with labels")
+            raise SystemExit(f"error: {model} is not class-conditional; this breakdown is for models with labels")
         gen = generated_set(rt, args.n, args.seed, ev)
-        for line in rows(model, prdc_detail(test, gen), test.labels, len(classes)):
+        for line in rows(Path(model).name, prdc_detail(test, gen), test.labels, len(classes)):
             print(line)
 
 
