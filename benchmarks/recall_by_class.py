@@ -31,10 +31,10 @@ from ctrlgen.reference import real_sets  # noqa: E402
 from ctrlgen.runtime import Runtime  # noqa: E402
 
 
-def rows(name: str, detail: dict, real_labels: np.ndarray, n_classes: int) -> list[str]:
+def rows(name: str, detail: tuple[dict, dict], real_labels: np.ndarray, n_classes: int) -> list[str]:
     out = []
-    for key, metric in (("real_recalled", "recall"), ("real_covered", "coverage")):
-        mask = detail[key]
+    for key, metric in (("recalled", "recall"), ("covered", "coverage")):
+        mask = detail[1][key]
         cells = [f"{mask[real_labels == c].mean():.3f}" for c in range(n_classes)]
         out.append(f"| {name} | {metric} | " + " | ".join(cells) + f" | {mask.mean():.3f} |")
     return out

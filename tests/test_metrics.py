@@ -98,11 +98,11 @@ def test_prdc_detail_marks_which_real_samples_are_recalled_and_covered():
     gen = blobs(400, seed=2)
     gen.features = gen.features[gen.labels != 0]  # no generated sample near class 0's real ones
     gen.labels = gen.labels[gen.labels != 0]
-    d = prdc_detail(real, gen)
-    assert d["real_recalled"].mean() == pytest.approx(d["recall"]) and d["real_covered"].mean() == pytest.approx(d["coverage"])
-    assert not d["real_recalled"][real.labels == 0].any() and not d["real_covered"][real.labels == 0].any()
-    assert d["real_recalled"][real.labels != 0].mean() > 0.5
-    assert prdc(real, gen) == {k: v for k, v in d.items() if not k.startswith("real_")}
+    d, masks = prdc_detail(real, gen)
+    assert masks["recalled"].mean() == pytest.approx(d["recall"]) and masks["covered"].mean() == pytest.approx(d["coverage"])
+    assert not masks["recalled"][real.labels == 0].any() and not masks["covered"][real.labels == 0].any()
+    assert masks["recalled"][real.labels != 0].mean() > 0.5
+    assert prdc(real, gen) == d
 
 
 def test_class_histogram_kl_and_conditional_accuracy():

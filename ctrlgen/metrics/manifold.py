@@ -68,12 +68,12 @@ def set_radii(s: SampleSet, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
 
 
 def prdc(real: SampleSet, fake: SampleSet) -> dict[str, float]:
-    return {k: v for k, v in prdc_detail(real, fake).items() if not k.startswith("real_")}
+    return prdc_detail(real, fake)[0]
 
 
-def prdc_detail(real: SampleSet, fake: SampleSet) -> dict:
-    """``prdc``'s four numbers plus, per real sample, whether it is recalled (inside some generated ball)
-    and covered (its own k=5 ball holds a generated sample): ``real_recalled``, ``real_covered`` (bool arrays),
+def prdc_detail(real: SampleSet, fake: SampleSet) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``prdc``'s four numbers, and per real sample whether it is recalled (inside some generated ball)
+    and covered (its own k=5 ball holds a generated sample) as bool arrays ``recalled`` / ``covered``,
     so recall and coverage can be broken down by the real samples' classes."""
     r_real = set_radii(real, (K_PR, K_DC))
     r_fake = set_radii(fake, (K_PR,))[K_PR]
@@ -90,14 +90,14 @@ def prdc_detail(real: SampleSet, fake: SampleSet) -> dict:
         recalled |= (d < r_fake[i : i + step, None]).any(0)
         np.minimum(nearest, d.min(0), out=nearest)
     n = max(1, len(xf))
-    return {
+    covered = nearest < r_real[K_DC]
+    numbers = {
         "precision": inside_pr / n,
         "recall": float(recalled.mean()),
         "density": inside_dc / (K_DC * n),
-        "coverage": float((nearest < r_real[K_DC]).mean()),
-        "real_recalled": recalled,
-        "real_covered": nearest < r_real[K_DC],
+        "coverage": float(covered.mean()),
     }
+    return numbers, {"recalled": recalled, "covered": covered}
 
 
 def _pick(name: str):
