@@ -156,6 +156,7 @@ def train(
 ) -> None:
     """Train a generator from a recipe; Ctrl-C saves a checkpoint, --resume continues exactly."""
     from ctrlgen.text import plain
+    from ctrlgen.train import run_state
     from ctrlgen.train.config import TrainConfig, apply_overrides, parse_override, read_recipe
     from ctrlgen.train.distributed import close, launched_by_torchrun
     from ctrlgen.train.recipe import with_data_folder
@@ -199,8 +200,7 @@ def train(
         run_dir = out or Path("runs") / f"{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if run_dir.exists() and not run_dir.is_dir():
             raise CtrlgenError(f"{run_dir} is a file, and a run needs a folder; choose another --out")
-        if (run_dir / "config.json").exists():
-            raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+        run_state.refuse_taken_folder(run_dir)
         trainer = Trainer(cfg, run_dir, distributed)
         trainer.claim(new_run=True)  # the run directory is this process's until it ends
         say = typer.echo if trainer.dist.main else _quiet

@@ -84,6 +84,20 @@ def test_train_and_export_through_the_cli(tmp_path):
     assert_one_line_error(run("train", "ring8", "--set", "lr_g=fast", ok=False), "must be a number")
 
 
+def test_train_refuses_a_folder_holding_files_a_run_would_write_into(tmp_path):
+    """A new run appends to metrics.jsonl, writes samples/step-N.png and, failing before its first checkpoint,
+    removes both: a folder where they already are (not a run: no config.json) is refused and left as it was."""
+    out = tmp_path / "mine"
+    (out / "samples").mkdir(parents=True)
+    (out / "metrics.jsonl").write_text("my notes\n")
+    (out / "samples" / "step-00000004.png").write_bytes(b"precious")
+    res = run("train", "ring8", "--steps", 4, "-o", out, "--no-progress", "--set", "net.g_width=8", ok=False)
+    assert_one_line_error(res, "already has metrics.jsonl, samples")
+    assert (out / "metrics.jsonl").read_text() == "my notes\n"
+    assert (out / "samples" / "step-00000004.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "samples"]
+
+
 def test_help_is_fast_and_imports_nothing_heavy():
     code = "import sys, ctrlgen.serve.cli; print(sorted(m for m in ('torch', 'gradio', 'onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -155,6 +155,19 @@ def truncate_metrics(path: Path, step: int) -> None:
     write_text(path, "".join(k + "\n" for k in keep))
 
 
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "samples")  # what a run writes (discard_run removes them)
+
+
+def refuse_taken_folder(run_dir: Path) -> None:
+    """A new run writes, appends to and (failing before its first checkpoint) removes RUN_FILES: refuse a folder
+    where any of them is already there, so no file of an earlier run or of the user's is mixed in or lost."""
+    if (run_dir / "config.json").exists():
+        raise CtrlgenError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    taken = [name for name in RUN_FILES if (run_dir / name).exists() or (run_dir / name).is_symlink()]
+    if taken:
+        raise CtrlgenError(f"{run_dir} already has {', '.join(taken)}, which a new run would write into; choose an empty or new --out")
+
+
 def discard_run(run_dir: Path, made: bool) -> None:
     """Remove what a new run wrote before failing (config, metrics, samples), and the folder if it made it."""
     for name in ("config.json", "metrics.jsonl"):

@@ -292,15 +292,18 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def claim(self, new_run: bool = False) -> None:
         """Lock the run directory until run() ends (a second train / --resume on it gets one line); with
-        ``new_run`` (ctrlgen train), refuse a folder that already holds a run once the lock is held."""
+        ``new_run`` (not a resume), refuse a folder that already holds a run or files a run writes, once the lock is held."""
         if self.lock is not None or not self.dist.main:
             return
         self.made_dir = not self.run_dir.exists()
         self.lock = FolderLock(self.run_dir, "ctrlgen train")
-        if new_run and (self.run_dir / "config.json").exists():
-            self.lock.release()
-            self.lock = None
-            raise CtrlgenError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} or choose another --out")
+        if new_run:
+            try:
+                run_state.refuse_taken_folder(self.run_dir)
+            except CtrlgenError:
+                self.lock.release()
+                self.lock = None
+                raise
 
     def write_config(self) -> None:
         if not self.dist.main:
@@ -350,7 +353,7 @@ class Trainer:
     def run(self, until: int | None = None) -> str:
         """Train up to step ``until`` (default: the run's total).  Returns 'done' or 'interrupted'."""
         fresh = not self.resuming and not (self.run_dir / "config.json").exists()
-        self.claim()
+        self.claim(new_run=fresh)  # a new run never writes into (or, failing, removes) files already there
         made, failed = self.made_dir, True
         try:
             status = self._run(until)
