@@ -31,10 +31,10 @@ from ctrlgen.reference import real_sets  # noqa: E402
 from ctrlgen.runtime import Runtime  # noqa: E402
 
 
-def rows(name: str, detail: tuple[dict, dict], real_labels: np.ndarray, n_classes: int) -> list[str]:
+def rows(name: str, masks: dict[str, np.ndarray], real_labels: np.ndarray, n_classes: int) -> list[str]:
     out = []
     for key, metric in (("recalled", "recall"), ("covered", "coverage")):
-        mask = detail[1][key]
+        mask = masks[key]
         cells = [f"{mask[real_labels == c].mean():.3f}" for c in range(n_classes)]
         out.append(f"| {name} | {metric} | " + " | ".join(cells) + f" | {mask.mean():.3f} |")
     return out
@@ -53,7 +53,7 @@ def main() -> None:
     print("| model | metric | " + " | ".join(classes) + " | all |")
     print("|---|---|" + "---:|" * (len(classes) + 1))
     ref = test.head(min(args.n, len(test)))  # ctrlgen eval's reference row: test images against training images
-    for line in rows("*real test images vs training images*", prdc_detail(train_sub, ref), train_sub.labels, len(classes)):
+    for line in rows("*real test images vs training images*", prdc_detail(train_sub, ref)[1], train_sub.labels, len(classes)):
         print(line)
     for model in args.models:
         try:
@@ -63,7 +63,7 @@ def main() -> None:
         if not rt.spec.conditional:
             raise SystemExit(f"error: {model} is not class-conditional; this breakdown is for models with labels")
         gen = generated_set(rt, args.n, args.seed, ev)
-        for line in rows(Path(model).name, prdc_detail(test, gen), test.labels, len(classes)):
+        for line in rows(Path(model).name, prdc_detail(test, gen)[1], test.labels, len(classes)):
             print(line)
 
 
