@@ -162,6 +162,11 @@ def _class_files(folder: Path) -> tuple[list[str], list[list[Path]], list[Path]]
             raise CtrlgenError(f"{f} is not an image (suffix {f.suffix or 'none'}); remove it or use one of {sorted(IMAGE_SUFFIXES)}")
     if not any(files) and not loose:
         raise CtrlgenError(f"{folder} has class subfolders but no images in them; add images")
+    empty = [name for name, group in zip(classes, files, strict=True) if not group]
+    if empty and any(files):
+        more = f" ({len(empty)} subfolders are empty)" if len(empty) > 1 else ""
+        raise CtrlgenError(f"class subfolder {folder / empty[0]} has no images{more}; add images to it or remove it "
+                           "(a class with no images would be named in the model but never trained)")
     return classes, files, loose
 
 

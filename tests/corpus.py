@@ -114,12 +114,13 @@ def idx_folder(env: Env, n_images: int = 4, n_labels: int = 4, magic: bytes | No
     return str(env.tmp / "idx")
 
 
-def image_folder(env: Env, extra: tuple[str, bytes] | None = None, images: bool = True) -> str:
+def image_folder(env: Env, extra: tuple[str, bytes] | None = None, images: bool = True, empty_class: str = "",
+                 classes: tuple[str, ...] = ("cat", "dog")) -> str:
     from PIL import Image
 
-    for cls in ("cat", "dog"):
+    for cls in classes:
         (env.tmp / "imgs" / cls).mkdir(parents=True, exist_ok=True)
-        if images:
+        if images and cls != empty_class:
             Image.new("L", (40, 40), 128).save(env.tmp / "imgs" / cls / "a.png")
     if extra is not None:
         env.file(f"imgs/cat/{extra[0]}", extra[1])
@@ -373,6 +374,10 @@ CASES = [
          "cannot be read as an image", "remove or replace it"),
     Case("images-empty", "an image folder with empty class folders", lambda e: e.train(data=image_folder(e, images=False)),
          "no images in them", "add images"),
+    Case("images-class-empty", "an image folder where one class folder is empty", lambda e: e.train(data=image_folder(e, empty_class="dog")),
+         "has no images", "add images to it or remove it"),
+    Case("images-only-unlabelled", "a class-conditional run on a folder with only unlabelled/ images",
+         lambda e: e.train(data=image_folder(e, classes=("unlabelled",))), "images only in unlabelled/", "one subfolder per class"),
     Case("images-bomb", "an image folder holding a decompression bomb", lambda e: e.train(data=image_folder(e)),
          "too many pixels", "remove or shrink it", patch={("PIL.Image", "MAX_IMAGE_PIXELS"): 100}),
     # ---- issue 17: lost files

@@ -151,7 +151,11 @@ def with_data_folder(d: dict[str, Any], folder: str, overrides: list[str] = ()) 
         return d  # a missing folder or IDX files: load_images says what is wrong when the run starts
     given = {".".join(parse_override(item)[0]) for item in overrides}
     d["data"] = "image-folder"
-    if d.get("conditional", True) and len(image_classes(path)) < 2:
+    n_classes = len(image_classes(path))
+    if d.get("conditional", True) and n_classes == 0:
+        raise CtrlgenError(f"{folder} has images only in unlabelled/, but recipe {d.get('recipe')} is class-conditional and needs a label "
+                           "on every image; put them in one subfolder per class, or train infogan")
+    if d.get("conditional", True) and n_classes < 2:
         raise CtrlgenError(f"{folder} has one class subfolder but recipe {d.get('recipe')} is class-conditional; "
                            "add a subfolder per class, or train infogan (or --set conditional=false)")
     channels, size = probe_image_folder(path, need_channels="channels" not in given, need_size="image_size" not in given)
