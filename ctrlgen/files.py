@@ -144,9 +144,22 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless ``force``; check its folder is writable."""
+def _check_named(path: Path) -> None:
+    """Refuse an output path that names no file of its own (``''``, ``.``, ``..``, ``/``): writing there
+    would mean replacing the folder it points at."""
+    if path.name in ("", ".."):
+        raise CtrlgenError(f"output {str(path)!r} names a folder, not a file to write; give the output a name of its own")
+
+
+def check_output(path: str | os.PathLike, force: bool, folder: bool = False) -> Path:
+    """Refuse to overwrite an existing output unless ``force``; check its folder is writable.
+
+    ``folder``: the output is itself a folder (generate's png-dir); else an existing folder at ``path``
+    is refused even with ``force`` (a file is never written over a folder)."""
     path = Path(path)
+    _check_named(path)
+    if not folder and path.is_dir():
+        raise CtrlgenError(f"{path} is a folder; the output is a file, and --force never replaces a folder: choose another name")
     if (path.exists() or path.is_symlink()) and not force:
         raise CtrlgenError(f"{path} already exists; pass --force to overwrite it or choose another output")
     if force:
@@ -164,6 +177,7 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
 
 def check_suffix(path: Path, suffix: str, why: str) -> None:
     """Refuse an output named for another format (PNG bytes in s.gif, a model in m.txt): one line naming the fix."""
+    _check_named(path)
     if path.suffix.lower() != suffix:
         raise CtrlgenError(f"{path} must end in {suffix} ({why}); name it {path.with_suffix(suffix).name}")
 

@@ -25,12 +25,13 @@ def train_evaluator(
 ) -> None:
     """Train the Fashion-MNIST evaluation classifier and export it with its card (NAME.md beside it)."""
     from ctrlgen.classifier import default_path
-    from ctrlgen.files import check_output
+    from ctrlgen.files import check_output, check_suffix
     from ctrlgen.limits import check_seed
     from ctrlgen.train.classifier_training import EvaluatorConfig, export, train
 
     check_seed(seed, "--seed")
     out = output or default_path()
+    check_suffix(out, ".onnx", "ctrlgen and ONNX tools know a model by it")
     check_output(out, force)
     cfg = EvaluatorConfig(epochs=epochs, seed=seed, train_limit=limit)
     net, report = train(cfg, data, log=typer.echo)

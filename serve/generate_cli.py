@@ -109,7 +109,7 @@ def generate(
     controls = latent.parse(spec)
     output = out.path()
     fmt = output_format(output, out.format.value if out.format is not None else None)
-    check_output(output, out.force)
+    check_output(output, out.force, folder=fmt == "png-dir")
     count, nrow, fixed = 100 if n is None else n, out.nrow, controls.fixed()
     if controls.every_class:
         layout = value_grid(spec, count, LABEL_FACTOR)

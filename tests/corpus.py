@@ -383,6 +383,13 @@ CASES = [
     # ---- issue 17: lost files
     Case("force-foreign", "png-dir --force onto a folder holding files ctrlgen did not write", png_dir_with_foreign,
          "ctrlgen did not write", "choose another output", True),
+    Case("out-empty", "an empty output name", lambda e: ["export", str(e.runs["ring8"]), "-o", ""],
+         "names a folder, not a file", "give the output a name"),
+    Case("out-dot-force", "generate --force onto the current folder", lambda e: ["generate", str(e.models["ring8"]), "-o", ".", "--force"],
+         "names a folder, not a file", "give the output a name"),
+    Case("out-file-onto-folder", "grid --force onto a folder holding someone's file",
+         lambda e: gen(e, "cgan", "-f", "grid", "--force", out=Path(existing(e, "shots/holiday.jpg")).parent.name),
+         "is a folder", "choose another name", True),
     Case("force-file", "png-dir --force onto a file", lambda e: gen(e, "cgan", "-f", "png-dir", "-n", "4", "--force", out=Path(existing(e, "pics")).name),
          "is a file, not a folder of PNGs", "choose another output", True),
     Case("train-locked", "train into a run directory another trainer holds", lambda e: ["train", "ring8", "--steps", "1", "--no-progress",
