@@ -141,7 +141,7 @@ def _root(
 @user_errors
 def train(
     recipe: Annotated[str | None, typer.Argument(help="Recipe: a model family (cgan, infogan, gan2d), a preset (fashion-cgan, fashion-infogan, ring8, grid25, ...) or a TOML path.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="Override any field: key=value (lr_g=1e-4, net.g_width=128, techniques.ema.decay=0.99).")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override any field: key=value (lr_g=1e-4, net.g_width=128, techniques.ema.decay=0.99).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/RECIPE-TIMESTAMP).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its newest checkpoint.")] = None,
     steps: Annotated[int | None, typer.Option(help="G updates in total (overrides the recipe's steps/epochs).")] = None,

@@ -45,7 +45,7 @@ class Held:
     """What stays fixed while the factor varies (parsed by ctrlgen.controls)."""
 
     label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None
-    fix: Annotated[list[str], typer.Option(help="Fix another code: NAME=VALUE (repeatable).")] = field(default_factory=list)
+    fix: Annotated[list[str], typer.Option(metavar="NAME=VALUE", help="Fix another code: NAME=VALUE (repeatable).")] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Keyframes:
     """Labels and code values per keyframe (parsed by ctrlgen.controls)."""
 
     label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None
-    code: Annotated[list[str], typer.Option(help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = field(default_factory=list)
+    code: Annotated[list[str], typer.Option(metavar="NAME=V[,V...]", help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,18 @@ class Format(str, Enum):
 class LatentOptions:
     """What the samples are asked to be (parsed into ``ctrlgen.controls.Controls``)."""
 
-    label: Annotated[str | None, typer.Option(help="Class index or name for every sample, 'all' for a row per class, 'random' (default: all).")] = None
-    cat: Annotated[list[str], typer.Option(help="Fix a categorical code: NAME=INT (repeatable).")] = field(default_factory=list)
-    cont: Annotated[list[str], typer.Option(help="Fix a continuous code: NAME=FLOAT (repeatable).")] = field(default_factory=list)
+    label: Annotated[list[str], typer.Option(metavar="LABEL", help="Class index or name for every sample, 'all' for a row per class, 'random' (default: all).")] = field(
+        default_factory=list)
+    cat: Annotated[list[str], typer.Option(metavar="NAME=INT", help="Fix a categorical code: NAME=INT (repeatable).")] = field(default_factory=list)
+    cont: Annotated[list[str], typer.Option(metavar="NAME=FLOAT", help="Fix a continuous code: NAME=FLOAT (repeatable).")] = field(default_factory=list)
 
     def parse(self, spec: Any):
         from ctrlgen.controls import ALL, parse_controls
 
-        label = (ALL if spec.conditional else None) if self.label is None else self.label
+        if len(self.label) > 1:  # a single-valued option given twice: click would keep the last one silently
+            raise CtrlgenError(f"--label is given {len(self.label)} times ({' and '.join(self.label)}); give it once "
+                               "(--label all draws a row per class)")
+        label = (ALL if spec.conditional else None) if not self.label else self.label[0]
         return parse_controls(spec, label=label, cat=self.cat, cont=self.cont)
 
 

@@ -287,6 +287,8 @@ CASES = [
     Case("cat-high", "a categorical value out of range", lambda e: gen(e, "infogan", "--cat", "c=10"), "--cat c=10 is out of range", "use 0..9", True),
     Case("cat-text", "a categorical value that is not an integer", lambda e: gen(e, "infogan", "--cat", "c=x"), "is not an integer", "use 0..9", True),
     Case("cat-unknown", "an unknown code name", lambda e: gen(e, "infogan", "--cat", "q=1"), "categorical code 'q' is unknown", "this model has: c", True),
+    Case("label-twice", "a label given twice", lambda e: gen(e, "cgan", "--label", "Dress", "--label", "Coat"),
+         "--label is given 2 times (Dress and Coat)", "give it once", True),
     Case("cat-twice", "a categorical code given twice", lambda e: gen(e, "infogan", "--cat", "c=1", "--cat", "c=7"),
          "code c is given twice (1 and 7)", "give each code once", True),
     Case("cat-no-value", "a code without a value", lambda e: gen(e, "infogan", "--cat", "c"), "must look like NAME=VALUE", "NAME=VALUE", True),
