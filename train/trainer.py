@@ -437,6 +437,9 @@ class Trainer:
         try:
             if found is not None:  # none yet (stopped before the first one): start again from step 0, the same seed
                 trainer.load_checkpoint(ckpt_io.load(found))
+            if trainer.total_steps < trainer.step:  # before anything is written: config.json keeps its length
+                raise CtrlgenError(f"{run_dir} is at step {trainer.step:,}, past the {trainer.total_steps:,} steps asked for; "
+                                   f"give --steps (or --epochs) beyond step {trainer.step:,} to continue it, or export it as it is")
             trainer.truncate_metrics()
         except BaseException:
             trainer.close()
