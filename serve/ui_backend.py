@@ -24,6 +24,7 @@ import numpy as np
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.serve.ui_limits import Limits, OutputStore, as_int, as_truncation, display, fit_scale
+from ctrlgen.text import plain
 
 __all__ = ["Explorer", "Limits", "OutputStore", "Registry", "as_int", "as_truncation", "display", "fit_scale"]
 
@@ -75,6 +76,7 @@ class Registry:
 
     def about(self, name: str) -> tuple[Any, dict]:
         """(spec, card) of a served model: from an .onnx file's metadata (no session), else by loading it."""
+        name = self.check(name)
         if name not in self._about:
             from ctrlgen.serve.ui_card import file_spec
 
@@ -91,10 +93,15 @@ class Registry:
 
         return describe_spec(*self.about(name))
 
+    def check(self, name: Any) -> str:
+        """``name`` if it is a served model's name, else one line (an API client may send anything)."""
+        if not isinstance(name, str) or name not in self.paths:
+            raise CtrlgenError(f"model {plain(repr(name), 80)} is not served here; choose one of: {', '.join(self.paths) or 'none'}")
+        return name
+
     def get(self, name: Any) -> Any:
         """The runtime of a served model, loaded on first use."""
-        if name not in self.paths:
-            raise CtrlgenError(f"model {name!r} is not served here; choose one of: {', '.join(self.paths) or 'none'}")
+        name = self.check(name)
         with self._lock:
             if name not in self._loaded:
                 from ctrlgen.runtime import Runtime

@@ -130,7 +130,7 @@ GARBAGE = [None, "", " ", "nan", "inf", -1, 0, 1, 3.5, 1e30, float("nan"), float
 def test_any_request_gets_a_result_or_one_short_line(tiny_models):
     """Random requests of garbage values, as the UI's API may receive them: every one either answers or raises
     CtrlgenError with one line that stays short whatever was sent (found: lists and numbers where text was
-    expected, an infinite label, a 10,000-character seed quoted back whole)."""
+    expected, an infinite label, a 10,000-character seed quoted back whole, a list as the model's name)."""
     import inspect
     import random
 
@@ -146,7 +146,7 @@ def test_any_request_gets_a_result_or_one_short_line(tiny_models):
                 args = {}
                 for p in params:
                     if p.name in ("model", "model_a", "model_b"):
-                        args[p.name] = rng.choice(names + ["nosuch", None]) if rng.random() < 0.2 else rng.choice(names)
+                        args[p.name] = rng.choice(names + ["nosuch", None, [], {}, 3, "<b>x</b>"]) if rng.random() < 0.3 else rng.choice(names)
                     elif p.default is inspect.Parameter.empty or rng.random() < 0.5:
                         args[p.name] = rng.choice(GARBAGE)
                 try:
