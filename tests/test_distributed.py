@@ -79,6 +79,10 @@ def test_cli_refuses_half_configured_launches(tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", "ring8", "--steps", "1", "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "add --distributed" in r.output
     assert not (tmp_path / "r").exists()
+    monkeypatch.setenv("WORLD_SIZE", "two")  # was a ValueError traceback
+    r = runner.invoke(app, ["train", "ring8", "--steps", "1", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and r.output.strip() == "Error: environment variable WORLD_SIZE=two is not an integer; unset it, or launch with torchrun"
+    assert not (tmp_path / "r").exists()
 
 
 # ---------------------------------------------------------------------- two gloo ranks

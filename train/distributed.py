@@ -54,6 +54,7 @@ import torch
 import torch.distributed as dist
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.text import plain
 
 # The trainer and its config (train/trainer.py, train/config.py) import this module, so the types are named here,
 # not imported: an import back, even a type-only one, would close an import cycle.
@@ -70,8 +71,19 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def env_int(name: str, default: int) -> int:
+    """An integer from torchrun's environment; a value that is not one is one line naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise CtrlgenError(f"environment variable {name}={plain(raw, 40)!s} is not an integer; unset it, or launch with torchrun") from None
+
+
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return env_int("WORLD_SIZE", 1) > 1
 
 
 def init(device: torch.device) -> None:
@@ -85,7 +97,7 @@ def init(device: torch.device) -> None:
             "launch with: torchrun --nproc_per_node N -m ctrlgen.train RECIPE ..."
         )
     if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(env_int("LOCAL_RANK", 0))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
 
 
