@@ -37,9 +37,10 @@ class LatentOptions:
 
     def parse(self, spec: Any):
         from ctrlgen.controls import ALL, parse_controls
+        from ctrlgen.text import plain
 
         if len(self.label) > 1:  # a single-valued option given twice: click would keep the last one silently
-            raise CtrlgenError(f"--label is given {len(self.label)} times ({' and '.join(self.label)}); give it once "
+            raise CtrlgenError(f"--label is given {len(self.label)} times ({plain(' and '.join(self.label), 80)}); give it once "
                                "(--label all draws a row per class)")
         label = (ALL if spec.conditional else None) if not self.label else self.label[0]
         return parse_controls(spec, label=label, cat=self.cat, cont=self.cont)
