@@ -189,7 +189,28 @@ def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(onnx_path: str | os.PathLike, card: dict[str, Any]) -> Path:
+def is_card_markdown(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a model card this module wrote (``# NAME``, a blank line, ``| field | value |``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = [f.readline() for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head[0].startswith("# ") and head[1] == "\n" and head[2].rstrip("\n") == "| field | value |"
+
+
+def check_markdown_path(onnx_path: str | os.PathLike, force: bool = False, fix: str = "move it away or pass --force to replace it") -> Path:
+    """The card's NAME.md beside ``onnx_path``; refuse (before any work) to replace a file there that is not
+    a card ctrlgen wrote, unless ``force`` (never a folder)."""
     out = Path(onnx_path).with_suffix(".md")
+    if out.is_dir():
+        raise CtrlgenError(f"{out} is a folder, and the model card would be written there; move it away")
+    if os.path.lexists(out) and not force and not is_card_markdown(out):
+        raise CtrlgenError(f"{out} exists and is not a model card ctrlgen wrote, and the card would be written there; {fix}")
+    return out
+
+
+def write_markdown(onnx_path: str | os.PathLike, card: dict[str, Any], force: bool = False) -> Path:
+    out = check_markdown_path(onnx_path, force)
     write_text(out, markdown(card, spec_of(onnx_path)))
     return out

@@ -265,10 +265,19 @@ def export(
         return
     check_suffix(output, ".onnx", "ctrlgen and ONNX tools know a model by it")
     check_output(output, force)
-    rep = do_export(source, output, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
+
+    def write(path: Path) -> Any:
+        return do_export(source, path, prefer_ema=ema, tol=tol, q_head=q_head, precision=precision)
+
+    if evaluate:
+        from ctrlgen.serve.eval_cli import export_evaluated, print_report
+
+        rep, report, md = export_evaluated(output, force, write)
+    else:
+        rep = write(output)
     diff = (f"|int8 - fp32| max {rep.max_abs_diff:.2e}, mean {rep.card['int8_vs_fp32_mean_abs_diff']:.2e}" if rep.precision == "int8"
             else f"max |onnxruntime - torch| = {rep.max_abs_diff:.2e}")
-    typer.echo(f"Wrote {rep.path} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); onnx.checker passed; {diff} at batch 1 and 37")
+    typer.echo(f"Wrote {output} ({rep.bytes / 1e6:.2f} MB, opset {rep.opset}, {rep.weights} weights); onnx.checker passed; {diff} at batch 1 and 37")
     if rep.precision == "int8":
         q = rep.card["quality_check"]
         typer.echo(
@@ -276,9 +285,8 @@ def export(
             f"{q['reduced']['conditional_accuracy']:.4f} int8, FD {q['fp32']['fd']:.3f} -> {q['reduced']['fd']:.3f}"
         )
     if evaluate:
-        from ctrlgen.serve.eval_cli import record_evaluation
-
-        record_evaluation(output)
+        print_report(report)
+        typer.echo(f"Recorded {len(report.rows)} metrics in the card of {output}; wrote {md}")
 
 
 def _export_triton(source: Path, repo: Path, name: str | None, kind: str, instances: int, max_batch: int, force: bool,

@@ -7,8 +7,9 @@ inside the functions so ``ctrlgen --help`` stays instant.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,6 +95,10 @@ def eval_model(
     path = resolve_model(model)
     if write_card and path.suffix != ".onnx":
         raise CtrlgenError(f"--write-card needs an .onnx file, {path} is not one; export it first (ctrlgen export RUN -o m.onnx --eval)")
+    if write_card:
+        from ctrlgen.card import check_markdown_path
+
+        check_markdown_path(path, fix="move it away, then run this again")
     from ctrlgen.limits import check_seed
 
     check_seed(seed, "--seed")
@@ -119,13 +124,32 @@ def _write_card(path: Path, report, quiet: bool = False) -> None:
         typer.echo(f"Recorded {len(report.rows)} metrics in the card of {path}; wrote {md}")
 
 
-def record_evaluation(path: Path, n: int | None = None, seed: int = 0) -> None:
-    """``ctrlgen export --eval``: measure the exported file and record the metrics in its card."""
+def export_evaluated(output: Path, force: bool, export: Callable[[Path], Any]) -> Any:
+    """``ctrlgen export -o OUTPUT --eval``: ``export`` writes the model into a staging folder beside OUTPUT,
+    it is measured there and its card records the metrics; only then does it become OUTPUT, with NAME.md
+    beside it, and the report is printed.  A measurement that fails (no evaluator for this data, no
+    dataset) leaves nothing behind, and a NAME.md that is not a card ctrlgen wrote is refused before any
+    work (``--force`` replaces it).  Returns what ``export`` returned."""
+    import tempfile
+
+    from ctrlgen.card import check_markdown_path, record, write_markdown
+    from ctrlgen.files import publish
     from ctrlgen.metrics.report import evaluate
 
-    report = evaluate(path, n=n, seed=seed)
-    print_report(report)
-    _write_card(path, report)
+    check_markdown_path(output, force)
+    folder = output.parent if str(output.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.", suffix=".tmp", dir=folder) as staging:
+        staged = Path(staging) / output.name
+        rep = export(staged)
+        try:
+            report = evaluate(staged)
+        except CtrlgenError as e:
+            raise CtrlgenError(f"{str(e).replace(str(staged), str(output))}; nothing was written (without --eval it exports unmeasured)") from None
+        card = record(staged, report)
+        publish(staged, output)
+    md = write_markdown(output, card, force=force)
+    return rep, report, md
 
 
 def plot(

@@ -126,3 +126,31 @@ def test_plot_writes_curves_and_a_gif_of_the_sample_grids(tmp_path):
     one_line_error(run("plot", tmp_path, "-o", keep, ok=False), "--force")
     assert keep.read_bytes() == b"keep"
     one_line_error(run("plot", tmp_path / "nothing", ok=False), "no metrics.jsonl")
+
+
+
+def test_export_eval_keeps_a_users_md_and_writes_nothing_when_it_cannot_measure(tiny_runs, tmp_path, monkeypatch):
+    """export --eval wrote NAME.md over any file of that name, and a measurement that failed (a model of data
+    ctrlgen eval has no evaluator for) left the unmeasured model behind after its error line."""
+    out, notes = tmp_path / "m.onnx", tmp_path / "m.md"
+    notes.write_bytes(b"my notes on m")
+    one_line_error(run("export", tiny_runs["ring8"], "-o", out, "--eval", ok=False), "m.md exists and is not a model card ctrlgen wrote")
+    assert notes.read_bytes() == b"my notes on m" and not out.exists()
+    run("export", tiny_runs["ring8"], "-o", out)  # without --eval no card is written beside it
+    one_line_error(run("eval", out, "--write-card", ok=False), "m.md exists and is not a model card ctrlgen wrote")
+    assert notes.read_bytes() == b"my notes on m"
+    run("export", tiny_runs["ring8"], "-o", out, "--eval", "--force")  # --force replaces it, as it replaces the model
+    assert notes.read_text().startswith("# ") and "Metrics measured at export" in notes.read_text()
+    run("export", tiny_runs["ring8"], "-o", out, "--eval", "--force")  # a card ctrlgen wrote is its own to replace
+    run("eval", out, "--write-card")
+
+    from ctrlgen.errors import CtrlgenError
+    from ctrlgen.metrics import report as report_module
+
+    def no_dataset(*a, **k):
+        raise CtrlgenError("Fashion-MNIST not found at /nowhere; install it")
+
+    monkeypatch.setattr(report_module, "evaluate", no_dataset)
+    fresh = tmp_path / "fresh" / "f.onnx"
+    one_line_error(run("export", tiny_runs["ring8"], "-o", fresh, "--eval", ok=False), "nothing was written")
+    assert not fresh.exists() and not fresh.with_suffix(".md").exists() and list(fresh.parent.iterdir()) == []
