@@ -8,7 +8,14 @@ while a model that misses a little of everything shows an even row.  The first r
 real training images scored as ``ctrlgen eval``'s reference row scores them.  Same samples
 as ``ctrlgen eval MODEL --n N --seed S``, so the "all" column equals its recall / coverage.
 
-    python benchmarks/recall_by_class.py fashion-cgan [RUN/checkpoints/step-N.safetensors ...] [--n 10000]
+    python benchmarks/recall_by_class.py fashion-cgan [RUN/checkpoints/step-N.safetensors ...] [--n 10000] [--mixture]
+
+``--mixture`` adds a row for the models together: their mixture (N samples, each class's split
+evenly over the models: what one generator that picks a member per sample would score).  Whether
+several seeds miss the same slice of the data or each its own: a mixture of generators that
+miss different slices recalls more than any of them.  (The union of their recalled images would
+not tell: it counts N samples per model, each with the larger k-NN balls of N samples, so it is
+inflated past what N samples of any one generator can score.)
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from generate import machine  # noqa: E402
 from ctrlgen.classifier import Evaluator  # noqa: E402
 from ctrlgen.errors import CtrlgenError  # noqa: E402
 from ctrlgen.metrics.manifold import prdc_detail  # noqa: E402
+from ctrlgen.metrics.registry import SampleSet  # noqa: E402
 from ctrlgen.metrics.report import generated_set  # noqa: E402
 from ctrlgen.models import resolve_model  # noqa: E402
 from ctrlgen.reference import real_sets  # noqa: E402
@@ -45,6 +53,7 @@ def main() -> None:
     p.add_argument("models", nargs="+", help="shipped model names, .onnx files, run directories or checkpoints (class-conditional)")
     p.add_argument("--n", type=int, default=10000, help="generated samples per model (ctrlgen eval's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixture", action="store_true", help="also score the models together, as a mixture with each class split evenly over them")
     args = p.parse_args()
     ev = Evaluator.load()
     test, train_sub = real_sets(ev, None)
@@ -55,6 +64,7 @@ def main() -> None:
     ref = test.head(min(args.n, len(test)))  # ctrlgen eval's reference row: test images against training images
     for line in rows("*real test images vs training images*", prdc_detail(train_sub, ref)[1], train_sub.labels, len(classes)):
         print(line)
+    sets = []
     for model in args.models:
         try:
             rt = Runtime.from_file(resolve_model(model))
@@ -62,9 +72,22 @@ def main() -> None:
             raise SystemExit(f"error: {e}") from None
         if not rt.spec.conditional:
             raise SystemExit(f"error: {model} is not class-conditional; this breakdown is for models with labels")
-        gen = generated_set(rt, args.n, args.seed, ev)
-        for line in rows(Path(model).name, prdc_detail(test, gen)[1], test.labels, len(classes)):
+        sets.append(generated_set(rt, args.n, args.seed, ev))
+        for line in rows(Path(model).name, prdc_detail(test, sets[-1])[1], test.labels, len(classes)):
             print(line)
+    if args.mixture and len(sets) > 1:
+        for line in rows(f"mixture of the {len(sets)} models", prdc_detail(test, mixture(sets))[1], test.labels, len(classes)):
+            print(line)
+
+
+def mixture(sets: list[SampleSet]) -> SampleSet:
+    """The samples of several models as one set of the same size: sample i comes from model
+    (i // n_classes) % len(sets), so with ``generated_set``'s cycling labels each class is split evenly."""
+    n_classes = int(sets[0].labels.max()) + 1
+    idx = np.arange(len(sets[0].labels))
+    member = (idx // n_classes) % len(sets)
+    pick = lambda key: np.stack([getattr(s, key) for s in sets])[member, idx]  # noqa: E731
+    return SampleSet(features=pick("features"), logits=pick("logits"), labels=sets[0].labels)
 
 
 if __name__ == "__main__":
