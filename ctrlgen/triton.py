@@ -38,6 +38,7 @@ from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import _umask, publish
 from ctrlgen.limits import MAX_BATCH, check_int
 from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
+from ctrlgen.text import plain
 
 KINDS = ("gpu", "cpu")
 VERSION = "1"
@@ -193,6 +194,8 @@ def write_repository(
     target = repo / name
     if target.exists() and not force:
         raise CtrlgenError(f"{target} already exists; pass --force to replace it or choose another --triton-name")
+    if target.exists():
+        _check_replaceable(target)
     text = config_text(name, inputs, outputs, max_batch_size=max_batch_size, kind=kind, instances=instances,
                        max_queue_delay_us=max_queue_delay_us, source=source.name)
     _write_dir(target, {"config.pbtxt": text.encode(), f"{VERSION}/model.onnx": data})
@@ -230,6 +233,20 @@ def _default_name(source: Path, meta: dict[str, str]) -> str:
         return str(json.loads(meta.get("ctrlgen.card", "{}")).get("name") or source.name)
     except json.JSONDecodeError:
         return source.name
+
+
+def _check_replaceable(target: Path) -> None:
+    """``--force`` replaces an entry ctrlgen wrote (config.pbtxt and VERSION/model.onnx) and nothing else: a folder
+    that also holds other files (another version of the model, someone's notes) is refused whole."""
+    if not target.is_dir():
+        raise CtrlgenError(f"{target} is a file, not a Triton model folder; --force replaces only an entry ctrlgen wrote: "
+                           "choose another --triton-name")
+    ours = {Path("config.pbtxt"), Path(VERSION) / "model.onnx"}
+    foreign = sorted(str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir() and p.relative_to(target) not in ours)
+    if foreign:
+        shown = ", ".join(repr(plain(f, 60)) for f in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise CtrlgenError(f"{target} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only an entry "
+                           "ctrlgen wrote (config.pbtxt and 1/model.onnx), nothing was deleted: choose another --triton-name")
 
 
 def _write_dir(target: Path, files: dict[str, bytes]) -> None:

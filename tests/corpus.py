@@ -427,6 +427,9 @@ CASES = [
          "the spec and the graph disagree", "re-export it", True),
     Case("triton-external", "export --triton of a model with external data at an absolute path",
          lambda e: ["export", external_data_onnx(e, "ext.onnx"), "--triton", str(e.tmp / "repo")], "in an external file ('/etc/passwd')", "re-export it"),
+    Case("triton-force-foreign", "export --triton --force onto a model folder that also holds someone's version 2",
+         lambda e: ["export", str(e.runs["ring8"]), "--triton", str(Path(existing(e, "repo/m/2/model.onnx")).parents[2]), "--triton-name", "m", "--force"],
+         "holds 1 file(s) ctrlgen did not write ('2/model.onnx')", "choose another --triton-name"),
     Case("tol-nan", "export --tol nan (would switch the parity check off)", lambda e: ["export", str(e.runs["ring8"]), "-o", str(e.tmp / "m.onnx"), "--tol", "nan"],
          "--tol must be a finite number", "finite"),
     # ---- issue 17: unbounded resources
