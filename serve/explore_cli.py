@@ -14,7 +14,18 @@ import typer
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.limits import MAX_BATCH, MAX_KEYS, check_int, check_seed, check_threads, check_truncation
-from ctrlgen.serve.options import Force, Model, Runner, Scale, Seed, Threads, Truncation, check_scale, grouped
+from ctrlgen.serve.options import (
+    Force,
+    Model,
+    Runner,
+    Scale,
+    Seed,
+    Threads,
+    Truncation,
+    check_scale,
+    grouped,
+    once,
+)
 
 MAX_CELLS = 10_000
 MAX_FRAMES = 2_000
@@ -44,7 +55,8 @@ class SweepFactor:
 class Held:
     """What stays fixed while the factor varies (parsed by ctrlgen.controls)."""
 
-    label: Annotated[str | None, typer.Option(help="Fix the label (index or name) while sweeping a code.")] = None
+    label: Annotated[list[str], typer.Option(metavar="LABEL", help="Fix the label (index or name) while sweeping a code.")] = field(
+        default_factory=list)
     fix: Annotated[list[str], typer.Option(metavar="NAME=VALUE", help="Fix another code: NAME=VALUE (repeatable).")] = field(default_factory=list)
 
 
@@ -87,7 +99,7 @@ def sweep(
     check_output(picture.output, picture.force)
     rt = run.open(model)
     factor.check(rt.spec)
-    controls = parse_controls(rt.spec, label=held.label, codes=held.fix)
+    controls = parse_controls(rt.spec, label=once(held.label, "--label"), codes=held.fix)
     res = make_sweep(
         rt, chosen, steps=steps, rows=rows, seed=seed, controls=controls, truncation=truncation,
         captions=picture.captions, transpose=picture.transpose, scale=picture.scale, max_cells=MAX_CELLS,
@@ -101,7 +113,8 @@ def sweep(
 class Keyframes:
     """Labels and code values per keyframe (parsed by ctrlgen.controls)."""
 
-    label: Annotated[str | None, typer.Option(help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = None
+    label: Annotated[list[str], typer.Option(metavar="L1,L2,...", help="Label(s) per keyframe, comma-separated (indices or names); labels switch halfway.")] = field(
+        default_factory=list)
     code: Annotated[list[str], typer.Option(metavar="NAME=V[,V...]", help="Code value(s) per keyframe: NAME=V or NAME=V1,V2,... (repeatable).")] = field(default_factory=list)
 
 
@@ -149,7 +162,7 @@ def interpolate(
         walks = 256 if spec.output_kind == "points" else 1
     if walks < 1 or walks * frames > 1_000_000:
         raise CtrlgenError(f"--walks must be at least 1 and walks x frames at most 1,000,000, got {walks} x {frames}")
-    controls = parse_controls(spec, label=keyframes.label, codes=keyframes.code, keyframes=True)
+    controls = parse_controls(spec, label=once(keyframes.label, "--label", "comma-separate the keyframes' labels"), codes=keyframes.code, keyframes=True)
     pics = walk(
         rt, frames=frames, keys=keys, walks=walks, seed=seed, controls=controls,
         truncation=truncation, loop=loop, scale=gif.scale,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.serve.options import Device, Model, Threads, grouped, open_model
+from ctrlgen.serve.options import Device, Model, Threads, grouped, once, open_model
 
 
 class Format(str, Enum):
@@ -37,12 +37,9 @@ class LatentOptions:
 
     def parse(self, spec: Any):
         from ctrlgen.controls import ALL, parse_controls
-        from ctrlgen.text import plain
 
-        if len(self.label) > 1:  # a single-valued option given twice: click would keep the last one silently
-            raise CtrlgenError(f"--label is given {len(self.label)} times ({plain(' and '.join(self.label), 80)}); give it once "
-                               "(--label all draws a row per class)")
-        label = (ALL if spec.conditional else None) if not self.label else self.label[0]
+        label = once(self.label, "--label", "--label all draws a row per class")
+        label = (ALL if spec.conditional else None) if label is None else label
         return parse_controls(spec, label=label, cat=self.cat, cont=self.cont)
 
 

@@ -88,3 +88,14 @@ def grouped(**groups: type) -> Callable:
 
     return wrap
 
+
+def once(values: list[str], option: str, hint: str = "") -> str | None:
+    """The value of a single-valued option that typer collects as a list (so that one given twice is
+    noticed: click would keep the last one silently); None if not given."""
+    if len(values) > 1:
+        from ctrlgen.errors import CtrlgenError
+        from ctrlgen.text import plain
+
+        raise CtrlgenError(f"{option} is given {len(values)} times ({plain(' and '.join(values), 80)}); give it once"
+                           + (f" ({hint})" if hint else ""))
+    return values[0] if values else None
