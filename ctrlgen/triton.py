@@ -194,8 +194,6 @@ def write_repository(
     target = repo / name
     if target.exists() and not force:
         raise CtrlgenError(f"{target} already exists; pass --force to replace it or choose another --triton-name")
-    if target.exists():
-        _check_replaceable(target)
     text = config_text(name, inputs, outputs, max_batch_size=max_batch_size, kind=kind, instances=instances,
                        max_queue_delay_us=max_queue_delay_us, source=source.name)
     _write_dir(target, {"config.pbtxt": text.encode(), f"{VERSION}/model.onnx": data})
@@ -235,17 +233,18 @@ def _default_name(source: Path, meta: dict[str, str]) -> str:
         return source.name
 
 
-def _check_replaceable(target: Path) -> None:
+def _check_replaceable(folder: Path, shown_as: Path) -> None:
     """``--force`` replaces an entry ctrlgen wrote (config.pbtxt and VERSION/model.onnx) and nothing else: a folder
-    that also holds other files (another version of the model, someone's notes) is refused whole."""
-    if not target.is_dir():
-        raise CtrlgenError(f"{target} is a file, not a Triton model folder; --force replaces only an entry ctrlgen wrote: "
+    that also holds other files (another version of the model, someone's notes) is refused whole.  ``folder`` is
+    the old entry already renamed out of the way (nothing can be added to it unseen); ``shown_as`` its name."""
+    if not folder.is_dir():
+        raise CtrlgenError(f"{shown_as} is a file, not a Triton model folder; --force replaces only an entry ctrlgen wrote: "
                            "choose another --triton-name")
     ours = {Path("config.pbtxt"), Path(VERSION) / "model.onnx"}
-    foreign = sorted(str(p.relative_to(target)) for p in target.rglob("*") if not p.is_dir() and p.relative_to(target) not in ours)
+    foreign = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir() and p.relative_to(folder) not in ours)
     if foreign:
         shown = ", ".join(repr(plain(f, 60)) for f in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise CtrlgenError(f"{target} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only an entry "
+        raise CtrlgenError(f"{shown_as} holds {len(foreign)} file(s) ctrlgen did not write ({shown}); --force replaces only an entry "
                            "ctrlgen wrote (config.pbtxt and 1/model.onnx), nothing was deleted: choose another --triton-name")
 
 
@@ -272,6 +271,7 @@ def _write_dir(target: Path, files: dict[str, bytes]) -> None:
         if target.exists():
             old = stage_root / f"{stage.name}.old"
             os.replace(target, old)
+            _check_replaceable(old, shown_as=target)  # refused: the except below puts it back
         publish(stage, target)
     except BaseException:
         if old is not None and old.exists() and not target.exists():

@@ -124,12 +124,12 @@ def _write_card(path: Path, report, quiet: bool = False) -> None:
         typer.echo(f"Recorded {len(report.rows)} metrics in the card of {path}; wrote {md}")
 
 
-def export_evaluated(output: Path, force: bool, export: Callable[[Path], Any]) -> Any:
+def export_evaluated(output: Path, force: bool, export: Callable[[Path], Any]) -> tuple[Any, Any, Path]:
     """``ctrlgen export -o OUTPUT --eval``: ``export`` writes the model into a staging folder beside OUTPUT,
     it is measured there and its card records the metrics; only then does it become OUTPUT, with NAME.md
-    beside it, and the report is printed.  A measurement that fails (no evaluator for this data, no
+    beside it.  A measurement that fails (no evaluator for this data, no
     dataset) leaves nothing behind, and a NAME.md that is not a card ctrlgen wrote is refused before any
-    work (``--force`` replaces it).  Returns what ``export`` returned."""
+    work (``--force`` replaces it).  Returns (what ``export`` returned, the report, the NAME.md path)."""
     import tempfile
 
     from ctrlgen.card import check_markdown_path, record, write_markdown
