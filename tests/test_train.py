@@ -104,6 +104,42 @@ def test_linear_lr_decay_follows_the_step_changes_the_weights_and_resumes_exactl
         load_config("ring8", ["lr_decay_start=1"])
 
 
+def test_late_rates_start_the_decay_from_their_own_value_and_resume_exactly(tmp_path):
+    """lr_g_late / lr_d_late: from lr_decay_start on, G's (D's) rate starts its fall from that value instead of
+    lr_g (lr_d); before it nothing changes; a resume lands on the same weights; the late G rate changes G."""
+    late = ("steps=10", "lr_decay=linear", "lr_decay_start=0.6", "lr_g=2e-3", "lr_d=2e-3", "lr_g_late=5e-4")
+    t = Trainer(tiny_config("ring8", *late), tmp_path / "probe")
+    seen = []
+    real_step = t.train_step
+
+    def spy():
+        out = real_step()
+        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+        return out
+
+    t.train_step = spy
+    t.run()
+    factors = (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)
+    assert [g for g, _ in seen] == pytest.approx([2e-3] * 6 + [5e-4 * f for f in factors[6:]])
+    assert [d for _, d in seen] == pytest.approx([2e-3 * f for f in factors])
+    whole = Trainer(tiny_config("ring8", *late), tmp_path / "whole")
+    whole.run()
+    part = Trainer(tiny_config("ring8", *late), tmp_path / "part")
+    part.run(until=8)
+    resumed = Trainer.resume(tmp_path / "part")
+    resumed.run()
+    a, b = _state(whole), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = Trainer(tiny_config("ring8", *late[:-1]), tmp_path / "plain")
+    plain.run()
+    p = _state(plain)
+    assert any(not torch.equal(a[k], p[k]) for k in a if k.startswith("G."))  # the late rate changed G's training
+    with pytest.raises(CtrlgenError, match="lr_d_late must be >= 0"):
+        load_config("ring8", ["lr_decay=linear", "lr_d_late=-1"])
+    with pytest.raises(CtrlgenError, match="lr_g_late sets a rate for the decay, but lr_decay is none"):
+        load_config("ring8", ["lr_g_late=1e-4"])
+
+
 def test_resume_refuses_to_change_what_defines_the_run(tmp_path):
     Trainer(tiny_config("ring8", "steps=2"), tmp_path).run()
     with pytest.raises(CtrlgenError, match="cannot change"):

@@ -36,7 +36,7 @@ DATASETS = ("fashion-mnist", "image-folder", *MIXTURES)
 AMPS = ("auto", "off", "bf16", "fp16")
 RUN_FIELDS = {"steps", "epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "amp", "progress",
               "monitor_every", "monitor_samples", "best_metric", "on_collapse", "nonfinite_limit", "compile",
-              "tensorboard", "lr_decay", "lr_decay_start"}
+              "tensorboard", "lr_decay", "lr_decay_start", "lr_g_late", "lr_d_late"}
 """Fields that may change on --resume; the rest define the run and must stay."""
 
 
@@ -139,6 +139,8 @@ class TrainConfig:
     n_critic: int = 1  # D updates per G update
     lr_decay: str = "none"  # none | linear: both learning rates fall linearly to 0 over the run's last (1 - lr_decay_start)
     lr_decay_start: float = 0.5  # the share of the run's G steps after which the linear decay starts
+    lr_g_late: float = 0.0  # under lr_decay: G's rate from lr_decay_start on, falling from here to 0 (0 = lr_g)
+    lr_d_late: float = 0.0  # the same for D (0 = lr_d)
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # stabilizers by name, with parameters
     mode: str = "standard"  # standard (one G) | egan (a population of G's evolved with several losses: train/egan.py)
     egan: dict[str, Any] = field(default_factory=dict)  # E-GAN settings (mode = "egan"): population, mutations, gamma, ...
@@ -190,6 +192,11 @@ class TrainConfig:
             raise CtrlgenError(f"lr_decay {self.lr_decay!r} is unknown; use none or linear")
         if not 0 <= self.lr_decay_start < 1:
             raise CtrlgenError(f"lr_decay_start must be in [0, 1) (a share of the run's steps), got {self.lr_decay_start}")
+        for name in ("lr_g_late", "lr_d_late"):
+            if not getattr(self, name) >= 0:
+                raise CtrlgenError(f"{name} must be >= 0 (0 keeps the rate the run starts with), got {getattr(self, name)}")
+            if getattr(self, name) and self.lr_decay == "none":
+                raise CtrlgenError(f"{name} sets a rate for the decay, but lr_decay is none; add lr_decay = \"linear\" or drop {name}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise CtrlgenError("beta1 and beta2 must be in [0, 1)")
         if self.channels not in (1, 3):

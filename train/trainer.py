@@ -213,13 +213,17 @@ class Trainer:
 
     def apply_lr_schedule(self) -> None:
         """Set both optimizers' lr to base × lr_factor(step); each group keeps its base (``base_lr``, checkpointed
-        with the optimizer; a rollback halves it)."""
+        with the optimizer; a rollback halves it).  From ``lr_decay_start`` on, ``lr_g_late`` / ``lr_d_late``
+        (when set) replace the recipe's ``lr_g`` / ``lr_d`` as the rate the decay starts from: the base is
+        scaled by their ratio, so a rollback's halving still holds and resume stays exact."""
         if self.cfg.lr_decay == "none":
             return
         f = self.lr_factor(self.step)
-        for opt in (self.opt_g, self.opt_d):
+        late = self.step >= self.cfg.lr_decay_start * self.total_steps
+        for opt, lr, lr_late in ((self.opt_g, self.cfg.lr_g, self.cfg.lr_g_late), (self.opt_d, self.cfg.lr_d, self.cfg.lr_d_late)):
+            scale = lr_late / lr if late and lr_late else 1.0
             for group in opt.param_groups:
-                group["lr"] = group.setdefault("base_lr", group["lr"]) * f
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * f * scale
 
     def train_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
