@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,7 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | N
     if replace is None:
         replace = not must_not_replace(target)
     if replace:
+        _check_not_special(target)
         os.replace(tmp, target)
     else:
         rename_no_replace(tmp, target)
@@ -146,9 +148,32 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def _check_named(path: Path) -> None:
     """Refuse an output path that names no file of its own (``''``, ``.``, ``..``, ``/``): writing there
-    would mean replacing the folder it points at."""
+    would mean replacing the folder it points at; and a bare ``-`` (standard output elsewhere, a file named
+    '-' here)."""
     if path.name in ("", ".."):
         raise CtrlgenError(f"output {str(path)!r} names a folder, not a file to write; give the output a name of its own")
+    if str(path) == "-":
+        raise CtrlgenError("output '-' would be a file named '-': ctrlgen does not write to standard output; "
+                           "give a file name (e.g. samples.png)")
+
+
+def _special_kind(path: str | os.PathLike) -> str | None:
+    """What a device, FIFO or socket at ``path`` is (None for a file, folder, link or nothing): replacing
+    one by rename would delete it (``-o /dev/null --force`` as root would remove the system's /dev/null)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+
+
+def _check_not_special(path: str | os.PathLike) -> None:
+    kind = _special_kind(path)
+    if kind:
+        raise CtrlgenError(f"{path} is {kind}, not a file; outputs are written as files and --force replaces only "
+                           "files: choose another output")
 
 
 def check_output(path: str | os.PathLike, force: bool, folder: bool = False) -> Path:
@@ -158,6 +183,7 @@ def check_output(path: str | os.PathLike, force: bool, folder: bool = False) -> 
     is refused even with ``force`` (a file is never written over a folder)."""
     path = Path(path)
     _check_named(path)
+    _check_not_special(path)
     if not folder and path.is_dir():
         raise CtrlgenError(f"{path} is a folder; the output is a file, and --force never replaces a folder: choose another name")
     if (path.exists() or path.is_symlink()) and not force:

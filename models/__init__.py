@@ -26,11 +26,13 @@ def resolve_model(model: str | None) -> Path:
         if not path.exists():
             raise CtrlgenError(f"no default model at {path}; give a MODEL path (an .onnx file, checkpoint or run directory)")
         return path
+    names = ", ".join(p.stem for p in shipped()) or "none"
+    if not model.strip():  # Path("") is the current folder, which always exists
+        raise CtrlgenError(f"the model name is empty; give a path or a shipped model name ({names})")
     path = Path(model)
     if path.exists():
         return path
     for cand in (models_dir() / model, models_dir() / f"{model}.onnx"):
         if cand.exists():
             return cand
-    names = ", ".join(p.stem for p in shipped()) or "none"
     raise CtrlgenError(f"model {model!r} not found; give a path or a shipped model name ({names})")
