@@ -5,7 +5,8 @@
 Used by scripts/ship_model.sh when an export is over the 20 MB budget of models/: the file halves,
 ONNX Runtime folds the Casts at load (it computes in fp32 as before), and the outputs move by
 about 1e-3 at most (printed, and recorded in the card with the storage).  The file is replaced
-atomically; its spec and card stay, so re-measure it with ``ctrlgen eval FILE --write-card``.
+atomically; its spec and card stay, so re-measure it with ``ctrlgen eval FILE --write-card`` (ship_model.sh does
+both on its staging copy; eval refuses to rewrite the card of a file already in models/).
 """
 
 from __future__ import annotations

@@ -97,7 +97,11 @@ def eval_model(
         raise CtrlgenError(f"--write-card needs an .onnx file, {path} is not one; export it first (ctrlgen export RUN -o m.onnx --eval)")
     if write_card:
         from ctrlgen.card import check_markdown_path
+        from ctrlgen.models import models_dir
 
+        if path.resolve().parent == models_dir().resolve():
+            raise CtrlgenError(f"{path.name} is a model shipped with ctrlgen and its card holds the release's measurement; "
+                               f"copy it (cp {path} my-{path.name}) and record the metrics in the copy")
         check_markdown_path(path, fix="move it away, then run this again")
     from ctrlgen.limits import check_seed
 

@@ -94,6 +94,22 @@ def test_write_card_changes_only_the_card(tiny_models, tmp_path):
     assert "metric fd" in run("info", path).output
 
 
+def test_write_card_refuses_a_shipped_model(tmp_path):
+    """The shipped files' cards hold the release's measurement: --write-card (with a small --n, say) must not
+    replace it; a copy records."""
+    from ctrlgen.models import models_dir
+
+    shipped = models_dir() / "ring8.onnx"
+    before = (shipped.read_bytes(), shipped.with_suffix(".md").read_bytes())
+    one_line_error(run("eval", "ring8", "--n", 50, "--write-card", ok=False), "is a model shipped with ctrlgen")
+    one_line_error(run("eval", shipped, "--n", 50, "--write-card", ok=False), "record the metrics in the copy")
+    assert (shipped.read_bytes(), shipped.with_suffix(".md").read_bytes()) == before
+    copy = tmp_path / "my-ring8.onnx"
+    copy.write_bytes(shipped.read_bytes())
+    run("eval", copy, "--n", 50, "--write-card")
+    assert Runtime.from_file(copy).card["evaluation"]["n"] == 50
+
+
 def test_bad_eval_input_is_one_line(tiny_runs, tmp_path):
     one_line_error(run("eval", tmp_path / "none.onnx", ok=False), "not found")
     one_line_error(run("eval", tiny_runs["ring8"], "--write-card", ok=False), "--write-card needs an .onnx file")
