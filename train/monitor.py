@@ -303,7 +303,7 @@ class Monitor:
         for opt in (trainer.opt_g, trainer.opt_d):
             for group in opt.param_groups:
                 group["lr"] *= ROLLBACK_LR_SCALE
-                if "base_lr" in group:  # under an lr schedule (trainer.apply_lr_schedule) the base is what counts
+                if "base_lr" in group:  # under an lr schedule (train/schedule.py) the base is what counts
                     group["base_lr"] *= ROLLBACK_LR_SCALE
         for p in ckpt_io.list_checkpoints(trainer.run_dir):
             if int(p.stem.split("-")[1]) > trainer.step:

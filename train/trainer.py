@@ -34,6 +34,7 @@ from ctrlgen.spec import LABEL
 from ctrlgen.train import (
     egan_update,  # noqa: F401  (registers the "egan" G update)
     run_state,
+    schedule,
 )
 from ctrlgen.train.accel import adam, maybe_compile
 from ctrlgen.train.batches import ImageBatches, MixtureBatches
@@ -204,31 +205,12 @@ class Trainer:
             t.after_g_step(self.run_context)
 
     def lr_factor(self, step: int) -> float:
-        """The learning rates' multiplier at ``step``: 1, or under ``lr_decay = "linear"`` falling from 1 at
-        ``lr_decay_start`` of the run to 0 at its end (a function of the step alone, so resume stays exact)."""
-        if self.cfg.lr_decay == "none":
-            return 1.0
-        start = self.cfg.lr_decay_start * self.total_steps
-        return 1.0 if step < start else max(0.0, (self.total_steps - step) / max(1.0, self.total_steps - start))
-
-    def apply_lr_schedule(self) -> None:
-        """Set both optimizers' lr to base × lr_factor(step); each group keeps its base (``base_lr``, checkpointed
-        with the optimizer; a rollback halves it).  From ``lr_decay_start`` on, ``lr_g_late`` / ``lr_d_late``
-        (when set) replace the recipe's ``lr_g`` / ``lr_d`` as the rate the decay starts from: the base is
-        scaled by their ratio, so a rollback's halving still holds and resume stays exact."""
-        if self.cfg.lr_decay == "none":
-            return
-        f = self.lr_factor(self.step)
-        late = self.step >= self.cfg.lr_decay_start * self.total_steps
-        for opt, lr, lr_late in ((self.opt_g, self.cfg.lr_g, self.cfg.lr_g_late), (self.opt_d, self.cfg.lr_d, self.cfg.lr_d_late)):
-            scale = lr_late / lr if late and lr_late else 1.0
-            for group in opt.param_groups:
-                group["lr"] = group.setdefault("base_lr", group["lr"]) * f * scale
+        return schedule.lr_factor(self.cfg, self.total_steps, step)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
         self.run_context.step = self.step
-        self.apply_lr_schedule()
+        schedule.apply_lr_schedule(self)
         for _ in range(self.cfg.n_critic):
             stats.update(self.d_step())
         stats.update(self.g_step())
