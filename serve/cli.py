@@ -168,6 +168,8 @@ def train(
     if distributed and resume is None and out is None:
         raise CtrlgenError("--distributed needs --out RUN_DIR (every rank must name the same folder)")
 
+    if epochs is not None and steps is not None:
+        raise CtrlgenError(f"--steps {steps} and --epochs {epochs:g} both set the run's length; give one of them")
     extra = list(set_)
     if epochs is not None and steps is None:
         # --epochs decides the length: a recipe's (or a resumed run's) steps would otherwise win over it and the option

@@ -360,6 +360,9 @@ CASES = [
     Case("ensemble-export", "ctrlgen export of an ensemble run (many seeds in one checkpoint)", lambda e: ensemble_run(e),
          "holds an ensemble of 2 seeds", "ensemble=1"),
     Case("set-not-table", "--set under a value that is not a table", lambda e: ["train", "ring8", "--set", "lr_g.x=1"], "lr_g is a value, not a table", "set it as lr_g=VALUE"),
+    Case("steps-and-epochs", "train --steps and --epochs together (--steps won silently)",
+         lambda e: ["train", "ring8", "--steps", "5", "--epochs", "2", "--no-progress", "-o", str(e.tmp / "r")],
+         "both set the run's length", "give one of them"),
     Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "steps must be >= 0", ">= 0"),
     # ---- data
     Case("data-missing", "--data that does not exist", lambda e: e.train(data=str(e.tmp / "nope 😀")), "nope 😀 does not exist", "pass --data"),

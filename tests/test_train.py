@@ -134,8 +134,10 @@ def test_late_rates_start_the_decay_from_their_own_value_and_resume_exactly(tmp_
     plain.run()
     p = _state(plain)
     assert any(not torch.equal(a[k], p[k]) for k in a if k.startswith("G."))  # the late rate changed G's training
-    with pytest.raises(CtrlgenError, match="lr_d_late must be >= 0"):
+    with pytest.raises(CtrlgenError, match="lr_d_late must be a finite number >= 0"):
         load_config("ring8", ["lr_decay=linear", "lr_d_late=-1"])
+    with pytest.raises(CtrlgenError, match="lr_g_late must be a finite number"):
+        load_config("ring8", ["lr_decay=linear", "lr_g_late=inf"])  # trained to NaN before
     with pytest.raises(CtrlgenError, match="lr_g_late sets a rate for the decay, but lr_decay is none"):
         load_config("ring8", ["lr_g_late=1e-4"])
 

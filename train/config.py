@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -193,8 +194,8 @@ class TrainConfig:
         if not 0 <= self.lr_decay_start < 1:
             raise CtrlgenError(f"lr_decay_start must be in [0, 1) (a share of the run's steps), got {self.lr_decay_start}")
         for name in ("lr_g_late", "lr_d_late"):
-            if not getattr(self, name) >= 0:
-                raise CtrlgenError(f"{name} must be >= 0 (0 keeps the rate the run starts with), got {getattr(self, name)}")
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise CtrlgenError(f"{name} must be a finite number >= 0 (0 keeps the rate the run starts with), got {getattr(self, name)}")
             if getattr(self, name) and self.lr_decay == "none":
                 raise CtrlgenError(f"{name} sets a rate for the decay, but lr_decay is none; add lr_decay = \"linear\" or drop {name}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
