@@ -78,7 +78,7 @@ class ImageBatches:
     def __init__(self, data: ImageData, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         n = len(data.labels)
         if n < batch_size:
-            raise CtrlgenError(f"the data has {n} images, fewer than batch_size={batch_size}; lower batch_size or add data")
+            raise CtrlgenError(f"the data has {n} image{'' if n == 1 else 's'}, fewer than batch_size={batch_size}; lower batch_size or add data")
         self.x = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
         self.y = torch.from_numpy(data.labels).to(device)
         self.n, self.batch_size, self.seed = n, batch_size, seed
