@@ -67,12 +67,8 @@ def test_stop_and_resume_ends_with_the_same_weights(tmp_path, recipe):
     assert steps == sorted(set(steps)) and steps[-1] == 10
 
 
-def test_linear_lr_decay_follows_the_step_changes_the_weights_and_resumes_exactly(tmp_path):
-    """lr_decay = linear: both lrs hold until lr_decay_start of the run, then fall linearly to 0 at its end;
-    a resume lands on the same weights, and the decayed run ends elsewhere than the constant-lr one."""
-    decay = ("steps=10", "lr_decay=linear", "lr_decay_start=0.6")
-    t = Trainer(tiny_config("ring8", *decay), tmp_path / "probe")
-    assert [round(t.lr_factor(s), 6) for s in range(11)] == [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25, 0]
+def _rates_per_step(t) -> list[tuple[float, float]]:
+    """Run ``t`` to its end, recording (G's lr, D's lr) after each step."""
     seen = []
     real_step = t.train_step
 
@@ -83,17 +79,33 @@ def test_linear_lr_decay_follows_the_step_changes_the_weights_and_resumes_exactl
 
     t.train_step = spy
     t.run()
-    base = tiny_config("ring8", *decay).lr_g
-    assert [g for g, _ in seen] == pytest.approx([base * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
-    assert [d for _, d in seen] == pytest.approx([tiny_config("ring8").lr_d * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
-    whole = Trainer(tiny_config("ring8", *decay), tmp_path / "whole")
+    return seen
+
+
+def _whole_equals_resumed(tmp_path, overrides) -> dict:
+    """A ring8 run of ``overrides`` whole, and stopped at step 8 then resumed: the same weights (returned)."""
+    whole = Trainer(tiny_config("ring8", *overrides), tmp_path / "whole")
     whole.run()
-    part = Trainer(tiny_config("ring8", *decay), tmp_path / "part")
+    part = Trainer(tiny_config("ring8", *overrides), tmp_path / "part")
     part.run(until=8)
     resumed = Trainer.resume(tmp_path / "part")
     resumed.run()
     a, b = _state(whole), _state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    return a
+
+
+def test_linear_lr_decay_follows_the_step_changes_the_weights_and_resumes_exactly(tmp_path):
+    """lr_decay = linear: both lrs hold until lr_decay_start of the run, then fall linearly to 0 at its end;
+    a resume lands on the same weights, and the decayed run ends elsewhere than the constant-lr one."""
+    decay = ("steps=10", "lr_decay=linear", "lr_decay_start=0.6")
+    t = Trainer(tiny_config("ring8", *decay), tmp_path / "probe")
+    assert [round(t.lr_factor(s), 6) for s in range(11)] == [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25, 0]
+    seen = _rates_per_step(t)
+    base = tiny_config("ring8", *decay).lr_g
+    assert [g for g, _ in seen] == pytest.approx([base * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
+    assert [d for _, d in seen] == pytest.approx([tiny_config("ring8").lr_d * f for f in (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
+    a = _whole_equals_resumed(tmp_path, decay)
     flat = Trainer(tiny_config("ring8", "steps=10"), tmp_path / "flat")
     flat.run()
     f = _state(flat)
@@ -108,28 +120,11 @@ def test_late_rates_start_the_decay_from_their_own_value_and_resume_exactly(tmp_
     """lr_g_late / lr_d_late: from lr_decay_start on, G's (D's) rate starts its fall from that value instead of
     lr_g (lr_d); before it nothing changes; a resume lands on the same weights; the late G rate changes G."""
     late = ("steps=10", "lr_decay=linear", "lr_decay_start=0.6", "lr_g=2e-3", "lr_d=2e-3", "lr_g_late=5e-4")
-    t = Trainer(tiny_config("ring8", *late), tmp_path / "probe")
-    seen = []
-    real_step = t.train_step
-
-    def spy():
-        out = real_step()
-        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
-        return out
-
-    t.train_step = spy
-    t.run()
+    seen = _rates_per_step(Trainer(tiny_config("ring8", *late), tmp_path / "probe"))
     factors = (1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25)
     assert [g for g, _ in seen] == pytest.approx([2e-3] * 6 + [5e-4 * f for f in factors[6:]])
     assert [d for _, d in seen] == pytest.approx([2e-3 * f for f in factors])
-    whole = Trainer(tiny_config("ring8", *late), tmp_path / "whole")
-    whole.run()
-    part = Trainer(tiny_config("ring8", *late), tmp_path / "part")
-    part.run(until=8)
-    resumed = Trainer.resume(tmp_path / "part")
-    resumed.run()
-    a, b = _state(whole), _state(resumed)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = _whole_equals_resumed(tmp_path, late)
     plain = Trainer(tiny_config("ring8", *late[:-1]), tmp_path / "plain")
     plain.run()
     p = _state(plain)
