@@ -7,6 +7,7 @@ Writes are atomic, so a crash mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from dataclasses import dataclass
@@ -48,8 +49,15 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
     header.update({k: json.dumps(v) for k, v in meta.items()})
     # safetensors wants contiguous tensors that do not share memory.
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    from safetensors import SafetensorError
+
     with atomic_writer(path) as tmp:
-        save_file(flat, str(tmp), metadata=header)
+        try:
+            save_file(flat, str(tmp), metadata=header)
+        except SafetensorError as e:  # its I/O errors are not OSErrors: a full disk would be a traceback
+            if "os error 28" in str(e):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+            raise CtrlgenError(f"cannot write the checkpoint {path} ({e}); check the folder and the disk") from None
 
 
 def load(path: str | Path) -> Checkpoint:

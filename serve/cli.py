@@ -7,6 +7,7 @@ non-zero exit (``user_errors``); a traceback means a bug.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 import time
@@ -210,8 +211,11 @@ def train(
         say(f"Training {plain(cfg.recipe, 100)} for {trainer.total_steps} steps on {trainer.device_name()}{ranks} -> {run_dir}")
     try:
         status = trainer.run()
-    except BaseException:
+    except BaseException as e:
         close(synchronize=False)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and (trainer.run_dir / "config.json").exists():
+            raise CtrlgenError(f"no space left on the device at step {trainer.step}; the run keeps its checkpoints: "
+                               f"free some space, then continue with ctrlgen train --resume {trainer.run_dir}") from None
         raise
     close()
     if trainer.monitor.stop_reason:

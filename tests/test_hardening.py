@@ -198,6 +198,33 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     assert (tmp_path / "r" / "config.json").exists()
 
 
+def test_a_full_disk_while_training_is_one_line_and_keeps_the_checkpoints(tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own error, not an OSError: it was a traceback.  Now one line that
+    says how to continue, and the checkpoints written before stay."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    real, calls = safetensors.torch.save_file, []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fills_up)
+    run = tmp_path / "r"
+    result = run_cli("train", "ring8", "--steps", 50, "--set", "checkpoint_every=10", "--set", "monitor_every=0",
+                     "--no-progress", "-o", run, ok=False)
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and lines[0].startswith("Training ring8") and len(lines) == 2, result.output
+    assert lines[1] == (f"Error: no space left on the device at step 30; the run keeps its checkpoints: free some space, "
+                        f"then continue with ctrlgen train --resume {run}")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000010.safetensors", "step-00000020.safetensors"]
+    monkeypatch.undo()
+    run_cli("train", "--resume", run, "--no-progress")
+
+
 def test_the_corpus_covers_issue_17():
     from corpus import CASES
 
