@@ -110,6 +110,23 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | N
         _NO_REPLACE.discard(_key(target))  # ours now: this job may rewrite it (export --eval records the card)
 
 
+def missing_folders(folder: str | os.PathLike) -> list[Path]:
+    """The folders from ``folder`` up that do not exist yet, deepest first: what a ``mkdir(parents=True)``
+    would make, so that a failed write can remove them again (``remove_empty``)."""
+    out, p = [], Path(os.path.abspath(folder))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty; anything that holds a file stays."""
+    for f in folders:
+        with contextlib.suppress(OSError):
+            f.rmdir()
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it atomically becomes ``path``.
@@ -119,10 +136,12 @@ def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    made = missing_folders(folder)  # a failed write leaves no empty folders behind either
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp", dir=folder)
     except OSError as e:
+        remove_empty(made)
         raise CtrlgenError(f"cannot write to {folder} ({e.strerror}); choose a writable output path") from None
     os.close(fd)
     tmp_path = Path(tmp)
@@ -134,6 +153,7 @@ def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        remove_empty(made)
         raise
 
 

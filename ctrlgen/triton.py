@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import _umask, publish
+from ctrlgen.files import _umask, missing_folders, publish, remove_empty
 from ctrlgen.limits import MAX_BATCH, check_int
 from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
 from ctrlgen.text import plain
@@ -251,10 +251,12 @@ def _check_replaceable(folder: Path, shown_as: Path) -> None:
 def _write_dir(target: Path, files: dict[str, bytes]) -> None:
     """Build the folder beside the repository, then rename it into place (replacing an old one last)."""
     stage_root = target.parent.parent if str(target.parent.parent) else Path(".")
+    made = missing_folders(target.parent)  # the repository folder, if this export makes it: removed again on failure
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.parent.name}-{target.name}.", suffix=".tmp", dir=stage_root))
     except OSError as e:
+        remove_empty(made)
         raise CtrlgenError(f"cannot write to {stage_root} ({e.strerror}); choose a writable repository folder") from None
     old = None
     try:
@@ -277,6 +279,7 @@ def _write_dir(target: Path, files: dict[str, bytes]) -> None:
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # put the previous model back
         shutil.rmtree(stage, ignore_errors=True)
+        remove_empty(made)
         raise
     if old is not None:
         with contextlib.suppress(OSError):

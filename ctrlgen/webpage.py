@@ -24,6 +24,7 @@ with the same seed show different samples.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import os
@@ -159,7 +160,7 @@ def write_page(
 
     An existing folder that holds anything is refused unless ``force``; then only the page's three
     files in it are replaced (each atomically), nothing else there is touched."""
-    from ctrlgen.files import check_output, write_bytes, write_text
+    from ctrlgen.files import atomic_writer, check_output
     from ctrlgen.triton import _model_bytes
 
     source, folder = Path(source), Path(folder)
@@ -172,11 +173,12 @@ def write_page(
     spec, card = read_spec(data, source)
     title = str(card.get("name") or source.stem)
     page = page_asset("index.html").replace("{{TITLE}}", html.escape(title)).replace("{{ORT_URL}}", html.escape(ort_url, quote=True))
-    for name in ("model.onnx", "ctrlgen.js", "index.html"):  # without --force, never replace a file that appears meanwhile
+    files = {"model.onnx": data, "ctrlgen.js": page_asset("ctrlgen.js").encode("utf-8"), "index.html": page.encode("utf-8")}
+    for name in files:  # without --force, never replace a file that appears meanwhile
         check_output(folder / name, force)
-    write_bytes(folder / "model.onnx", data)
-    write_text(folder / "ctrlgen.js", page_asset("ctrlgen.js"))
-    write_text(folder / "index.html", page)
+    with contextlib.ExitStack() as stack:  # all three written before any is published: a failure (a full disk) leaves none
+        for name, body in files.items():
+            stack.enter_context(atomic_writer(folder / name)).write_bytes(body)
     return WebReport(folder, spec, title, ort_url, len(data))
 
 

@@ -225,6 +225,32 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_checkpoints(tmp_pa
     run_cli("train", "--resume", run, "--no-progress")
 
 
+@pytest.mark.parametrize("args, where", [
+    (("generate", "{ring8}", "-o", "{new}/a/g.png"), "ctrlgen.files.publish"),
+    (("generate", "{ring8}", "-o", "{new}/a/g.npz"), "ctrlgen.writers.publish"),
+    (("generate", "{cgan}", "-o", "{new}/a/pngs", "--format", "png-dir", "-n", "4", "--label", "random"), "ctrlgen.writers.publish"),
+    (("export", "{ring8}", "--web", "{new}/a/site"), "ctrlgen.files.publish"),
+    (("export", "{ring8}", "--triton", "{new}/a/repo"), "ctrlgen.triton.publish"),
+])
+def test_a_failed_write_leaves_no_folders_it_made(tmp_path, tiny_models, monkeypatch, args, where):
+    """A write that fails (here: a full disk when the output is put in place) removes the folders it made for
+    the output, not only its temporary files: no empty new/a/ (or a web page folder holding model.onnx alone)."""
+    import errno
+
+    import ctrlgen.triton  # noqa: F401  imported before the patch: each binds the real publish (a module first
+    import ctrlgen.webpage  # noqa: F401  imported while ctrlgen.files.publish is patched would keep the patch)
+    import ctrlgen.writers  # noqa: F401
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(where, full)
+    new = tmp_path / "new"
+    result = run_cli(*(a.format(ring8=tiny_models["ring8"], cgan=tiny_models["cgan"], new=new) for a in args), ok=False)
+    assert_one_line_error(result, "no space left on the device")
+    assert not new.exists(), sorted(str(p) for p in new.rglob("*"))
+
+
 def test_the_corpus_covers_issue_17():
     from corpus import CASES
 
