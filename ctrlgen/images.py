@@ -56,8 +56,8 @@ def save_png(arr: np.ndarray, path: str | Path, scale: int = 1) -> None:
     write_bytes(path, png_bytes(arr, scale))
 
 
-def gif_bytes(frames: list[np.ndarray], ms_per_frame: int = 80, scale: int = 1) -> bytes:
-    """An endlessly looping GIF of (H, W, C) uint8 frames."""
+def gif_bytes(frames: list[np.ndarray], ms_per_frame: int = 80, scale: int = 1, comment: bytes = b"") -> bytes:
+    """An endlessly looping GIF of (H, W, C) uint8 frames (``comment``: the GIF's comment extension)."""
     from PIL import Image
 
     ims = [image_from_array(f) for f in frames]
@@ -65,12 +65,13 @@ def gif_bytes(frames: list[np.ndarray], ms_per_frame: int = 80, scale: int = 1) 
         ims = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in ims]
     ims = [im.convert("P", palette=Image.Palette.ADAPTIVE) if im.mode == "RGB" else im for im in ims]
     buf = io.BytesIO()
-    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0)
+    extra = {"comment": comment} if comment else {}
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0, **extra)
     return buf.getvalue()
 
 
-def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 80, scale: int = 1) -> None:
-    write_bytes(path, gif_bytes(frames, ms_per_frame, scale))
+def save_gif(frames: list[np.ndarray], path: str | Path, ms_per_frame: int = 80, scale: int = 1, comment: bytes = b"") -> None:
+    write_bytes(path, gif_bytes(frames, ms_per_frame, scale, comment))
 
 
 def points_image(

@@ -160,11 +160,11 @@ def plot(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by ctrlgen train.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The PNG of curves (default RUN_DIR/plot.png).")] = None,
     gif: Annotated[Path | None, typer.Option(help="The GIF of fixed-z samples (default RUN_DIR/samples.gif).")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite outputs given with -o/--gif (the defaults in RUN_DIR are always regenerated).")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite outputs given with -o/--gif (the defaults in RUN_DIR are regenerated when ctrlgen plot wrote them).")] = False,
 ) -> None:
     """Plot losses and monitored metrics over steps (PNG) and the fixed-z sample grids over training (GIF)."""
     from ctrlgen.files import check_output, check_suffix
-    from ctrlgen.serve.plot import plot_run, samples_gif
+    from ctrlgen.serve.plot import check_default_output, plot_run, samples_gif
 
     for path, suffix, why in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
         if path is not None:
@@ -172,6 +172,9 @@ def plot(
     for path in (output, gif):
         if path is not None:
             check_output(path, force)
+    for path, default in ((output, run_dir / "plot.png"), (gif, run_dir / "samples.gif")):
+        if path is None:
+            check_default_output(run_dir, default)
     png = plot_run(run_dir, output or run_dir / "plot.png")
     frames = samples_gif(run_dir, gif or run_dir / "samples.gif")
     typer.echo(f"Wrote {png}" + (f" and {gif or run_dir / 'samples.gif'} ({frames} frames)" if frames else " (no sample grids for a GIF)"))

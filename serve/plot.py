@@ -16,6 +16,7 @@ backend) is imported here only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -25,6 +26,8 @@ import numpy as np
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
+
+MARK = b"ctrlgen plot"  # the PNG's Software tag and the GIF's comment: the defaults in RUN/ are replaced only when they carry it
 
 LOSS_KEYS = ("d_adv", "g_adv")
 EGAN_KEYS = ("fitness", "f_q", "f_d")  # the best child's fitness terms (train/egan.py)
@@ -121,7 +124,7 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": MARK.decode()})
     plt.close(fig)
     write_bytes(out, buf.getvalue())
     return Path(out)
@@ -220,5 +223,36 @@ def samples_gif(run_dir: str | Path, out: str | Path, ms_per_frame: int = 300) -
         frames.append(arr if arr.ndim == 3 else arr[:, :, None])
     if not frames:
         return 0
-    save_gif(frames, out, ms_per_frame=ms_per_frame)
+    save_gif(frames, out, ms_per_frame=ms_per_frame, comment=MARK)
     return len(frames)
+
+
+def check_default_output(run_dir: str | Path, path: Path) -> None:
+    """``ctrlgen plot RUN`` regenerates RUN/plot.png and RUN/samples.gif without --force, so it must know them
+    for its own: refuse to replace a file there that ctrlgen plot did not write (marked since this version;
+    earlier ones are known by matplotlib's PNG tag, or a GIF with the run's sample-grid size)."""
+    from PIL import Image
+
+    if not (path.exists() or path.is_symlink()):
+        return
+    ours = False
+    if path.is_file() and not path.is_symlink():
+        try:
+            with Image.open(path) as im:
+                tag = im.info.get("Software", "") if im.format == "PNG" else im.info.get("comment", b"")
+                size = im.size
+                fmt = im.format
+        except (OSError, ValueError, Image.DecompressionBombError):
+            fmt = None
+        if fmt == "PNG" and path.suffix == ".png":
+            ours = str(tag).startswith((MARK.decode(), "Matplotlib"))
+        elif fmt == "GIF" and path.suffix == ".gif":
+            first = sorted((Path(run_dir) / "samples").glob("step-*.png"))[:1]
+            legacy = False
+            if not tag and first:
+                with contextlib.suppress(OSError, ValueError), Image.open(first[0]) as im:
+                    legacy = im.size == size
+            ours = tag == MARK or legacy
+    if not ours:
+        raise CtrlgenError(f"{path} exists and ctrlgen plot did not write it; move it away, or write the plot elsewhere "
+                           "with -o / --gif")

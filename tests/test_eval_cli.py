@@ -142,6 +142,13 @@ def test_plot_writes_curves_and_a_gif_of_the_sample_grids(tmp_path):
     one_line_error(run("plot", tmp_path, "-o", keep, ok=False), "--force")
     assert keep.read_bytes() == b"keep"
     one_line_error(run("plot", tmp_path / "nothing", ok=False), "no metrics.jsonl")
+    run("plot", tmp_path)  # its own defaults in RUN/ are regenerated without --force
+    for name, theirs in (("plot.png", keep.read_bytes()), ("samples.gif", b"GIF89a someone's animation")):
+        (tmp_path / name).write_bytes(theirs)  # but not a file of that name that ctrlgen plot did not write
+        one_line_error(run("plot", tmp_path, ok=False), f"{name} exists and ctrlgen plot did not write it")
+        assert (tmp_path / name).read_bytes() == theirs
+        (tmp_path / name).unlink()
+        run("plot", tmp_path)
 
 
 
