@@ -12,7 +12,7 @@ the most.  The paper's form (means over the pair halves of a batch, eps 1e-5,
 weight 1).  With ``weight_late`` > 0 the weight becomes ``weight_late`` from step ``late_from`` × the
 run's G steps on (a step count, so a resume is exact): a strong push for diversity while the learning
 rates are high and a lighter one while they fall, where the weight sets the trade against conditional
-accuracy (README, "Shipped models").
+accuracy (docs/results/fashion-cgan-runs.md).
 
 The pairs cost no extra forward pass: ``g_latent`` makes G's latent batch
 out of two halves that share every input but the noise (per ensemble block,
