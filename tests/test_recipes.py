@@ -228,7 +228,7 @@ def test_an_old_shape_run_resumes_exactly_and_its_checkpoint_exports(tmp_path, s
 
 def test_epochs_given_on_resume_set_the_length_over_the_steps_the_run_started_with(tmp_path, shapes):
     """A run started with a number of steps and resumed with --epochs trains to that many epochs (the run's steps used
-    to win, and the resume stopped where it was); --steps given as well still wins."""
+    to win, and the resume stopped where it was); --steps and --epochs together are refused."""
     run = tmp_path / "run"
     first = Trainer(tiny_infogan(shapes, "steps=2"), run)
     first.run()  # its lock on the folder ends with run()
@@ -237,7 +237,11 @@ def test_epochs_given_on_resume_set_the_length_over_the_steps_the_run_started_wi
     assert f"done at step {3 * per_epoch}/{3 * per_epoch}" in out and 3 * per_epoch > 2
     cfg = json.loads((run / "config.json").read_text())
     assert (cfg["steps"], cfg["epochs"]) == (0, 3.0)
-    out = run_cli("train", "--resume", run, "--epochs", "9", "--steps", str(3 * per_epoch + 1)).output
+    before = (run / "config.json").read_bytes()  # both lengths at once: refused (--steps used to win silently)
+    assert_one_line_error(run_cli("train", "--resume", run, "--epochs", "9", "--steps", str(3 * per_epoch + 1), ok=False),
+                          "both set the run's length; give one of them")
+    assert (run / "config.json").read_bytes() == before
+    out = run_cli("train", "--resume", run, "--steps", str(3 * per_epoch + 1)).output
     assert f"done at step {3 * per_epoch + 1}/{3 * per_epoch + 1}" in out
     # a 2D mixture has no epochs: said in one line, and no run folder is left behind
     assert_one_line_error(run_cli("train", "ring8", "--epochs", "2", "-o", tmp_path / "r8", ok=False), "2D mixtures have no epochs")
