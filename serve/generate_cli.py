@@ -112,6 +112,8 @@ def generate(
     output = out.path()
     fmt = output_format(output, out.format.value if out.format is not None else None)
     check_output(output, out.force, folder=fmt == "png-dir")
+    if out.nrow is not None and fmt != "grid":
+        raise CtrlgenError(f"--nrow lays out a grid picture and {fmt} output has none; drop --nrow or write a grid (.png)")
     count, nrow, fixed = 100 if n is None else n, out.nrow, controls.fixed()
     if controls.every_class:
         layout = value_grid(spec, count, LABEL_FACTOR)

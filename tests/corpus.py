@@ -311,6 +311,8 @@ CASES = [
     Case("n-huge", "an absurdly large --n", lambda e: gen(e, "ring8", "--n", "1000000000000", "-f", "npz", out="o.npz"), "is too large", "split the job"),
     Case("n-text", "--n that is not a number", lambda e: gen(e, "ring8", "--n", "many"), "Invalid value for '--n'", "generate --help'"),
     Case("grid-huge", "a grid too large for one picture", lambda e: gen(e, "ring8", "--n", "20000"), "too large (max 10000)", "use --format npz"),
+    Case("nrow-npz", "generate --nrow for npz output (it was ignored)", lambda e: gen(e, "ring8", "--nrow", "5", out="o.npz"),
+         "--nrow lays out a grid picture and npz output has none", "drop --nrow"),
     Case("batch-zero", "--batch 0", lambda e: gen(e, "ring8", "--batch", "0"), "--batch must be at least 1", "at least 1"),
     Case("threads-zero", "--threads 0", lambda e: gen(e, "ring8", "--threads", "0"), "threads must be a positive integer", "leave it unset"),
     Case("device", "an unknown --device", lambda e: gen(e, "ring8", "--device", "tpu"), "device 'tpu' is unknown", "use auto, cpu or cuda"),
