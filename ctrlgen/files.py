@@ -110,14 +110,19 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | N
         _NO_REPLACE.discard(_key(target))  # ours now: this job may rewrite it (export --eval records the card)
 
 
-def missing_folders(folder: str | os.PathLike) -> list[Path]:
-    """The folders from ``folder`` up that do not exist yet, deepest first: what a ``mkdir(parents=True)``
-    would make, so that a failed write can remove them again (``remove_empty``)."""
-    out, p = [], Path(os.path.abspath(folder))
+def make_folders(folder: str | os.PathLike) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it made, deepest first, so that a write that fails can remove
+    them again (``remove_empty``).  A mkdir that fails part way removes what it made before raising."""
+    made, p = [], Path(os.path.abspath(folder))
     while not p.exists() and p != p.parent:
-        out.append(p)
+        made.append(p)
         p = p.parent
-    return out
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        remove_empty(made)
+        raise
+    return made
 
 
 def remove_empty(folders: list[Path]) -> None:
@@ -136,9 +141,9 @@ def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    made = missing_folders(folder)  # a failed write leaves no empty folders behind either
+    made: list[Path] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        made = make_folders(folder)  # a failed write leaves no empty folders behind either
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp", dir=folder)
     except OSError as e:
         remove_empty(made)

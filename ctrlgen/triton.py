@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import _umask, missing_folders, publish, remove_empty
+from ctrlgen.files import _umask, make_folders, publish, remove_empty
 from ctrlgen.limits import MAX_BATCH, check_int
 from ctrlgen.spec import Q_OUTPUT, SPEC_KEY, LatentSpec
 from ctrlgen.text import plain
@@ -251,9 +251,9 @@ def _check_replaceable(folder: Path, shown_as: Path) -> None:
 def _write_dir(target: Path, files: dict[str, bytes]) -> None:
     """Build the folder beside the repository, then rename it into place (replacing an old one last)."""
     stage_root = target.parent.parent if str(target.parent.parent) else Path(".")
-    made = missing_folders(target.parent)  # the repository folder, if this export makes it: removed again on failure
+    made: list[Path] = []
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        made = make_folders(target.parent)  # the repository folder, if this export makes it: removed again on failure
         stage = Path(tempfile.mkdtemp(prefix=f".{target.parent.name}-{target.name}.", suffix=".tmp", dir=stage_root))
     except OSError as e:
         remove_empty(made)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.files import missing_folders, publish, remove_empty, rename_no_replace, write_bytes
+from ctrlgen.files import make_folders, publish, remove_empty, rename_no_replace, write_bytes
 from ctrlgen.images import grid, png_bytes, points_image, to_uint8
 from ctrlgen.spec import LatentSpec
 
@@ -128,8 +128,7 @@ class _TempDir:
     only with ``force`` and only when everything in it was written by a png-dir writer."""
 
     def __init__(self, target: Path, force: bool = False) -> None:
-        self.made = missing_folders(target.parent)  # removed again (if still empty) when the job fails
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self.made = make_folders(target.parent)  # removed again (if still empty) when the job fails
         self.target, self.force = target, force
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
 
@@ -229,8 +228,7 @@ class NpzWriter(Writer):
     def __init__(self, path, spec, n) -> None:
         super().__init__(path, spec, n)
         folder = path.parent if str(path.parent) else Path(".")
-        self.made = missing_folders(folder)  # removed again (if still empty) on abort
-        folder.mkdir(parents=True, exist_ok=True)
+        self.made = make_folders(folder)  # removed again (if still empty) on abort
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".parts", dir=folder))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         os.close(fd)

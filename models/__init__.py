@@ -26,13 +26,17 @@ def resolve_model(model: str | None) -> Path:
         if not path.exists():
             raise CtrlgenError(f"no default model at {path}; give a MODEL path (an .onnx file, checkpoint or run directory)")
         return path
-    names = ", ".join(p.stem for p in shipped()) or "none"
     if not model.strip():  # Path("") is the current folder, which always exists
-        raise CtrlgenError(f"the model name is empty; give a path or a shipped model name ({names})")
+        raise CtrlgenError(f"the model name is empty; give a path or a shipped model name ({_names()})")
     path = Path(model)
     if path.exists():
         return path
     for cand in (models_dir() / model, models_dir() / f"{model}.onnx"):
         if cand.exists():
             return cand
-    raise CtrlgenError(f"model {model!r} not found; give a path or a shipped model name ({names})")
+    raise CtrlgenError(f"model {model!r} not found; give a path or a shipped model name ({_names()})")
+
+
+def _names() -> str:
+    """The shipped models' names for an error line (listed only when one is needed)."""
+    return ", ".join(p.stem for p in shipped()) or "none"

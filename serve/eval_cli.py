@@ -169,12 +169,12 @@ def plot(
     for path, suffix, why in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
         if path is not None:
             check_suffix(path, suffix, why)
-    for path in (output, gif):
-        if path is not None:
+    png_out, gif_out = output or run_dir / "plot.png", gif or run_dir / "samples.gif"
+    for given, path in ((output, png_out), (gif, gif_out)):
+        if given is not None:
             check_output(path, force)
-    for path, default in ((output, run_dir / "plot.png"), (gif, run_dir / "samples.gif")):
-        if path is None:
-            check_default_output(run_dir, default)
-    png = plot_run(run_dir, output or run_dir / "plot.png")
-    frames = samples_gif(run_dir, gif or run_dir / "samples.gif")
-    typer.echo(f"Wrote {png}" + (f" and {gif or run_dir / 'samples.gif'} ({frames} frames)" if frames else " (no sample grids for a GIF)"))
+        else:  # a default in RUN_DIR: replaced without --force, but only when ctrlgen plot wrote it
+            check_default_output(run_dir, path)
+    png = plot_run(run_dir, png_out)
+    frames = samples_gif(run_dir, gif_out)
+    typer.echo(f"Wrote {png}" + (f" and {gif_out} ({frames} frames)" if frames else " (no sample grids for a GIF)"))
