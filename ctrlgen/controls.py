@@ -133,7 +133,9 @@ def _labels(spec: LatentSpec, label: Any, keyframes: bool) -> tuple[tuple[int, .
     if isinstance(label, (list, tuple)):
         parts = [str(v) for v in label]
     elif isinstance(label, str):
-        parts = [v for v in label.split(",") if v.strip()]
+        parts = label.split(",")
+        if any(not v.strip() for v in parts):
+            raise CtrlgenError(f"label {label!r} has an empty entry between commas; give one index or class name per keyframe, e.g. 0,1")
     else:
         parts = [label]
     if len(parts) > 1 and not keyframes:
