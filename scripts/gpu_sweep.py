@@ -41,7 +41,7 @@ T0 = time.time()
 SS_VARIANTS = {
     # name: (TOML body, seeds); v0 is the shipped recipe by name.  A variant keeps the recipe's name, so that a
     # candidate's card says fashion-infogan-ss: ship one only after making the recipe file equal to it.
-    # Every change tried on CPU lost (README, "InfoGAN from a few labels"), so the sweep measures the recipe's own
+    # Every change tried on CPU lost (docs/results/fashion-infogan-ss-runs.md), so the sweep measures the recipe's own
     # spread over six seeds: is 0.919 (seed 0) typical of it?
     "v0": (None, [0, 1, 2, 3, 4, 5]),
 }

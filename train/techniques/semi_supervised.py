@@ -189,7 +189,7 @@ class SemiSupervised(Technique):
         # Shifted and mirrored at random where the recipe asks: 10 images per class are seen thousands of times
         # over a run and Q learns them by heart; its cross-entropy on them then reaches ~0 and stops anchoring
         # the code to the classes while the InfoGAN term on fakes keeps moving Q (purity fell from 0.84 to 0.77
-        # over the recipe's run without this: README, "InfoGAN from a few labels").
+        # over the recipe's run without this: docs/results/fashion-infogan-ss-runs.md).
         return shift_flip(to_unit(self.x[i]), self.p["shift"], self.p["flip"], run.rng), self.y[i]
 
     def d_penalty(self, ctx: StepContext):
