@@ -135,7 +135,8 @@ def _labels(spec: LatentSpec, label: Any, keyframes: bool) -> tuple[tuple[int, .
     elif isinstance(label, str):
         parts = label.split(",")
         if any(not v.strip() for v in parts):
-            raise CtrlgenError(f"label {label!r} has an empty entry between commas; give one index or class name per keyframe, e.g. 0,1")
+            fix = "give one index or class name per keyframe, e.g. 0,1" if keyframes else "give one index or class name"
+            raise CtrlgenError(f"label {label!r} has an empty entry between commas; {fix}")
     else:
         parts = [label]
     if len(parts) > 1 and not keyframes:
