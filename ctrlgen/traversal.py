@@ -191,8 +191,10 @@ def walk_positions(frames: int, keys: int, loop: bool = True) -> tuple[np.ndarra
     """
     if not isinstance(frames, (int, np.integer)) or frames < 2:
         raise CtrlgenError(f"frames must be an integer of at least 2, got {frames!r}")
-    if not isinstance(keys, (int, np.integer)) or keys < 1 or (keys < 2 and not loop):
-        raise CtrlgenError(f"keyframes must be at least {1 if loop else 2}, got {keys!r}")
+    if not isinstance(keys, (int, np.integer)) or keys < 1:
+        raise CtrlgenError(f"keyframes must be a positive integer, got {keys!r}")
+    if keys < 2:  # one keyframe: every frame is the same picture (a still, not a walk)
+        raise CtrlgenError("a walk through 1 keyframe stands still; ask for 2 or more keyframes, or give 2 or more labels or code values to walk between")
     segments = keys if loop else keys - 1
     u = np.arange(frames) * segments / frames if loop else np.linspace(0.0, segments, frames)
     seg = np.minimum(np.floor(u).astype(np.int64), segments - 1)

@@ -168,7 +168,9 @@ def interpolate(
         truncation=truncation, loop=loop, scale=gif.scale,
     )
     save_gif(pics, gif.output, ms_per_frame=ms)
-    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {max(keys, 1)}+ keyframes from {rt.name}")
+    labels, cats, conts = controls.keyframes()  # the walk has as many keyframes as its longest list asks for
+    keys = max([keys, len(labels or []), *(len(v) for v in {**(cats or {}), **(conts or {})}.values())])
+    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {keys} keyframes from {rt.name}")
 
 
 def ui(

@@ -64,8 +64,9 @@ def test_walk_positions_loop_and_open():
     assert seg.tolist() == [0, 0, 1, 1, 1] and np.allclose(t, [0, 0.5, 0, 0.5, 1])
     with pytest.raises(CtrlgenError, match="frames must be"):
         walk_positions(1, 3)
-    with pytest.raises(CtrlgenError, match="keyframes must be at least 2"):
-        walk_positions(4, 1, loop=False)
+    for loop in (True, False):  # one keyframe is a still picture, looping or not
+        with pytest.raises(CtrlgenError, match="1 keyframe stands still; ask for 2 or more"):
+            walk_positions(4, 1, loop=loop)
 
 
 def test_walk_moves_z_through_the_keyframes_and_switches_labels_halfway():
