@@ -169,6 +169,8 @@ def train(
     if distributed and resume is None and out is None:
         raise CtrlgenError("--distributed needs --out RUN_DIR (every rank must name the same folder)")
 
+    if steps is not None and steps < 1:  # 0 is the recipe's "derive from epochs": --steps 0 silently trained 16 epochs
+        raise CtrlgenError(f"--steps must be at least 1, got {steps}; give the number of G updates, or --epochs for passes over the data")
     if epochs is not None and steps is not None:
         raise CtrlgenError(f"--steps {steps} and --epochs {epochs:g} both set the run's length; give one of them")
     extra = list(set_)

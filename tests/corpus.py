@@ -368,7 +368,9 @@ CASES = [
     Case("steps-and-epochs", "train --steps and --epochs together (--steps won silently)",
          lambda e: ["train", "ring8", "--steps", "5", "--epochs", "2", "--no-progress", "-o", str(e.tmp / "r")],
          "both set the run's length", "give one of them"),
-    Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "steps must be >= 0", ">= 0"),
+    Case("set-negative", "--steps -1", lambda e: ["train", "ring8", "--steps", "-1"], "--steps must be at least 1, got -1", "or --epochs"),
+    Case("steps-zero", "train --steps 0 (it trained the recipe's whole length: 0 is the recipe's 'derive from epochs')",
+         lambda e: ["train", "ring8", "--steps", "0"], "--steps must be at least 1, got 0", "or --epochs"),
     # ---- data
     Case("data-missing", "--data that does not exist", lambda e: e.train(data=str(e.tmp / "nope 😀")), "nope 😀 does not exist", "pass --data"),
     Case("idx-magic", "IDX files with a wrong magic number", lambda e: e.train(data=idx_folder(e, magic=b"\x12\x34\x08\x03")),
