@@ -65,6 +65,8 @@ def load(path: str | Path) -> Checkpoint:
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir() and not list_checkpoints(path) and (run := run_of_checkpoints(path)) is not None:
+        path = run  # RUN/checkpoints given for RUN: its newest checkpoint, as for the run
     if path.is_dir():
         found = newest(path)
         if found is None:
@@ -134,6 +136,14 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.search(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def run_of_checkpoints(folder: str | Path) -> Path | None:
+    """The run directory when ``folder`` is a run's own ``checkpoints`` folder (given where the run is asked for)."""
+    folder = Path(folder)
+    if folder.name == "checkpoints" and (folder.parent / "config.json").is_file() and list_checkpoints(folder.parent):
+        return folder.parent
+    return None
 
 
 def newest(run_dir: str | Path) -> Path | None:

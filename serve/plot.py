@@ -46,6 +46,10 @@ GROUPED = {"losses", OTHER_TERMS, FITNESS}
 def read_records(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
+        from ctrlgen.checkpoint import run_of_checkpoints
+
+        if (run := run_of_checkpoints(run_dir)) is not None:
+            raise CtrlgenError(f"{run_dir} is the checkpoints folder of a run; give the run directory itself: {run}")
         raise CtrlgenError(f"{run_dir} has no metrics.jsonl; give a run directory written by ctrlgen train")
     out = []
     for line in path.read_bytes().decode("utf-8", "replace").splitlines():

@@ -73,6 +73,17 @@ def test_export_of_a_missing_run_is_one_line(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_a_runs_checkpoints_folder_loads_as_the_run(tiny_runs, tmp_path):
+    from ctrlgen.checkpoint import load
+
+    run = tiny_runs["ring8"]
+    assert load(run / "checkpoints").path == load(run).path  # the newest checkpoint, not "holds no checkpoint"
+    assert export(run / "checkpoints", tmp_path / "x.onnx").path.is_file()
+    (tmp_path / "checkpoints").mkdir()  # a folder of that name that is not a run's: still refused
+    with pytest.raises(CtrlgenError, match="holds no checkpoint"):
+        load(tmp_path / "checkpoints")
+
+
 def test_runtime_refuses_onnx_without_ctrlgen_metadata(tiny_models, tmp_path):
     model = onnx.load(str(tiny_models["ring8"]))
     del model.metadata_props[:]

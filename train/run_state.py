@@ -122,6 +122,10 @@ def read_run_config(run_dir: Path, overrides: dict[str, Any] | None, run_fields:
     """A run directory's config.json with the allowed --resume overrides applied."""
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
+        from ctrlgen.checkpoint import run_of_checkpoints
+
+        if (run := run_of_checkpoints(run_dir)) is not None:
+            raise CtrlgenError(f"{run_dir} is the checkpoints folder of a run; give the run directory itself: {run}")
         raise CtrlgenError(f"{run_dir} is not a run directory (no config.json); give the folder ctrlgen train wrote")
     from ctrlgen.limits import MAX_SMALL_FILE, json_problem, read_limited
 
