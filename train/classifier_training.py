@@ -62,6 +62,13 @@ class EvaluatorConfig:
         for name in ("epochs", "batch_size", "features"):
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs > 1000:
+            raise CtrlgenError(f"epochs must be in 1..1,000, got {self.epochs:,}; the shipped evaluator took 15")
+        for name in ("train_limit", "test_limit"):  # a negative one sliced off the end: --limit -5 trained on all but 5
+            if getattr(self, name) < 0:
+                raise CtrlgenError(f"{name.replace('train_', '--').replace('test_', 'test ')} must be >= 0 (0 = all images), got {getattr(self, name)}")
+        if 0 < self.train_limit < self.batch_size:  # BatchNorm cannot train on one image; a part batch miscounted accuracy
+            raise CtrlgenError(f"--limit must be 0 (all images) or at least one batch ({self.batch_size}), got {self.train_limit}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
             raise CtrlgenError("lr must be > 0, weight_decay >= 0 and dropout in [0, 1)")
 
