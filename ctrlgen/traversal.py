@@ -252,6 +252,13 @@ def walk_inputs(keyframes: Mapping[str, np.ndarray], frames: int, loop: bool = T
     return out
 
 
+def keyframe_count(keys: int, controls: Controls | None) -> int:
+    """The keyframes a walk visits: ``keys``, or more where labels or code values are given for more."""
+    labels, cats, conts = (controls or Controls()).keyframes()
+    lists = [list(labels or [])] + [list(v) for v in (cats or {}).values()] + [list(v) for v in (conts or {}).values()]
+    return max([keys, *(len(v) for v in lists)])
+
+
 def walk(
     rt: Any,
     *,
@@ -275,8 +282,7 @@ def walk(
     labels, cats, conts = (controls or Controls()).keyframes()
     if not isinstance(walks, (int, np.integer)) or walks < 1:
         raise CtrlgenError(f"walks must be a positive integer, got {walks!r}")
-    lists = [list(labels or [])] + [list(v) for v in (cats or {}).values()] + [list(v) for v in (conts or {}).values()]
-    keys = max([keys, *(len(v) for v in lists)])
+    keys = keyframe_count(keys, controls)
     walk_positions(frames, keys, loop)  # checks frames and keys before any work
     if max_samples is not None and frames * walks > max_samples:
         raise CtrlgenError(f"{frames} frames x {walks} walks = {frames * walks} samples is over the limit of {max_samples}; use fewer")

@@ -144,7 +144,7 @@ def interpolate(
     from ctrlgen.controls import parse_controls
     from ctrlgen.files import check_output, check_suffix
     from ctrlgen.images import save_gif
-    from ctrlgen.traversal import walk
+    from ctrlgen.traversal import keyframe_count, walk
 
     if not 2 <= frames <= MAX_FRAMES:
         raise CtrlgenError(f"--frames must be in 2..{MAX_FRAMES}, got {frames}")
@@ -168,9 +168,7 @@ def interpolate(
         truncation=truncation, loop=loop, scale=gif.scale,
     )
     save_gif(pics, gif.output, ms_per_frame=ms)
-    labels, cats, conts = controls.keyframes()  # the walk has as many keyframes as its longest list asks for
-    keys = max([keys, len(labels or []), *(len(v) for v in {**(cats or {}), **(conts or {})}.values())])
-    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {keys} keyframes from {rt.name}")
+    typer.echo(f"Wrote {gif.output}: {frames} frames, {walks} walk(s) through {keyframe_count(keys, controls)} keyframes from {rt.name}")
 
 
 def ui(
