@@ -530,6 +530,8 @@ CASES = [
          "not a finite number >= 0", "use an earlier checkpoint"),
     Case("recipe-nan", "a recipe with lr_g = nan", lambda e: recipe(e, "lr_g = nan\n"), "lr_g must be > 0", "> 0"),
     Case("recipe-inf", "a recipe with lr_g = inf", lambda e: recipe(e, "lr_g = inf\n"), "lr_g must be a finite number", "finite"),
+    Case("technique-nan", "--set of a technique's late weight to NaN (a check written as x < 0 let it through)",
+         lambda e: e.train("--set", "techniques.mode_seeking.weight_late=nan"), "techniques.mode_seeking.weight_late must be a finite number", "give a number"),
     Case("recipe-bytes", "a recipe of non-UTF-8 bytes", lambda e: ["train", e.file("b.toml", b"lr_g = 1\n\xff\xfe = 2\n")], "is not UTF-8 text", "save it as UTF-8"),
     Case("recipe-deep", "a recipe nested 100000 deep", lambda e: recipe(e, f"x = {deep(100_000)}\n"), "nests too deeply", "fix the file"),
     Case("recipe-deep-table", "a recipe of 200 nested tables", lambda e: recipe(e, "[" + ".".join(["a"] * 200) + "]\n"), "nests deeper than 64", "fix the file"),

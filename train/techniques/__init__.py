@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
 from typing import Any
 
@@ -82,6 +83,8 @@ def _check_params(name: str, cls: type[Technique], params: Any) -> dict[str, Any
     for k, v in params.items():
         if not _type_ok(v, cls.params[k]):
             raise CtrlgenError(f"techniques.{name}.{k} must be {type(cls.params[k]).__name__}, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):  # a check written as `x < 0` lets NaN through
+            raise CtrlgenError(f"techniques.{name}.{k} must be a finite number, got {v}; give a number such as {cls.params[k]!r}")
     return params
 
 

@@ -150,7 +150,7 @@ def late_weight(run: RunContext, early: float, late: float, late_from: float) ->
 
 def check_late_weight(prefix: str, early_key: str, late_key: str, late: float, late_from: float) -> None:
     """The one-line errors for ``late_weight``'s settings, named ``PREFIX.LATE_KEY`` and ``PREFIX.late_from``."""
-    if late < 0:
+    if not late >= 0:  # NaN too
         raise CtrlgenError(f"{prefix}.{late_key} must be >= 0 (0 keeps {early_key} to the end), got {late}")
     if not 0 <= late_from <= 1:
         raise CtrlgenError(f"{prefix}.late_from is the share of the run's steps after which {late_key} applies; "
