@@ -81,8 +81,8 @@ class Unrolled(Technique):
 
     @classmethod
     def check(cls, cfg, params):
-        if params.get("steps", 5) < 1:
-            raise CtrlgenError("techniques.unrolled.steps must be >= 1")
+        if not 1 <= params.get("steps", 5) <= 100:  # D look-ahead updates inside every G step: 10^9 filled the memory
+            raise CtrlgenError(f"techniques.unrolled.steps must be in 1..100 (Metz et al. unrolled up to 10), got {params.get('steps'):,}")
         if "weight_clip" in active_techniques(cfg):
             raise CtrlgenError(
                 "unrolled look-ahead steps would leave weight clipping's box, so unrolling makes no sense with "
