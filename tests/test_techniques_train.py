@@ -139,7 +139,7 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.packing.m=1"], "m must be >= 2"),
         ("fashion-cgan", ["techniques.catgan={}"], "no categorical code; use it with infogan = true"),
         ("fashion-infogan", ["techniques.catgan.weight=0"], "weight must be a finite number > 0"),
-        ("fashion-infogan", ["techniques.catgan.weight=inf"], "weight must be a finite number > 0"),
+        ("fashion-infogan", ["techniques.catgan.weight=inf"], "catgan.weight must be a finite number, got inf"),
         ("fashion-infogan", ["techniques.catgan={}", "techniques.semi_supervised.lambda_ent=0.5"], "same term on the same images; keep one"),
         ("fashion-infogan", ["techniques.diffaugment={}"], "Q head moved and erased images"),
         ("ring8", ["techniques.diffaugment={}"], "transforms images; a 2D mixture has none"),
