@@ -39,6 +39,7 @@ from ctrlgen.classifier import EVALUATOR_FORMAT, EVALUATOR_KEY, FEATURES, IMAGE,
 from ctrlgen.data import ImageData, load_idx_split
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes, write_text
+from ctrlgen.limits import check_int
 from ctrlgen.spec import CARD_KEY
 from ctrlgen.train.batches import shift_flip, to_unit
 
@@ -62,11 +63,10 @@ class EvaluatorConfig:
         for name in ("epochs", "batch_size", "features"):
             if getattr(self, name) < 1:
                 raise CtrlgenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.epochs > 1000:
-            raise CtrlgenError(f"epochs must be in 1..1,000, got {self.epochs:,}; the shipped evaluator took 15")
-        for name in ("train_limit", "test_limit"):  # a negative one sliced off the end: --limit -5 trained on all but 5
+        check_int("epochs", self.epochs, 1, 1000, "the shipped evaluator took 15")
+        for name, shown in (("train_limit", "--limit"), ("test_limit", "test_limit")):  # a negative one sliced off the end
             if getattr(self, name) < 0:
-                raise CtrlgenError(f"{name.replace('train_', '--').replace('test_', 'test ')} must be >= 0 (0 = all images), got {getattr(self, name)}")
+                raise CtrlgenError(f"{shown} must be >= 0 (0 = all images), got {getattr(self, name)}")
         if 0 < self.train_limit < self.batch_size:  # BatchNorm cannot train on one image; a part batch miscounted accuracy
             raise CtrlgenError(f"--limit must be 0 (all images) or at least one batch ({self.batch_size}), got {self.train_limit}")
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:

@@ -66,6 +66,7 @@ from typing import Any
 import torch
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.limits import check_int
 from ctrlgen.train.losses import LOSSES, GanLoss, d_probability
 
 # The config (train/config.py) imports this module, so the type is named here,
@@ -113,10 +114,9 @@ def egan_settings(cfg: TrainConfig) -> EganSettings:
         raise CtrlgenError(f"egan.mutations: unknown loss(es) {bad}; use names from: {', '.join(LOSSES)}")
     if len(set(muts)) != len(muts):
         raise CtrlgenError(f"egan.mutations names a loss twice ({list(muts)}); list each once")
-    if s["g_steps"] > 100:  # G updates per child inside every step: 10^9 never finished one
-        raise CtrlgenError(f"egan.g_steps must be in 1..100 (the E-GAN paper takes 1), got {s['g_steps']:,}")
     if s["population"] < 1 or s["g_steps"] < 1 or s["eval_batch"] < 0:
         raise CtrlgenError(f"egan.population and egan.g_steps must be >= 1 and egan.eval_batch >= 0, got {s['population']}, {s['g_steps']}, {s['eval_batch']}")
+    check_int("egan.g_steps", s["g_steps"], 1, 100, "the E-GAN paper takes 1")  # G updates per child in every step: 10^9 never ended one
     eval_batch = s["eval_batch"] or cfg.batch_size
     if eval_batch > cfg.batch_size:
         raise CtrlgenError(f"egan.eval_batch={eval_batch} is larger than batch_size={cfg.batch_size} (the real half of the fitness batch); "

@@ -21,6 +21,7 @@ import torch
 from torch.func import functional_call
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.limits import check_int
 from ctrlgen.spec import LABEL
 from ctrlgen.train.techniques.base import Technique, active_techniques, register
 
@@ -81,8 +82,8 @@ class Unrolled(Technique):
 
     @classmethod
     def check(cls, cfg, params):
-        if not 1 <= params.get("steps", 5) <= 100:  # D look-ahead updates inside every G step: 10^9 filled the memory
-            raise CtrlgenError(f"techniques.unrolled.steps must be in 1..100 (Metz et al. unrolled up to 10), got {params.get('steps'):,}")
+        # D look-ahead updates inside every G step: 10^9 filled the memory
+        check_int("techniques.unrolled.steps", params.get("steps", 5), 1, 100, "Metz et al. unrolled up to 10")
         if "weight_clip" in active_techniques(cfg):
             raise CtrlgenError(
                 "unrolled look-ahead steps would leave weight clipping's box, so unrolling makes no sense with "
