@@ -136,7 +136,7 @@ def generate(
         writer.abort()
         raise
     dt = time.perf_counter() - t0
-    typer.echo(f"Wrote {count} samples from {rt.name} ({rt.backend}) to {output} [{fmt}, {rt.precision}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
+    typer.echo(f"Wrote {count} sample{'' if count == 1 else 's'} from {rt.name} ({rt.backend}) to {output} [{fmt}, {rt.precision}] in {dt:.2f} s ({count / dt:,.0f} samples/s)")
 
 
 CARD_ROWS = ("recipe", "loss", "techniques", "steps", "seed", "batch_size", "data", "labelled", "device", "wall_time_s", "weights", "params",
