@@ -24,6 +24,7 @@ from typing import Any
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes, write_text
 from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+from ctrlgen.text import md_cell, md_code
 
 
 def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,49 +144,56 @@ def _labelled(d: Any) -> str | None:
 
 
 def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
+    """The card for people (NAME.md).  Every value comes from the model file, so each cell is literal text
+    (``md_cell``; commands and JSON as code spans): a class called ``<img src=x onerror=...>`` stays those
+    characters, never HTML, and a ``|`` inside a value does not split its table row."""
     name = card.get("name", "model")
-    lines = [f"# {name}", ""]
+    lines = [f"# {md_cell(name)}", ""]
     rows = [
         ("recipe", card.get("recipe")),
-        ("reproduce", f"`ctrlgen train {card.get('recipe')} --seed {card.get('seed')}`" if card.get("recipe") not in (None, "custom") else None),
+        ("reproduce", md_code(f"ctrlgen train {card.get('recipe')} --seed {card.get('seed')}") if card.get("recipe") not in (None, "custom") else None),
         ("loss", card.get("loss")),
-        ("techniques", json.dumps(card.get("techniques")) if card.get("techniques") else "none"),
+        ("techniques", md_code(json.dumps(card.get("techniques"))) if card.get("techniques") else "none"),
         ("network", _network(card.get("config") or {})),
         ("optimizer", _optimizer(card.get("config") or {})),
         ("steps", card.get("steps")),
         ("seed", card.get("seed")),
         ("batch size", card.get("batch_size")),
-        ("data", json.dumps(card.get("data")) if card.get("data") else None),
+        ("data", md_code(json.dumps(card.get("data"))) if card.get("data") else None),
         ("labelled images", _labelled(card.get("labelled"))),
         ("device", card.get("device")),
         ("wall time", f"{card['wall_time_s']:.0f} s" if isinstance(card.get("wall_time_s"), (int, float)) else None),
         ("weights", card.get("weights")),
         ("weights storage", card.get("weights_storage")),
-        ("parameters", json.dumps(card.get("params")) if card.get("params") else None),
+        ("parameters", md_code(json.dumps(card.get("params"))) if card.get("params") else None),
         ("exported", card.get("exported")),
     ]
     lines += ["| field | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
+    code = {"reproduce", "techniques", "data", "parameters"}  # already code spans
+    lines += [f"| {k} | {v if k in code and v != 'none' else md_cell(v)} |" for k, v in rows if v is not None]
     lines += ["", "## Latent spec", "", "| input | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in spec.describe()]
+    lines += [f"| {md_cell(k)} | {md_cell(v)} |" for k, v in spec.describe()]
     metrics = card.get("metrics") or {}
     ev = card.get("evaluation") or {}
     if metrics:
         lines += ["", "## Metrics measured at export", ""]
         if ev:
-            lines.append(f"`{ev.get('command')}` ({ev.get('n')} samples, measured {ev.get('measured')}).")
+            lines.append(f"{md_code(ev.get('command'))} ({md_cell(ev.get('n'))} samples, measured {md_cell(ev.get('measured'))}).")
             if ev.get("evaluator"):
                 e = ev["evaluator"]
-                lines.append(f"Evaluator `{Path(e['path']).name}` (sha256 `{e['sha256'][:12]}…`, test accuracy "
-                             f"{100 * e['test_accuracy']:.2f}%); real reference: {e['reference']}.")
+                lines.append(f"Evaluator {md_code(Path(str(e['path'])).name)} (sha256 {md_code(str(e['sha256'])[:12] + '…')}, test accuracy "
+                             f"{100 * e['test_accuracy']:.2f}%); real reference: {md_cell(e['reference'])}.")
             lines.append("")
         lines += ["| metric | value | real data | better |", "|---|---|---|---|"]
-        for k, m in metrics.items():
+        from ctrlgen.metrics.registry import ORDER
+
+        rank = {name: i for i, name in enumerate(ORDER)}  # the report's order (the file stores keys sorted)
+        for k, m in sorted(metrics.items(), key=lambda kv: rank.get(kv[0], len(rank))):
             if isinstance(m, dict):
                 better = "higher" if m.get("higher_is_better") else "lower"
-                lines.append(f"| {k} | {_fmt(m.get('value'))} | {_fmt(m.get('real'))} | {better} |")
+                lines.append(f"| {md_cell(k)} | {md_cell(_fmt(m.get('value')))} | {md_cell(_fmt(m.get('real')))} | {better} |")
         for note in ev.get("notes") or []:
-            lines.append(f"\nNote: {note}")
+            lines.append(f"\nNote: {md_cell(note)}")
     return "\n".join(lines) + "\n"
 
 

@@ -11,19 +11,11 @@ only (no inference session), so listing the models loads none of them.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from ctrlgen.errors import CtrlgenError
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$&:\"'=])")
-
-
-def md_text(value: Any) -> str:
-    """``value`` as literal text inside Markdown: every punctuation character backslash-escaped, one line."""
-    text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+from ctrlgen.text import md_text  # noqa: F401  (app.py imports it from here)
 
 
 def describe_spec(spec: Any, card: dict | None = None) -> str:

@@ -123,3 +123,27 @@ def test_card_of_a_checkpoint_from_before_the_header_listed_techniques():
     assert card["techniques"] == {"ema": {"decay": 0.99}} and card["steps"] == 3 and card["recipe"] == "r"
     now = {**meta, "techniques": {"ema": {"decay": 0.99}, "mutual_information": {}}}
     assert build_card(now, "G_ema", {"precision": "fp32"})["techniques"] == now["techniques"]
+
+
+def test_card_markdown_shows_hostile_text_as_text():
+    """NAME.md is rendered by Markdown viewers; every value in it comes from the model file (label names
+    come from a data folder's subfolder names), so none of it may become HTML, a link, emphasis or a cell."""
+    from markdown_it import MarkdownIt
+
+    from ctrlgen.card import markdown
+    from ctrlgen.spec import LatentSpec
+
+    hostile = ["<img src=x onerror=alert(1)>", "[click](http://evil.example)", "*loud*", "_loud_", "a | b", "www.evil.example",
+               "&lt;b&gt;", "`code`"]
+    spec = LatentSpec(noise_dim=4, noise="normal", output_kind="image", output_shape=(1, 28, 28), labels=tuple(hostile))
+    card = {"name": hostile[0], "recipe": hostile[1], "seed": 0, "loss": hostile[2], "device": hostile[4], "exported": hostile[5],
+            "techniques": {hostile[0]: {}}, "weights_storage": "max |output - fp32 file| = 1e-3",
+            "metrics": {hostile[1]: {"value": hostile[0], "real": 0.5, "higher_is_better": True}},
+            "evaluation": {"command": "ctrlgen eval `x` | y", "n": hostile[3], "measured": hostile[7], "notes": [hostile[0]]}}
+    md = markdown(card, spec)
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    for tag in ("<img", "<a ", "<em>", "<strong>", "<b>"):
+        assert tag not in html, (tag, html)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "[click](http://evil.example)" in html and "*loud*" in html
+    assert "a | b" in html and "max |output - fp32 file| = 1e-3" in html  # a pipe in a value does not split its cell:
+    assert all(r.count("<td>") in (0, 2, 4) for r in html.split("<tr>")[1:]), html  # 2 columns (card, spec), 4 (metrics)
