@@ -188,14 +188,16 @@ def write_repository(
         raise CtrlgenError(f"{source} has no {SPEC_KEY} metadata, so its interface is unknown; export it with ctrlgen export")
     spec = LatentSpec.from_json(meta[SPEC_KEY])
     inputs, outputs = model_io(model, spec)
+    derived = not name
     name = name or _default_name(source, meta)
     if not _NAME.fullmatch(name):
-        raise CtrlgenError(f"model name {name!r} is not a usable folder name; use letters, digits, '_', '-' or '.'")
+        raise CtrlgenError(f"model name '{plain(name, 80)}'{' (from the source: no --triton-name given)' if derived else ''} is not a usable "
+                           f"folder name; {'give --triton-name with' if derived else 'use'} letters, digits, '_', '-' or '.'")
     target = repo / name
     if target.exists() and not force:
         raise CtrlgenError(f"{target} already exists; pass --force to replace it or choose another --triton-name")
     text = config_text(name, inputs, outputs, max_batch_size=max_batch_size, kind=kind, instances=instances,
-                       max_queue_delay_us=max_queue_delay_us, source=source.name)
+                       max_queue_delay_us=max_queue_delay_us, source=plain(source.name, 200))  # a newline in a file name must not end the comment
     _write_dir(target, {"config.pbtxt": text.encode(), f"{VERSION}/model.onnx": data})
     return RepoReport(target, name, inputs, outputs, len(data))
 

@@ -456,6 +456,9 @@ CASES = [
     Case("triton-force-foreign", "export --triton --force onto a model folder that also holds someone's version 2",
          lambda e: ["export", str(e.runs["ring8"]), "--triton", str(Path(existing(e, "repo/m/2/model.onnx")).parents[2]), "--triton-name", "m", "--force"],
          "holds 1 file(s) ctrlgen did not write ('2/model.onnx')", "choose another --triton-name"),
+    Case("triton-name-from-file", "export --triton of 'my model.onnx' (the entry's name comes from the file's stem)",
+         lambda e: ["export", e.file("my model.onnx", e.models["ring8"].read_bytes()), "--triton", str(e.tmp / "repo")],
+         "model name 'my model' (from the source: no --triton-name given) is not a usable folder name", "give --triton-name"),
     Case("tol-nan", "export --tol nan (would switch the parity check off)", lambda e: ["export", str(e.runs["ring8"]), "-o", str(e.tmp / "m.onnx"), "--tol", "nan"],
          "--tol must be a finite number", "finite"),
     # ---- issue 17: unbounded resources
