@@ -156,6 +156,13 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.mode_seeking.weight=0"], "weight must be > 0"),
         ("ring8", ["techniques.mode_seeking.weight_late=-1"], "weight_late must be >= 0"),
         ("ring8", ["techniques.mode_seeking.late_from=1.5"], "late_from is the share of the run's steps"),
+        ("ring8", ["techniques.r1.gamma=-1"], "r1.gamma must be > 0, got -1"),
+        ("ring8", ["techniques.r1.every=1000000000"], "r1.every must be in 1..1,000"),
+        ("ring8", ["techniques.gradient_penalty.weight=-10"], "gradient_penalty.weight must be > 0"),
+        ("ring8", ["techniques.dragan_penalty.scale=0"], "dragan_penalty.scale must be > 0"),
+        ("ring8", ["techniques.experience_replay.size=1000000000000"], "more than half this machine's RAM"),
+        ("ring8", ["techniques.ema.start=-5"], "ema.start is the step the average starts at"),
+        ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=1000000000"], "q_warmup .*0..100,000"),
     ],
 )
 def test_combinations_that_make_no_sense_are_rejected_with_the_reason(recipe, overrides, message):

@@ -33,6 +33,9 @@ class EMA(Technique):
         decay = params.get("decay", cls.params["decay"])
         if not 0.0 < decay < 1.0:
             raise CtrlgenError(f"techniques.ema.decay must be in (0, 1), got {decay}")
+        start = params.get("start", cls.params["start"])
+        if start < 0:
+            raise CtrlgenError(f"techniques.ema.start is the step the average starts at; it must be >= 0 (0 = the first step), got {start}")
 
     def setup(self, run: RunContext) -> None:
         self.run = run

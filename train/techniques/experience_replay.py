@@ -18,6 +18,7 @@ import math
 import torch
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.limits import ram_bytes
 from ctrlgen.train.techniques.base import Technique, register
 
 
@@ -69,8 +70,15 @@ class ExperienceReplay(Technique):
         ratio = params.get("ratio", cls.params["ratio"])
         if not 0.0 < ratio < 1.0:
             raise CtrlgenError(f"techniques.experience_replay.ratio must be in (0, 1) (the share of D's fakes that are replayed), got {ratio}")
-        if params.get("size", cls.params["size"]) < cfg.batch_size:
+        size = params.get("size", cls.params["size"])
+        if size < cfg.batch_size:
             raise CtrlgenError(f"techniques.experience_replay.size must be >= batch_size ({cfg.batch_size})")
+        # The buffer keeps each fake and its latent inputs as float32, per seed of an ensemble.
+        per_fake = (2 if cfg.points else cfg.channels * cfg.image_size ** 2) + cfg.latent.noise_dim + 64
+        need, have = size * per_fake * 4 * max(1, cfg.ensemble), ram_bytes() // 2
+        if need > have:
+            raise CtrlgenError(f"techniques.experience_replay.size = {size:,} would keep {need / 1e9:.3g} GB of past fakes, more than "
+                               f"half this machine's RAM ({ram_bytes() / 1e9:.1f} GB); use a smaller size (the default is {cls.params['size']:,})")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)

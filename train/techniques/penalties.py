@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.limits import check_int
 from ctrlgen.train.techniques.base import StepContext, Technique, register
 
 
@@ -28,6 +29,14 @@ def _reject_batchnorm(name: str, cfg) -> None:
         raise CtrlgenError(f"{name} needs per-sample gradients but D uses batch norm; set net.d_norm to none, layer or spectral")
 
 
+def _check_positive(cls, params, *keys: str) -> None:
+    """A penalty's weight (or scale) below 0 would reward what it is meant to penalize; 0 would do nothing."""
+    for key in keys:
+        value = params.get(key, cls.params[key])
+        if not value > 0:
+            raise CtrlgenError(f"techniques.{cls.name}.{key} must be > 0, got {value} (to switch the penalty off, remove its table)")
+
+
 @register
 class GradientPenalty(Technique):
     name = "gradient_penalty"
@@ -37,6 +46,7 @@ class GradientPenalty(Technique):
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
+        _check_positive(cls, params, "weight")
 
     def d_penalty(self, ctx):
         real, fake = ctx.real, ctx.fake.detach()
@@ -55,6 +65,7 @@ class DraganPenalty(Technique):
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
+        _check_positive(cls, params, "weight", "scale")
 
     def d_penalty(self, ctx):
         real = ctx.real
@@ -77,8 +88,9 @@ class R1(Technique):
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
-        if params.get("every", 1) < 1:
-            raise CtrlgenError("techniques.r1.every must be >= 1")
+        _check_positive(cls, params, "gamma")
+        check_int("techniques.r1.every", params.get("every", 1), 1, 1000,
+                  "lazy R1 runs on every N-th step, scaled by N; StyleGAN2 uses 16")
 
     def d_penalty(self, ctx):
         every = self.p["every"]

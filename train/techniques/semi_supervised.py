@@ -64,6 +64,7 @@ from ctrlgen.train.techniques.base import (
 
 SELECT_SEED_OFFSET = 4_099  # the labelled set is drawn from torch.Generator().manual_seed(seed + this)
 NAME = "techniques.semi_supervised"
+MAX_Q_WARMUP = 100_000  # updates of the warm-up before step 1 (docs/results tried 300)
 
 
 def labelled_set(labels: np.ndarray, n_classes: int, per_class: int, seed: int) -> np.ndarray:
@@ -106,9 +107,9 @@ class SemiSupervised(Technique):
         if p["lambda_sup"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
         check_late_weight(NAME, "lambda_sup", "lambda_sup_late", p["lambda_sup_late"], p["late_from"])
-        if p["q_warmup"] < 0:
+        if not 0 <= p["q_warmup"] <= MAX_Q_WARMUP:  # 10^9 held the run in its warm-up for days, before step 1
             raise CtrlgenError(f"{NAME}.q_warmup is the number of updates Q learns the labelled images alone before the run; "
-                               f"it must be a whole number >= 0 (0 = off), got {p['q_warmup']!r}")
+                               f"it must be a whole number 0..{MAX_Q_WARMUP:,} (0 = off; 300 in docs/results), got {p['q_warmup']:,}")
         if p["lambda_pseudo"] < 0:
             raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
         if not 0 < p["pseudo_threshold"] < 1:
