@@ -305,7 +305,7 @@ _INT_BOUNDS = {
     "batch_size": (1, MAX_BATCH), "image_size": (1, MAX_IMAGE_SIDE), "steps": (0, MAX_STEPS),
     "n_critic": (1, 1000), "log_every": (1, MAX_STEPS), "sample_every": (0, MAX_STEPS),
     "checkpoint_every": (1, MAX_STEPS), "keep_checkpoints": (1, 10_000), "monitor_every": (0, MAX_STEPS),
-    "monitor_samples": (1, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, MAX_ENSEMBLE),
+    "monitor_samples": (10, 1_000_000), "nonfinite_limit": (1, 1_000_000), "ensemble": (1, MAX_ENSEMBLE),
 }
 
 
