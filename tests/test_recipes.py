@@ -307,13 +307,17 @@ def test_images_that_disagree_name_the_set_to_give(tmp_path):
 
 
 def test_fashion_infogan_ss_is_fashion_infogan_without_the_catgan_term_plus_its_own_tables():
-    """fashion-infogan-ss extends fashion-infogan and turns its CatGAN term off (``catgan = false``)."""
+    """fashion-infogan-ss extends fashion-infogan, turns its CatGAN term off (``catgan = false``) and adds two keys
+    to the base's mutual_information table (the late schedule of Q's term on G's samples), keeping the base's."""
     base, ss = (dataclasses.asdict(load_config(n)) for n in ("fashion-infogan", "fashion-infogan-ss"))
     own = {"recipe", "epochs", "techniques"}
     assert {k: v for k, v in base.items() if k not in own} == {k: v for k, v in ss.items() if k not in own}
     assert "catgan" in base["techniques"] and ss["epochs"] == 6
-    shared = {k: v for k, v in base["techniques"].items() if k != "catgan"}
-    assert {k: v for k, v in ss["techniques"].items() if k != "semi_supervised"} == shared
+    shared = {k: v for k, v in base["techniques"].items() if k not in ("catgan", "mutual_information")}
+    assert {k: v for k, v in ss["techniques"].items() if k not in ("semi_supervised", "mutual_information")} == shared
+    late = {"q_cat_from_fakes_late": 0.01, "late_from": 0.66666}
+    assert ss["techniques"]["mutual_information"] == {**base["techniques"]["mutual_information"], **late}
+    assert ss["techniques"]["semi_supervised"]["late_from"] == late["late_from"]  # both switch at the start of epoch 5
 
 
 def test_a_technique_set_to_false_is_removed_and_true_gives_its_defaults(tmp_path):
