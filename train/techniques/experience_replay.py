@@ -18,7 +18,7 @@ import math
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.limits import ram_bytes
+from ctrlgen.limits import check_batch_memory
 from ctrlgen.train.techniques.base import Technique, register
 
 
@@ -73,12 +73,9 @@ class ExperienceReplay(Technique):
         size = params.get("size", cls.params["size"])
         if size < cfg.batch_size:
             raise CtrlgenError(f"techniques.experience_replay.size must be >= batch_size ({cfg.batch_size})")
-        # The buffer keeps each fake and its latent inputs as float32, per seed of an ensemble.
+        # The buffer keeps each fake and its latent inputs (+ at most 64 code values) as float32, per seed of an ensemble.
         per_fake = (2 if cfg.points else cfg.channels * cfg.image_size ** 2) + cfg.latent.noise_dim + 64
-        need, have = size * per_fake * 4 * max(1, cfg.ensemble), ram_bytes() // 2
-        if need > have:
-            raise CtrlgenError(f"techniques.experience_replay.size = {size:,} would keep {need / 1e9:.3g} GB of past fakes, more than "
-                               f"half this machine's RAM ({ram_bytes() / 1e9:.1f} GB); use a smaller size (the default is {cls.params['size']:,})")
+        check_batch_memory("techniques.experience_replay.size", size, per_fake, copies=max(1, cfg.ensemble))
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
