@@ -169,8 +169,8 @@ def markdown(card: dict[str, Any], spec: LatentSpec) -> str:
         ("exported", card.get("exported")),
     ]
     lines += ["| field | value |", "|---|---|"]
-    code = {"reproduce", "techniques", "data", "parameters"}  # already code spans
-    lines += [f"| {k} | {v if k in code and v != 'none' else md_cell(v)} |" for k, v in rows if v is not None]
+    code = {"reproduce", "techniques", "data", "parameters"}  # already code spans (or "none")
+    lines += [f"| {k} | {v if k in code else md_cell(v)} |" for k, v in rows if v is not None]
     lines += ["", "## Latent spec", "", "| input | value |", "|---|---|"]
     lines += [f"| {md_cell(k)} | {md_cell(v)} |" for k, v in spec.describe()]
     metrics = card.get("metrics") or {}
