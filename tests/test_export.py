@@ -147,3 +147,23 @@ def test_card_markdown_shows_hostile_text_as_text():
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "[click](http://evil.example)" in html and "*loud*" in html
     assert "a | b" in html and "max |output - fp32 file| = 1e-3" in html  # a pipe in a value does not split its cell:
     assert all(r.count("<td>") in (0, 2, 4) for r in html.split("<tr>")[1:]), html  # 2 columns (card, spec), 4 (metrics)
+
+
+def test_shipped_cards_markdown_is_what_their_files_hold():
+    """models/NAME.md beside each shipped generator is its card as ``card.markdown`` renders it today (a stale or
+    hand-edited copy would show a reader other numbers or other escaping than the file has)."""
+    from pathlib import Path
+
+    from ctrlgen.card import markdown, read_metadata
+    from ctrlgen.spec import CARD_KEY, SPEC_KEY, LatentSpec
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    checked = 0
+    for onnx_path in sorted(models.glob("*.onnx")):
+        meta = read_metadata(onnx_path)
+        if SPEC_KEY not in meta:  # the evaluator classifier: its card has another writer
+            continue
+        rendered = markdown(json.loads(meta[CARD_KEY]), LatentSpec.from_json(meta[SPEC_KEY]))
+        assert onnx_path.with_suffix(".md").read_text(encoding="utf-8") == rendered, onnx_path.name
+        checked += 1
+    assert checked >= 6
