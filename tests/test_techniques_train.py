@@ -11,6 +11,7 @@ import torch
 from conftest import needs_fashion, tiny_config
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.config import load_config
+from ctrlgen.train.techniques import TECHNIQUES, Technique, _check_params, _load_all, register
 from ctrlgen.train.trainer import Trainer
 
 # name -> (overrides that switch it on, overrides of the baseline it is compared with)
@@ -138,7 +139,7 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.experience_replay.size=8"], "size must be >= batch_size"),
         ("ring8", ["techniques.packing.m=1"], "m must be >= 2"),
         ("fashion-cgan", ["techniques.catgan={}"], "no categorical code; use it with infogan = true"),
-        ("fashion-infogan", ["techniques.catgan.weight=0"], "weight must be a finite number > 0"),
+        ("fashion-infogan", ["techniques.catgan.weight=0"], "catgan.weight must be > 0, got 0 \\(to switch it off, remove its table"),
         ("fashion-infogan", ["techniques.catgan.weight=inf"], "catgan.weight must be a finite number, got inf"),
         ("fashion-infogan", ["techniques.catgan={}", "techniques.semi_supervised.lambda_ent=0.5"], "same term on the same images; keep one"),
         ("fashion-infogan", ["techniques.diffaugment={}"], "Q head moved and erased images"),
@@ -161,13 +162,48 @@ def test_n_critic_and_ttur_set_the_update_balance(tmp_path):
         ("ring8", ["techniques.gradient_penalty.weight=-10"], "gradient_penalty.weight must be > 0"),
         ("ring8", ["techniques.dragan_penalty.scale=0"], "dragan_penalty.scale must be > 0"),
         ("ring8", ["techniques.experience_replay.size=1000000000000"], "more than half this machine's RAM"),
-        ("ring8", ["techniques.ema.start=-5"], "ema.start is the step the average starts at"),
+        ("ring8", ["techniques.ema.start=-5"], "ema.start must be >= 0, got -5 \\(the step the average starts at"),
+        ("ring8", ["techniques.feature_matching.weight=-1"], "feature_matching.weight must be > 0, got -1"),
+        ("fashion-infogan", ["techniques.mutual_information.lambda_cont=-0.5"], "lambda_cont must be >= 0, got -0.5"),
         ("fashion-infogan-ss", ["techniques.semi_supervised.q_warmup=1000000000"], "q_warmup .*0..100,000"),
     ],
 )
 def test_combinations_that_make_no_sense_are_rejected_with_the_reason(recipe, overrides, message):
     with pytest.raises(CtrlgenError, match=message):
         load_config(recipe, overrides)
+
+
+_load_all()
+BOUNDED = [(name, key, sign) for name, cls in sorted(TECHNIQUES.items())
+           for sign, keys in ((">", cls.positive), (">=", cls.non_negative)) for key in keys]
+
+
+@pytest.mark.parametrize(("name", "key", "sign"), BOUNDED)
+def test_every_declared_bound_is_enforced_with_the_parameter_named(name, key, sign):
+    cls = TECHNIQUES[name]
+    bad = type(cls.params[key])(0 if sign == ">" else -1)
+    with pytest.raises(CtrlgenError, match=rf"^techniques\.{name}\.{key} must be {sign} 0, got {bad}"):
+        _check_params(name, cls, {key: bad})
+    assert _check_params(name, cls, {key: cls.params[key]}) == {key: cls.params[key]}  # the default passes
+
+
+def test_the_bounds_cover_the_weights_that_once_had_their_own_checks():
+    declared = {(name, key) for name, key, _ in BOUNDED}
+    for pair in [("feature_matching", "weight"), ("historical_averaging", "weight"), ("mode_seeking", "weight"),
+                 ("mode_seeking", "eps"), ("weight_clip", "clip"), ("r1", "gamma"), ("gradient_penalty", "weight"),
+                 ("dragan_penalty", "scale"), ("catgan", "weight"), ("ema", "start"), ("semi_supervised", "lambda_sup")]:
+        assert pair in declared
+
+
+def test_a_bound_on_a_parameter_the_technique_lacks_is_refused_at_registration():
+    class Typo(Technique):
+        name = "typo_technique"
+        params = {"weight": 1.0}
+        positive = {"wieght": ""}
+
+    with pytest.raises(ValueError, match="bounds parameters it does not have: \\['wieght'\\]"):
+        register(Typo)
+    assert "typo_technique" not in TECHNIQUES
 
 
 def test_a_network_option_set_both_ways_agrees():

@@ -24,7 +24,8 @@ technique's hooks and sums what they return:
 A new technique is one new file in this folder with a class decorated by
 ``@register`` (both from ``ctrlgen.train.techniques.base``); its ``params`` are its settings, set from a recipe's
 ``[techniques.NAME]`` table.  ``check(cfg)`` rejects combinations that make
-no sense at config time.
+no sense at config time; parameters that must be > 0 or >= 0 are declared in
+``positive`` / ``non_negative`` instead, and checked here for every technique.
 
 Hooks see a ``RunContext``: the networks, D's optimizer, the spec, the run's
 random generator, the step, and the few trainer services a technique may
@@ -85,6 +86,11 @@ def _check_params(name: str, cls: type[Technique], params: Any) -> dict[str, Any
             raise CtrlgenError(f"techniques.{name}.{k} must be {type(cls.params[k]).__name__}, got {v!r}")
         if isinstance(v, float) and not math.isfinite(v):  # a check written as `x < 0` lets NaN through
             raise CtrlgenError(f"techniques.{name}.{k} must be a finite number, got {v}; give a number such as {cls.params[k]!r}")
+    for sign, bounded in ((">", cls.positive), (">=", cls.non_negative)):
+        for k, hint in bounded.items():
+            v = params.get(k)
+            if v is not None and not (v > 0 if sign == ">" else v >= 0):
+                raise CtrlgenError(f"techniques.{name}.{k} must be {sign} 0, got {v}" + (f" ({hint})" if hint else ""))
     return params
 
 

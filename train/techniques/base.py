@@ -74,6 +74,10 @@ class Technique:
     params: ClassVar[dict[str, Any]] = {}  # defaults; the types of the defaults are enforced
     doc: ClassVar[str] = ""
     needs_real_in_g_step: ClassVar[bool] = False  # G step also runs D on a real batch (feature matching)
+    # Parameters that must be > 0 (``positive``) or >= 0 (``non_negative``), each with what the refusal adds
+    # in brackets ("" for nothing).  The registry checks them for every technique before ``check`` runs.
+    positive: ClassVar[dict[str, str]] = {}
+    non_negative: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **params: Any) -> None:
         self.p = dict(self.params)
@@ -142,6 +146,9 @@ class Technique:
     def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
 
 
+SWITCH_OFF = "to switch it off, remove its table"
+
+
 def late_weight(run: RunContext, early: float, late: float, late_from: float) -> float:
     """A two-phase weight: ``early``, then ``late`` from step ``late_from`` × the run's G steps on (where ``late`` > 0).
     A function of the step, so a resume is exact (mode seeking's ``weight_late``, semi-supervision's ``lambda_sup_late``)."""
@@ -163,6 +170,9 @@ TECHNIQUES: dict[str, type[Technique]] = {}
 def register(cls: type[Technique]) -> type[Technique]:
     if not cls.name or cls.name in TECHNIQUES:
         raise ValueError(f"technique name {cls.name!r} is empty or taken")
+    undeclared = sorted((set(cls.positive) | set(cls.non_negative)) - set(cls.params))
+    if undeclared:
+        raise ValueError(f"technique {cls.name!r} bounds parameters it does not have: {undeclared}")
     TECHNIQUES[cls.name] = cls
     return cls
 

@@ -19,11 +19,9 @@ ran.  G's loss is unchanged.
 
 from __future__ import annotations
 
-import math
-
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.train.losses import class_entropy_gap
-from ctrlgen.train.techniques.base import StepContext, Technique, register
+from ctrlgen.train.techniques.base import SWITCH_OFF, StepContext, Technique, register
 
 NAME = "techniques.catgan"
 
@@ -34,12 +32,10 @@ class CatGan(Technique):
     doc = ("InfoGAN's Q on real images, no labels: weight * (mean entropy of Q_cat per image - entropy of Q_cat's batch mean), "
            "confident per image and every value used evenly (CatGAN).")
     params = {"weight": 1.0}
+    positive = {"weight": SWITCH_OFF}
 
     @classmethod
     def check(cls, cfg, params) -> None:
-        weight = params.get("weight", cls.params["weight"])
-        if not 0 < weight < math.inf:
-            raise CtrlgenError(f"{NAME}.weight must be a finite number > 0 (remove the table to switch it off), got {weight}")
         if not cfg.infogan or not cfg.latent.categorical:
             raise CtrlgenError(f"{NAME} shapes how InfoGAN's Q head splits the real images among a categorical code's values, "
                                "and this config has no categorical code; use it with infogan = true and a [[latent.categorical]]")

@@ -26,6 +26,7 @@ class EMA(Technique):
     name = "ema"
     doc = "Exponential moving average of G's weights; the run samples and exports the average."
     params = {"decay": 0.999, "start": 0, "warmup": True}
+    non_negative = {"start": "the step the average starts at; 0 = the first step"}
     state_group = "ema"
 
     @classmethod
@@ -33,9 +34,6 @@ class EMA(Technique):
         decay = params.get("decay", cls.params["decay"])
         if not 0.0 < decay < 1.0:
             raise CtrlgenError(f"techniques.ema.decay must be in (0, 1), got {decay}")
-        start = params.get("start", cls.params["start"])
-        if start < 0:
-            raise CtrlgenError(f"techniques.ema.start is the step the average starts at; it must be >= 0 (0 = the first step), got {start}")
 
     def setup(self, run: RunContext) -> None:
         self.run = run

@@ -15,8 +15,7 @@ import dataclasses
 
 import torch
 
-from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques.base import StepContext, Technique, register
+from ctrlgen.train.techniques.base import SWITCH_OFF, StepContext, Technique, register
 
 
 def feature_distance(real_features: torch.Tensor, fake_features: torch.Tensor, groups: int = 1) -> torch.Tensor:
@@ -40,12 +39,8 @@ class FeatureMatching(Technique):
     name = "feature_matching"
     doc = "G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden layer, added to or replacing its loss."
     params = {"weight": 1.0, "replace": False}
+    positive = {"weight": SWITCH_OFF}
     needs_real_in_g_step = True
-
-    @classmethod
-    def check(cls, cfg, params):
-        if params.get("weight", 1.0) <= 0:
-            raise CtrlgenError("techniques.feature_matching.weight must be > 0")
 
     def wrap_loss(self, loss):
         if not self.p["replace"]:

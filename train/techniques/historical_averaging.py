@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.train.techniques.base import StepContext, Technique, register
+from ctrlgen.train.techniques.base import SWITCH_OFF, StepContext, Technique, register
 
 PLAYERS = {"both": ("G", "D"), "g": ("G",), "d": ("D",)}
 
@@ -48,13 +48,12 @@ class HistoricalAveraging(Technique):
     name = "historical_averaging"
     doc = "weight * ||theta - mean of past theta||^2 for G and/or D."
     params = {"weight": 1e-3, "players": "both"}
+    positive = {"weight": SWITCH_OFF}
 
     @classmethod
     def check(cls, cfg, params):
         if params.get("players", "both") not in PLAYERS:
             raise CtrlgenError(f"techniques.historical_averaging.players must be one of {', '.join(PLAYERS)}, got {params['players']!r}")
-        if params.get("weight", 1e-3) <= 0:
-            raise CtrlgenError("techniques.historical_averaging.weight must be > 0")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)

@@ -27,6 +27,7 @@ import torch
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import Z
 from ctrlgen.train.techniques.base import (
+    SWITCH_OFF,
     RunContext,
     StepContext,
     Technique,
@@ -69,13 +70,10 @@ class ModeSeeking(Technique):
     name = "mode_seeking"
     doc = "G minimizes weight / (mean|G(c,z1)-G(c,z2)| / mean|z1-z2| + eps) over same-condition pairs (MSGAN)."
     params = {"weight": 1.0, "eps": 1e-5, "weight_late": 0.0, "late_from": 0.5}
+    positive = {"weight": SWITCH_OFF, "eps": "it keeps 1/d finite when two samples coincide"}
 
     @classmethod
     def check(cls, cfg, params):
-        if params.get("weight", 1.0) <= 0:
-            raise CtrlgenError("techniques.mode_seeking.weight must be > 0")
-        if params.get("eps", 1e-5) <= 0:
-            raise CtrlgenError("techniques.mode_seeking.eps must be > 0 (it keeps 1/d finite when two samples coincide)")
         check_late_weight("techniques.mode_seeking", "weight", "weight_late", params.get("weight_late", 0.0), params.get("late_from", 0.5))
         if cfg.batch_size % 2:
             raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch: batch_size must be even, got {cfg.batch_size}")

@@ -44,14 +44,12 @@ class MutualInformation(Technique):
     name = "mutual_information"
     doc = "InfoGAN: G and Q minimize the code reconstruction loss, weighted by lambda_cat and lambda_cont."
     params = {"lambda_cat": 1.0, "lambda_cont": 1.0, "q_cat_from_fakes": 1.0, "q_cat_from_fakes_late": 0.0, "late_from": 0.5}
+    non_negative = {"lambda_cat": "", "lambda_cont": "", "q_cat_from_fakes": ""}
 
     @classmethod
     def check(cls, cfg, params) -> None:
         if not cfg.infogan:
             raise CtrlgenError("techniques.mutual_information needs InfoGAN codes; declare [[latent.categorical]] or [[latent.continuous]], or remove the table")
-        for k in ("lambda_cat", "lambda_cont", "q_cat_from_fakes"):
-            if params.get(k, 1.0) < 0:
-                raise CtrlgenError(f"techniques.mutual_information.{k} must be >= 0, got {params[k]}")
         late = params.get("q_cat_from_fakes_late", 0.0)
         check_late_weight("techniques.mutual_information", "q_cat_from_fakes", "q_cat_from_fakes_late", late, params.get("late_from", 0.5))
         if (params.get("q_cat_from_fakes", 1.0) != 1.0 or late not in (0.0, 1.0)) and "semi_supervised" not in cfg.techniques:

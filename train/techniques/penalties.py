@@ -29,12 +29,8 @@ def _reject_batchnorm(name: str, cfg) -> None:
         raise CtrlgenError(f"{name} needs per-sample gradients but D uses batch norm; set net.d_norm to none, layer or spectral")
 
 
-def _check_positive(cls, params, *keys: str) -> None:
-    """A penalty's weight (or scale) below 0 would reward what it is meant to penalize; 0 would do nothing."""
-    for key in keys:
-        value = params.get(key, cls.params[key])
-        if not value > 0:
-            raise CtrlgenError(f"techniques.{cls.name}.{key} must be > 0, got {value} (to switch the penalty off, remove its table)")
+# A penalty's weight (or scale) below 0 would reward what it is meant to penalize; 0 would do nothing.
+SWITCH_PENALTY_OFF = "to switch the penalty off, remove its table"
 
 
 @register
@@ -42,11 +38,11 @@ class GradientPenalty(Technique):
     name = "gradient_penalty"
     doc = "WGAN-GP: lambda * (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake."
     params = {"weight": 10.0}
+    positive = {"weight": SWITCH_PENALTY_OFF}
 
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
-        _check_positive(cls, params, "weight")
 
     def d_penalty(self, ctx):
         real, fake = ctx.real, ctx.fake.detach()
@@ -61,11 +57,11 @@ class DraganPenalty(Technique):
     name = "dragan_penalty"
     doc = "DRAGAN: lambda * (||grad D(x_hat)|| - 1)^2 on noisy perturbations of real samples."
     params = {"weight": 10.0, "scale": 0.5}
+    positive = {"weight": SWITCH_PENALTY_OFF, "scale": SWITCH_PENALTY_OFF}
 
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
-        _check_positive(cls, params, "weight", "scale")
 
     def d_penalty(self, ctx):
         real = ctx.real
@@ -84,11 +80,11 @@ class R1(Technique):
     name = "r1"
     doc = "R1: gamma/2 * ||grad D(x)||^2 on real samples (zero-centred), lazily every N steps."
     params = {"gamma": 10.0, "every": 1}
+    positive = {"gamma": SWITCH_PENALTY_OFF}
 
     @classmethod
     def check(cls, cfg, params):
         _reject_batchnorm(cls.name, cfg)
-        _check_positive(cls, params, "gamma")
         check_int("techniques.r1.every", params.get("every", 1), 1, 1000,
                   "lazy R1 runs on every N-th step, scaled by N; StyleGAN2 uses 16")
 

@@ -87,6 +87,7 @@ class SemiSupervised(Technique):
     params = {"labels_per_class": 10, "lambda_sup": 1.0, "shift": 0, "flip": False, "lambda_ent": 0.0,
               "lambda_pseudo": 0.0, "pseudo_threshold": 0.95, "pseudo_cutout": 0, "lambda_sup_late": 0.0, "late_from": 0.5,
               "q_warmup": 0}
+    non_negative = {"lambda_sup": "", "lambda_ent": "", "lambda_pseudo": ""}
 
     @classmethod
     def check(cls, cfg, params) -> None:
@@ -102,16 +103,10 @@ class SemiSupervised(Technique):
                                "set conditional = false or remove the table")
         if p["labels_per_class"] < 1:
             raise CtrlgenError(f"{NAME}.labels_per_class must be >= 1, got {p['labels_per_class']}")
-        if p["lambda_ent"] < 0:
-            raise CtrlgenError(f"{NAME}.lambda_ent must be >= 0, got {p['lambda_ent']}")
-        if p["lambda_sup"] < 0:
-            raise CtrlgenError(f"{NAME}.lambda_sup must be >= 0, got {p['lambda_sup']}")
         check_late_weight(NAME, "lambda_sup", "lambda_sup_late", p["lambda_sup_late"], p["late_from"])
         if not 0 <= p["q_warmup"] <= MAX_Q_WARMUP:  # 10^9 held the run in its warm-up for days, before step 1
             raise CtrlgenError(f"{NAME}.q_warmup is the number of updates Q learns the labelled images alone before the run; "
                                f"it must be a whole number 0..{MAX_Q_WARMUP:,} (0 = off; 300 in docs/results), got {p['q_warmup']:,}")
-        if p["lambda_pseudo"] < 0:
-            raise CtrlgenError(f"{NAME}.lambda_pseudo must be >= 0, got {p['lambda_pseudo']}")
         if not 0 < p["pseudo_threshold"] < 1:
             raise CtrlgenError(f"{NAME}.pseudo_threshold must be in (0, 1), got {p['pseudo_threshold']}")
         if p["lambda_pseudo"] > 0 and p["shift"] == 0 and not p["flip"]:

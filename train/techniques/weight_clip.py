@@ -13,11 +13,10 @@ class WeightClip(Technique):
     name = "weight_clip"
     doc = "Clamp every D parameter to [-clip, clip] after each D update (a crude Lipschitz bound)."
     params = {"clip": 0.01}
+    positive = {"clip": "the box D's weights are clamped to; WGAN takes 0.01"}
 
     @classmethod
     def check(cls, cfg, params):
-        if params.get("clip", cls.params["clip"]) <= 0:
-            raise CtrlgenError("techniques.weight_clip.clip must be > 0")
         if cfg.net.d_norm == "spectral":
             raise CtrlgenError("weight_clip and spectral normalization both bound D's Lipschitz constant; use one of them")
 
