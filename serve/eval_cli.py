@@ -164,7 +164,7 @@ def plot(
 ) -> None:
     """Plot losses and monitored metrics over steps (PNG) and the fixed-z sample grids over training (GIF)."""
     from ctrlgen.files import check_output, check_suffix
-    from ctrlgen.serve.plot import check_default_output, plot_run, samples_gif
+    from ctrlgen.serve.plot import check_default_output, plot_run, samples_gif, skipped_note
 
     for path, suffix, why in ((output, ".png", "--output is the PNG of curves"), (gif, ".gif", "--gif is an animated GIF")):
         if path is not None:
@@ -175,6 +175,8 @@ def plot(
             check_output(path, force)
         else:  # a default in RUN_DIR: replaced without --force, but only when ctrlgen plot wrote it
             check_default_output(run_dir, path)
-    png = plot_run(run_dir, png_out)
+    png, skipped = plot_run(run_dir, png_out)
     frames = samples_gif(run_dir, gif_out)
     typer.echo(f"Wrote {png}" + (f" and {gif_out} ({frames} frames)" if frames else " (no sample grids for a GIF)"))
+    if skipped:
+        typer.echo(skipped_note(run_dir / "metrics.jsonl", skipped))

@@ -43,7 +43,8 @@ FITNESS = "E-GAN: fitness of the best child (F = F_q + γ·F_d)"
 GROUPED = {"losses", OTHER_TERMS, FITNESS}
 
 
-def read_records(run_dir: Path) -> list[dict]:
+def read_records(run_dir: Path) -> tuple[list[dict], list[int]]:
+    """The run's records as far as they can be read, and the numbers (from 1) of the lines that could not."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         from ctrlgen.checkpoint import run_of_checkpoints
@@ -51,15 +52,25 @@ def read_records(run_dir: Path) -> list[dict]:
         if (run := run_of_checkpoints(run_dir)) is not None:
             raise CtrlgenError(f"{run_dir} is the checkpoints folder of a run; give the run directory itself: {run}")
         raise CtrlgenError(f"{run_dir} has no metrics.jsonl; give a run directory written by ctrlgen train")
-    out = []
-    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+    out, skipped = [], []
+    for number, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
         try:
-            r = json.loads(line)
+            r = json.loads(line) if line.strip() else None
         except (ValueError, RecursionError):
-            continue  # a line cut by a crash
+            r = False  # a line cut by a crash, or not JSON at all
         if isinstance(r, dict) and type(r.get("step")) is int and (r.get("event") is None or isinstance(r["event"], str)):
             out.append({k: v for k, v in r.items() if _plain_key(k) and _plain_value(k, v)})  # a tampered line: what can be read
-    return out
+        elif r is not None:
+            skipped.append(number)
+    return out, skipped
+
+
+def skipped_note(path: Path, skipped: list[int]) -> str:
+    """One line on the lines of ``path`` the plot left out ("" when none)."""
+    if not skipped:
+        return ""
+    lines = f"line {skipped[0]}" if len(skipped) == 1 else f"{len(skipped)} lines (the first: line {skipped[0]})"
+    return f"{path}: {lines} not a training record, left out of the plot (a last line cut by a crash is expected)"
 
 
 def _plain_key(k: str) -> bool:
@@ -122,19 +133,20 @@ def real_levels(records: list[dict]) -> dict[str, float]:
     return {k: float(refs[-1][k]) for k in REFERENCE_KEYS if refs and isinstance(refs[-1].get(k), (int, float))}
 
 
-def plot_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Draw the run's curves (``run_figure``) into a PNG at ``out``."""
-    fig = run_figure(run_dir)  # (imports matplotlib, or says how to install it)
+def plot_run(run_dir: str | Path, out: str | Path) -> tuple[Path, list[int]]:
+    """Draw the run's curves (``run_figure``) into a PNG at ``out``; also the numbers of the lines left out."""
+    records, skipped = read_records(Path(run_dir))
+    fig = run_figure(run_dir, records)  # (imports matplotlib, or says how to install it)
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": MARK.decode()})
     plt.close(fig)
     write_bytes(out, buf.getvalue())
-    return Path(out)
+    return Path(out), skipped
 
 
-def run_figure(run_dir: str | Path):
+def run_figure(run_dir: str | Path, records: list[dict] | None = None):
     """The matplotlib figure of the run: one titled panel per quantity, one line per series (labelled with its key)."""
     try:
         import matplotlib
@@ -145,7 +157,8 @@ def run_figure(run_dir: str | Path):
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    records = read_records(run_dir)
+    if records is None:
+        records = read_records(Path(run_dir))[0]
     train = [r for r in records if "event" not in r]
     monitor = [r for r in records if r.get("event") == "monitor"]
     if not train and not monitor:

@@ -181,7 +181,7 @@ def test_plot_shares_panel(tmp_path):
     assert shares["a"][1].tolist() == [1.0, 1.0, 0.5, 0.0]
     assert shares["b"][1].tolist() == [0.0, 0.0, 0.5, 1.0]
     Trainer(tiny_config("ring8", "steps=4", EGAN), tmp_path).run()
-    assert plot_run(tmp_path, tmp_path / "p.png").stat().st_size > 0
+    assert plot_run(tmp_path, tmp_path / "p.png")[0].stat().st_size > 0
 
 
 @pytest.mark.parametrize(("override", "message"), [

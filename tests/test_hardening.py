@@ -372,12 +372,15 @@ def test_tampered_metrics_lines_neither_break_plot_nor_resume(tmp_path, tiny_run
     shutil.copytree(tiny_runs["ring8"], run)
     bad = (b'{"step": 1, "d_adv": "x"}\n{"step": 2, "$\\\\frac{": 1}\n[1, 2]\n\xff\xfe\n{"step": "x"}\n{"event": 5, "step": 3}\n'
            b'{"step": 4, "g_adv": 1e308, "d_adv": NaN}\n{"step": 5, "event": "egan", "won": 5}\n' + b"[" * 100000 + b"\n")
+    before = len((run / "metrics.jsonl").read_bytes().splitlines())
     with open(run / "metrics.jsonl", "ab") as f:
         f.write(bad)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning would be a second line on stderr
         r = run_cli("plot", run, "-o", tmp_path / "p.png")
     assert "Wrote" in r.output and (tmp_path / "p.png").exists()
+    # what was left out is said, with where to look: [1, 2], the bytes, step "x", event 5 and the deep nesting
+    assert f"5 lines (the first: line {before + 3}) not a training record, left out of the plot" in r.output
     run_cli("train", "--resume", run, "--steps", "10", "--no-progress")
     import json
 
