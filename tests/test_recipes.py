@@ -63,6 +63,19 @@ def shapes(tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------ families, presets, extends
+def test_a_number_in_a_set_key_indexes_an_array_of_tables():
+    d = {"latent": {"categorical": [{"name": "c", "n": 10}, {"name": "k", "n": 4}]}, "egan": {"mutations": ["lsgan"]}}
+    out = apply_overrides(d, ["latent.categorical.1.n=3", "latent.categorical.0.name=shape"])
+    assert out["latent"]["categorical"] == [{"name": "shape", "n": 10}, {"name": "k", "n": 3}]
+    assert d["latent"]["categorical"][1]["n"] == 4  # the recipe's own data is not changed
+    for item, fragment in [("latent.categorical.2.n=3", "'2' is not an index of that list \\(its indices are 0..1\\)"),
+                           ("latent.categorical.-1.n=3", "'-1' is not an index"),
+                           ("latent.categorical.n=3", "'n' is not an index"),
+                           ("egan.mutations.0.x=1", "mutations is a value, not a table")]:
+        with pytest.raises(CtrlgenError, match=fragment):
+            apply_overrides(d, [item])
+
+
 def test_every_shipped_preset_extends_a_family_and_families_name_their_data():
     raw = {n: tomllib.loads(resources.files("ctrlgen.train").joinpath("recipes", f"{n}.toml").read_text()) for n in recipe_names()}
     assert set(FAMILIES) <= set(raw)

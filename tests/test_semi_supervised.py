@@ -105,7 +105,11 @@ def test_cli_errors_are_one_line(tmp_path):
     few = make_folder(tmp_path / "few", per_class=(4, 1, 4), unlabelled=6)
     assert_one_line_error(run_cli(*base, "--data", few, "-o", tmp_path / "b", ok=False), "'square' has 1 labelled image(s), fewer than")
     assert_one_line_error(run_cli(*base[:1], recipe(tmp_path, n=4), *base[2:], "--data", few, "-o", tmp_path / "c", ok=False),
-                          "has 4 values but the data has 3 classes")
+                          "has 4 values but the data has 3 classes; set n = 3 in [[latent.categorical]] (or --set latent.categorical.0.n=3)")
+    # the fix the message gives works from the command line, without editing the recipe
+    run_cli(*base[:1], recipe(tmp_path, n=4), *base[2:], "--data", few, "-o", tmp_path / "c", "-s", "latent.categorical.0.n=3",
+            "-s", "techniques.semi_supervised.labels_per_class=1")
+    assert (tmp_path / "c" / "checkpoints").is_dir()
     assert_one_line_error(run_cli(*base, "--data", few, "-s", "techniques.semi_supervised.labels_per_class=0", ok=False),
                           "labels_per_class must be >= 1")
     cond = make_folder(tmp_path / "cond", unlabelled=3)

@@ -120,17 +120,26 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _index(node: list, k: str, item: str) -> int:
+    """``k`` as an index of the array of tables ``node`` (``latent.categorical.0.n=4``), or a one-line error."""
+    if not (k.isascii() and k.isdigit() and int(k) < len(node)):
+        there = {0: "it is empty", 1: "its only index is 0"}.get(len(node), f"its indices are 0..{len(node) - 1}")
+        raise CtrlgenError(f"override {item!r}: {k!r} is not an index of that list ({there})")
+    return int(k)
+
+
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``d`` with each ``--set`` item applied; a part of the key that is a number indexes an array of tables."""
     d = json.loads(json.dumps(d))  # deep copy of plain data
     for item in overrides:
         keys, value = parse_override(item)
         node = d
         for k in keys[:-1]:
-            nxt = node.setdefault(k, {})
-            if not isinstance(nxt, dict):
+            nxt = node[_index(node, k, item)] if isinstance(node, list) else node.setdefault(k, {})
+            if not isinstance(nxt, (dict, list)) or (isinstance(nxt, list) and not all(isinstance(x, dict) for x in nxt)):
                 raise CtrlgenError(f"override {item!r}: {k} is a value, not a table; set it as {k}=VALUE")
             node = nxt
-        node[keys[-1]] = value
+        node[_index(node, keys[-1], item) if isinstance(node, list) else keys[-1]] = value
     return d
 
 

@@ -123,7 +123,7 @@ class SemiSupervised(Technique):
         known = cfg.default_class_names()  # Fashion-MNIST's; a folder's classes are checked when it is read
         if known and not cfg.data_dir and len(known) != cats[0].n:
             raise CtrlgenError(f"categorical code {cats[0].name!r} has {cats[0].n} values but {cfg.data} has {len(known)} classes; "
-                               f"set n = {len(known)} in [[latent.categorical]]")
+                               f"set n = {len(known)} in [[latent.categorical]] (or --set latent.categorical.0.n={len(known)})")
 
     @classmethod
     def spec_for(cls, spec, class_names, params):
@@ -133,7 +133,7 @@ class SemiSupervised(Technique):
                                "put at least labels_per_class images of each class in a subfolder named after it")
         if len(class_names) != code.n:
             raise CtrlgenError(f"categorical code {code.name!r} has {code.n} values but the data has {len(class_names)} classes; "
-                               f"set n = {len(class_names)} in [[latent.categorical]]")
+                               f"set n = {len(class_names)} in [[latent.categorical]] (or --set latent.categorical.0.n={len(class_names)})")
         named = dataclasses.replace(code, values=tuple(class_names))
         return dataclasses.replace(spec, categorical=(named, *spec.categorical[1:]))
 
