@@ -21,7 +21,7 @@ from ctrlgen.train.techniques.experience_replay import ExperienceReplay
 from ctrlgen.train.techniques.feature_matching import FeatureMatching, feature_distance
 from ctrlgen.train.techniques.historical_averaging import HistoricalAveraging, RunningMean
 from ctrlgen.train.techniques.label_smoothing import LabelSmoothing
-from ctrlgen.train.techniques.mode_seeking import ModeSeeking, mode_seeking_ratio, paired
+from ctrlgen.train.techniques.mode_seeking import ModeSeeking, mode_seeking_ratio, nearby_pairs, paired
 from ctrlgen.train.techniques.penalties import R1, DraganPenalty, GradientPenalty
 from ctrlgen.train.techniques.unrolled import look_ahead
 from ctrlgen.train.trainer import Trainer
@@ -356,6 +356,38 @@ def test_mode_seeking_makes_g_batches_in_pairs_during_training():
     assert not torch.equal(g_batch[Z][:half], g_batch[Z][half:])
     d_batch = seen[0]
     assert not torch.equal(d_batch[LABEL][:half], d_batch[LABEL][half:])  # D's fakes are drawn as before
+
+
+def test_nearby_pairs_put_each_second_noise_close_to_its_first():
+    z = torch.randn(8, 62, generator=torch.Generator().manual_seed(0))
+    near = nearby_pairs(z, 1, 0.1, torch.Generator().manual_seed(1), uniform=False)
+    assert torch.equal(near[:4], z[:4])  # the first half is left as drawn
+    step = (near[4:] - near[:4]).abs().mean().item()
+    assert 0.06 < step < 0.10  # 0.1 x E|N(0, 1)| = 0.08, where two fresh draws are 1.13 apart
+    again = nearby_pairs(z, 1, 0.1, torch.Generator().manual_seed(1), uniform=False)
+    assert torch.equal(near, again)  # drawn from the run's generator: a resume draws the same
+    two = nearby_pairs(z, 2, 0.1, torch.Generator().manual_seed(1), uniform=False)  # each seed's block pairs within itself
+    assert torch.equal(two[:2], z[:2]) and torch.equal(two[4:6], z[4:6]) and (two[2:4] - z[:2]).abs().max() < 0.6
+    u = nearby_pairs(torch.full((4, 3), 0.99), 1, 0.5, torch.Generator().manual_seed(2), uniform=True)
+    assert u.abs().max() <= 1.0  # uniform noise stays in its support
+
+
+def test_mode_seeking_with_nearby_pairs_trains_on_neighbours_and_changes_training():
+    def g_batch_and_weights(*extra):
+        torch.manual_seed(0)
+        t = Trainer(tiny_config("cgan", "techniques.mode_seeking={}", *extra), "unused")
+        seen = []
+        t.G.register_forward_pre_hook(lambda m, args, kw: seen.append({k: v.clone() for k, v in kw.items()}), with_kwargs=True)
+        t.train_step()
+        t.train_step()
+        return seen[-1], torch.cat([p.detach().flatten() for p in t.G.parameters()])
+
+    fresh, w_fresh = g_batch_and_weights()
+    near, w_near = g_batch_and_weights("techniques.mode_seeking.pair_scale=0.1")
+    half = near[LABEL].shape[0] // 2
+    assert torch.equal(near[LABEL][:half], near[LABEL][half:])
+    assert (near[Z][half:] - near[Z][:half]).abs().mean() < 0.15 < (fresh[Z][half:] - fresh[Z][:half]).abs().mean()
+    assert not torch.allclose(w_fresh, w_near)  # the option changes what G learns
 
 
 # ------------------------------------------------------------------ DiffAugment

@@ -14,6 +14,13 @@ run's G steps on (a step count, so a resume is exact): a strong push for diversi
 rates are high and a lighter one while they fall, where the weight sets the trade against conditional
 accuracy (docs/results/fashion-cgan-runs.md).
 
+With ``pair_scale`` > 0 the second sample of each pair is a nearby latent instead of a fresh one,
+``z₂ = z₁ + pair_scale · ε`` with ε standard normal (clamped to [−1, 1] for uniform noise), so the
+same ratio measures how far G spreads a latent's neighbourhood (the finite-difference estimate of
+G's local Jacobian that Odena et al. 2018 use to study G's conditioning): a reward for samples
+that are not packed close to their nearest neighbours, which recall's k-NN balls count
+(docs/results/recall_by_class.md).  0, the default, is the paper's fresh noise.
+
 The pairs cost no extra forward pass: ``g_latent`` makes G's latent batch
 out of two halves that share every input but the noise (per ensemble block,
 so each seed's copy pairs within its own block), and the penalty compares the
@@ -58,6 +65,17 @@ def paired(inputs: dict[str, Tensor], blocks: int = 1) -> dict[str, Tensor]:
     return out
 
 
+def nearby_pairs(z: Tensor, blocks: int, scale: float, gen: torch.Generator, uniform: bool) -> Tensor:
+    """``z`` with each block's second half replaced by its first half plus ``scale`` × standard normal noise
+    (clamped to [-1, 1] where the noise is uniform), drawn from ``gen``."""
+    first, _ = _halves(z, blocks)
+    near = first + scale * torch.randn(first.shape, generator=gen, device=gen.device).to(first.device, first.dtype)
+    if uniform:
+        near = near.clamp(-1.0, 1.0)
+    shape = (blocks, 1, -1, *z.shape[1:])
+    return torch.cat([first.reshape(shape), near.reshape(shape)], 1).reshape(z.shape)
+
+
 def mode_seeking_ratio(fake: Tensor, z: Tensor, blocks: int = 1) -> Tensor:
     """mean |G(c, z₁) − G(c, z₂)| / mean |z₁ − z₂| over the pairs of ``paired`` inputs, one value per block."""
     f1, f2 = _halves(fake.float(), blocks)
@@ -69,8 +87,9 @@ def mode_seeking_ratio(fake: Tensor, z: Tensor, blocks: int = 1) -> Tensor:
 class ModeSeeking(Technique):
     name = "mode_seeking"
     doc = "G minimizes weight / (mean|G(c,z1)-G(c,z2)| / mean|z1-z2| + eps) over same-condition pairs (MSGAN)."
-    params = {"weight": 1.0, "eps": 1e-5, "weight_late": 0.0, "late_from": 0.5}
+    params = {"weight": 1.0, "eps": 1e-5, "weight_late": 0.0, "late_from": 0.5, "pair_scale": 0.0}
     positive = {"weight": SWITCH_OFF, "eps": "it keeps 1/d finite when two samples coincide"}
+    non_negative = {"pair_scale": "0 draws each pair's second noise afresh, as the paper; > 0 draws it this far from the first"}
 
     @classmethod
     def check(cls, cfg, params):
@@ -83,7 +102,10 @@ class ModeSeeking(Technique):
         if rows % 2:
             raise CtrlgenError(f"techniques.mode_seeking pairs the samples of each G batch, but a batch here has {rows} rows; "
                                "use a batch_size that stays even on every rank")
-        return paired(inputs, run.seeds)
+        out = paired(inputs, run.seeds)
+        if self.p["pair_scale"] > 0:
+            out[Z] = nearby_pairs(out[Z], run.seeds, self.p["pair_scale"], run.rng, uniform=run.spec.noise == "uniform")
+        return out
 
     def g_penalty(self, ctx: StepContext):
         ratio = mode_seeking_ratio(ctx.fake, ctx.inputs[Z], ctx.run.seeds)
