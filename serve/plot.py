@@ -158,7 +158,7 @@ def run_figure(run_dir: str | Path, records: list[dict] | None = None):
 
     run_dir = Path(run_dir)
     if records is None:
-        records = read_records(Path(run_dir))[0]
+        records = read_records(run_dir)[0]
     train = [r for r in records if "event" not in r]
     monitor = [r for r in records if r.get("event") == "monitor"]
     if not train and not monitor:
