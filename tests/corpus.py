@@ -532,6 +532,8 @@ CASES = [
         [{"lr": "fast", "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0, "params": [0]}])}), "--steps", "12"],
          "not a finite number >= 0", "use an earlier checkpoint"),
     Case("recipe-nan", "a recipe with lr_g = nan", lambda e: recipe(e, "lr_g = nan\n"), "lr_g must be > 0", "> 0"),
+    Case("recipe-date", "a recipe with a TOML date (seed = 1979-05-27; it ended in a traceback)", lambda e: recipe(e, "seed = 1979-05-27\n"),
+         "seed = 1979-05-27 is a TOML date or time", "give a number"),
     Case("recipe-inf", "a recipe with lr_g = inf", lambda e: recipe(e, "lr_g = inf\n"), "lr_g must be a finite number", "finite"),
     Case("technique-nan", "--set of a technique's late weight to NaN (a check written as x < 0 let it through)",
          lambda e: e.train("--set", "techniques.mode_seeking.weight_late=nan"), "techniques.mode_seeking.weight_late must be a finite number", "give a number"),

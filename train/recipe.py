@@ -61,7 +61,24 @@ def _read_one(name_or_path: str, folder: Path | None) -> tuple[dict[str, Any], s
         raise CtrlgenError(f"{where} nests too deeply to read; fix the file") from None
     if json_depth(table) > MAX_JSON_DEPTH:
         raise CtrlgenError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels; fix the file")
+    if (found := _date_in(table)) is not None:
+        key, value = found
+        raise CtrlgenError(f"{where}: {key} = {value} is a TOML date or time, which no setting takes; "
+                           "give a number, a \"quoted\" string, true/false or a table")
     return table, where, home
+
+
+def _date_in(node: Any, key: str = "") -> tuple[str, Any] | None:
+    """The first TOML date, time or date-time in ``node`` and its dotted key (None where there is none)."""
+    import datetime
+
+    if isinstance(node, (datetime.date, datetime.time)):  # datetime.datetime is a date
+        return key, node.isoformat()
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        if (found := _date_in(v, f"{key}.{k}" if key else str(k))) is not None:
+            return found
+    return None
 
 
 def merge(base: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:
