@@ -18,6 +18,7 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,13 +208,14 @@ def is_card_markdown(path: str | os.PathLike) -> bool:
     return head[0].startswith("# ") and head[1] == "\n" and head[2].rstrip("\n") == "| field | value |"
 
 
-def check_markdown_path(onnx_path: str | os.PathLike, force: bool = False, fix: str = "move it away or pass --force to replace it") -> Path:
+def check_markdown_path(onnx_path: str | os.PathLike, force: bool = False, fix: str = "move it away or pass --force to replace it",
+                        ours: Callable[[Path], bool] = is_card_markdown) -> Path:
     """The card's NAME.md beside ``onnx_path``; refuse (before any work) to replace a file there that is not
-    a card ctrlgen wrote, unless ``force`` (never a folder)."""
+    a card ctrlgen wrote (``ours`` tells), unless ``force`` (never a folder)."""
     out = Path(onnx_path).with_suffix(".md")
     if out.is_dir():
         raise CtrlgenError(f"{out} is a folder, and the model card would be written there; move it away")
-    if os.path.lexists(out) and not force and not is_card_markdown(out):
+    if os.path.lexists(out) and not force and not ours(out):
         raise CtrlgenError(f"{out} exists and is not a model card ctrlgen wrote, and the card would be written there; {fix}")
     return out
 

@@ -25,18 +25,20 @@ def train_evaluator(
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
 ) -> None:
     """Train the Fashion-MNIST evaluation classifier and export it with its card (NAME.md beside it)."""
+    from ctrlgen.card import check_markdown_path
     from ctrlgen.classifier import default_path
     from ctrlgen.files import check_output, check_suffix
     from ctrlgen.limits import check_seed
-    from ctrlgen.train.classifier_training import EvaluatorConfig, export, train
+    from ctrlgen.train.classifier_training import EvaluatorConfig, export, is_evaluator_markdown, train
 
     check_seed(seed, "--seed")
     out = output or default_path()
     check_suffix(out, ".onnx", "ctrlgen and ONNX tools know a model by it")
     check_output(out, force)
+    md = check_markdown_path(out, force, ours=is_evaluator_markdown)  # before the training, not after it
     cfg = EvaluatorConfig(epochs=epochs, seed=seed, train_limit=limit)
     net, report = train(cfg, data, log=typer.echo)
-    card = export(net, report, out, out.with_suffix(".md"))
+    card = export(net, report, out, md)
     typer.echo(f"Wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.md')}; "
                f"test accuracy {100 * card['test_accuracy']:.2f}%")
 

@@ -475,6 +475,9 @@ CASES = [
     Case("walk-still", "interpolate --keys 1 with nothing else to walk between (a still picture, not a walk)",
          lambda e: ["interpolate", str(e.models["cgan"]), "--keys", "1", "-o", str(e.tmp / "w.gif")],
          "a walk through 1 keyframe stands still", "ask for 2 or more keyframes"),
+    Case("evaluator-md", "train-evaluator -o e.onnx beside your own e.md (it was replaced by the evaluator's card)",
+         lambda e: evaluator_beside(e, existing(e, "e.md")),
+         "e.md exists and is not a model card ctrlgen wrote", "pass --force"),
     Case("evaluator-limit-negative", "train-evaluator --limit -5 (it trained on all images but the last 5)",
          lambda e: ["train-evaluator", "--limit", "-5", "-o", str(e.tmp / "ev.onnx")], "--limit must be >= 0", "0 = all images"),
     Case("evaluator-limit-tiny", "train-evaluator --limit 1 (a traceback from BatchNorm on one image)",
@@ -570,6 +573,11 @@ CASES = [
     Case("ui-host", "ui --host that is not an address", lambda e: ["ui", "--host", "a b/c"], "is not an address or host name", "use 127.0.0.1"),
     Case("ui-host-foreign", "ui --host that is another machine's address", lambda e: ["ui", "--host", "192.0.2.7"], "is not an address of this machine", "use 127.0.0.1"),
 ]
+
+
+def evaluator_beside(env: Env, md: str) -> list[str]:
+    """train-evaluator writing NAME.onnx where ``md`` (NAME.md) already is; --data is never read (refused before)."""
+    return ["train-evaluator", "-o", str(Path(md).with_suffix(".onnx")), "--limit", "16", "--epochs", "1", "--data", str(env.tmp / "nowhere")]
 
 
 def resumable_without_checkpoint(env: Env) -> str:

@@ -223,12 +223,25 @@ def _check_parity(data: bytes, net: EvaluatorNet) -> None:
         raise CtrlgenError(f"the evaluator's ONNX differs from torch by {diff:.3g}; it was not written")
 
 
+CARD_LEAD = "The frozen Fashion-MNIST classifier that `ctrlgen eval` and training-time monitoring use for every"
+
+
+def is_evaluator_markdown(path: str | Path) -> bool:
+    """Whether ``path`` holds an evaluator card ``card_markdown`` wrote (its title, a blank line, its lead)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = [f.readline().rstrip("\n") for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head == ["# fashion-mnist-evaluator", "", CARD_LEAD]
+
+
 def card_markdown(card: dict, info: dict) -> str:
     cfg = card["config"]
     return "\n".join([
         "# fashion-mnist-evaluator",
         "",
-        "The frozen Fashion-MNIST classifier that `ctrlgen eval` and training-time monitoring use for every",
+        CARD_LEAD,
         "image metric of `METRICS.md` (class histograms, conditional accuracy, Fréchet distance,",
         "precision/recall, density/coverage, intra-class diversity, InfoGAN purity).",
         "",
