@@ -101,7 +101,7 @@ def record(path: str | os.PathLike, report, measured_on: str | None = None) -> d
         "notes": d["notes"],
     }
     props[CARD_KEY].value = json.dumps(card, sort_keys=True)
-    write_bytes(path, model.SerializeToString())
+    write_bytes(os.path.realpath(path), model.SerializeToString())  # through a link: the file it names is updated, the link stays
     return card
 
 

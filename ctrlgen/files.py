@@ -94,12 +94,18 @@ def rename_no_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 def publish(tmp: str | os.PathLike, target: str | os.PathLike, replace: bool | None = None) -> None:
-    """Give a temporary file or folder the permissions a plain open() would have, then rename it
-    onto ``target`` (mkstemp/mkdtemp create them private, 0600/0700).
+    """Give a temporary file or folder the permissions a plain open() would have (a file it replaces: that
+    file's own, so a private model stays private), then rename it onto ``target`` (mkstemp/mkdtemp create
+    them private, 0600/0700).
 
     ``replace`` None: replace unless ``target`` is an output checked without ``--force``."""
     tmp = Path(tmp)
-    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
+    mode = (0o777 if tmp.is_dir() else 0o666) & ~_umask()
+    with contextlib.suppress(OSError):
+        old = os.lstat(target).st_mode
+        if stat.S_ISREG(old) and not tmp.is_dir():
+            mode = stat.S_IMODE(old)
+    os.chmod(tmp, mode)
     if replace is None:
         replace = not must_not_replace(target)
     if replace:

@@ -94,6 +94,21 @@ def test_write_card_changes_only_the_card(tiny_models, tmp_path):
     assert "metric fd" in run("info", path).output
 
 
+def test_write_card_keeps_the_files_permissions_and_a_link_stays_a_link(tiny_models, tmp_path):
+    """The card is recorded in place: a private model stays private (it became world-readable), and through
+    a symbolic link the file it names is updated while the link stays (it was replaced by a copy)."""
+    private = tmp_path / "private.onnx"
+    private.write_bytes(tiny_models["cgan"].read_bytes())
+    private.chmod(0o600)
+    run("eval", private, "--n", 200, "--write-card")
+    assert private.stat().st_mode & 0o777 == 0o600 and "metrics" in Runtime.from_file(private).card
+    target, link = tmp_path / "target.onnx", tmp_path / "link.onnx"
+    target.write_bytes(tiny_models["cgan"].read_bytes())
+    link.symlink_to(target.name)
+    run("eval", link, "--n", 200, "--write-card")
+    assert link.is_symlink() and "metrics" in Runtime.from_file(target).card
+
+
 def test_write_card_refuses_a_shipped_model(tmp_path):
     """The shipped files' cards hold the release's measurement: --write-card (with a small --n, say) must not
     replace it; a copy records."""

@@ -388,6 +388,22 @@ def test_tampered_metrics_lines_neither_break_plot_nor_resume(tmp_path, tiny_run
     assert all(isinstance(json.loads(x), dict) for x in lines)  # the resume kept only readable lines
 
 
+def test_a_file_replaced_keeps_its_permissions_and_a_new_one_gets_the_umasks(tmp_path):
+    from ctrlgen.files import write_bytes
+
+    old = tmp_path / "old.png"
+    old.write_bytes(b"theirs")
+    old.chmod(0o640)
+    write_bytes(old, b"ours")  # --force onto a file, or a card recorded in place
+    assert old.read_bytes() == b"ours" and old.stat().st_mode & 0o777 == 0o640
+    mask = os.umask(0o022)
+    try:
+        write_bytes(tmp_path / "new.png", b"ours")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "new.png").stat().st_mode & 0o777 == 0o644
+
+
 def test_an_output_this_job_published_may_be_rewritten_by_it(tmp_path):
     from ctrlgen.files import check_output, write_bytes
 
