@@ -148,6 +148,27 @@ def read_spec(data: bytes, source: Path) -> tuple[LatentSpec, dict]:
     return LatentSpec.from_json(meta[SPEC_KEY]), card if isinstance(card, dict) else {}
 
 
+GENERATOR_TAG = '<meta name="generator" content="ctrlgen export --web">'
+JS_LEAD = "// The page `ctrlgen export MODEL --web DIR` writes"
+
+
+def _ours(path: Path) -> bool:
+    """Whether the page file at ``path`` is one ``write_page`` wrote (``--force`` replaces only those)."""
+    if path.name == "model.onnx":
+        from ctrlgen.card import read_metadata
+
+        try:
+            return SPEC_KEY in read_metadata(path)
+        except CtrlgenError:
+            return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return GENERATOR_TAG in head if path.name == "index.html" else head.startswith(JS_LEAD)
+
+
 def write_page(
     source: str | os.PathLike,
     folder: str | os.PathLike,
@@ -159,7 +180,8 @@ def write_page(
     """Write index.html, ctrlgen.js and model.onnx into ``folder`` (a run directory or checkpoint is exported first).
 
     An existing folder that holds anything is refused unless ``force``; then only the page's three
-    files in it are replaced (each atomically), nothing else there is touched."""
+    files in it are replaced (each atomically), and only where they are the files this wrote (a site's
+    own index.html is refused); nothing else there is touched."""
     from ctrlgen.files import atomic_writer, check_output
     from ctrlgen.triton import _model_bytes
 
@@ -169,6 +191,10 @@ def write_page(
         raise CtrlgenError(f"{folder} is a file; give a folder for the web page")
     if folder.is_dir() and any(folder.iterdir()) and not force:
         raise CtrlgenError(f"{folder} already exists and is not empty; pass --force to replace the page's files or choose another folder")
+    theirs = [name for name in PAGE_FILES if os.path.lexists(folder / name) and not _ours(folder / name)]
+    if theirs:  # --force replaces the page this command wrote, not a site's own index.html
+        raise CtrlgenError(f"{folder} holds {', '.join(theirs)} that ctrlgen did not write, and --force replaces only the page's own "
+                           "files; move them away or choose another folder")
     data = _model_bytes(source, export_options or {})
     spec, card = read_spec(data, source)
     title = str(card.get("name") or source.stem)

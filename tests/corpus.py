@@ -404,6 +404,9 @@ CASES = [
     # ---- issue 17: lost files
     Case("force-foreign", "png-dir --force onto a folder holding files ctrlgen did not write", png_dir_with_foreign,
          "ctrlgen did not write", "choose another output", True),
+    Case("web-force-foreign", "export --web DIR --force where DIR holds the site's own index.html (it was replaced)",
+         lambda e: ["export", str(e.models["ring8"]), "--web", str(Path(e.file("site/index.html", b"<html>my homepage</html>")).parent), "--force"],
+         "holds index.html that ctrlgen did not write", "move them away"),
     Case("out-empty", "an empty output name", lambda e: ["export", str(e.runs["ring8"]), "-o", ""],
          "names a folder, not a file", "give the output a name"),
     Case("out-fifo-force", "generate --force onto a FIFO (replacing it by rename would delete it: /dev/null as root)",

@@ -59,6 +59,14 @@ def test_the_page_holds_the_model_unchanged_and_loads_the_given_ort(tmp_path):
     assert (out / "model.onnx").read_bytes() == INFOGAN.read_bytes()
     assert '<script src="/ort/ort.min.js"></script>' in (out / "index.html").read_text()
     assert (out / "notes.txt").read_text() == "mine"
+    # but not a site's own page files: an index.html ctrlgen did not write is refused and kept, with the rest
+    for name, theirs in (("index.html", b"<html>my homepage</html>"), ("ctrlgen.js", b"my js"), ("model.onnx", b"my model")):
+        kept = (out / name).read_bytes()
+        (out / name).write_bytes(theirs)
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert_one_line_error(run_cli("export", CGAN, "--web", out, "--force", ok=False), f"holds {name} that ctrlgen did not write")
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        (out / name).write_bytes(kept)
 
 
 def test_the_title_from_the_card_is_escaped(tmp_path):
