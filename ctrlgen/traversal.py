@@ -259,6 +259,19 @@ def keyframe_count(keys: int, controls: Controls | None) -> int:
     return max([keys, *(len(v) for v in lists)])
 
 
+def check_gif_size(spec: LatentSpec, frames: int, walks: int, scale: int) -> None:
+    """Refuse, before any work, a GIF whose frames (``walks`` images each, ``scale`` times their size) would not fit."""
+    from ctrlgen.limits import MAX_FRAME_PIXELS, MAX_GIF_PIXELS
+
+    if spec.output_kind == "points":
+        return  # a fixed-size scatter plot per frame
+    frame = walks * spec.output_shape[-2] * spec.output_shape[-1] * scale**2
+    if frame > MAX_FRAME_PIXELS or frame * frames > MAX_GIF_PIXELS:
+        raise CtrlgenError(f"{walks:,} walks at --scale {scale} make frames of {frame:,} px, {frame * frames:,} px over {frames:,} frames: "
+                           f"over the limit of {MAX_FRAME_PIXELS:,} px a frame and {MAX_GIF_PIXELS:,} in all; "
+                           "use fewer walks or frames or a smaller --scale")
+
+
 def walk(
     rt: Any,
     *,
@@ -286,6 +299,7 @@ def walk(
     walk_positions(frames, keys, loop)  # checks frames and keys before any work
     if max_samples is not None and frames * walks > max_samples:
         raise CtrlgenError(f"{frames} frames x {walks} walks = {frames * walks} samples is over the limit of {max_samples}; use fewer")
+    check_gif_size(spec, frames, walks, scale)
     base = rt.inputs(keys * walks, seed, truncation=truncation)
     if first is not None:
         if len(first[Z]) != walks:

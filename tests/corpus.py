@@ -573,6 +573,9 @@ CASES = [
          "--steps 100,000,000 is over the limit", "use fewer", True),
     Case("grid-pixels", "a grid picture of billions of pixels", lambda e: gen(e, "cgan", "-n", "10000", "--scale", "16"), "over the limit of 200,000,000 px",
          "use a smaller --scale", True),
+    Case("gif-pixels", "interpolate --walks 2000 --scale 16 (frames of 400M px ended in Pillow's decompression-bomb traceback)",
+         lambda e: ["interpolate", str(e.models["cgan"]), "--walks", "2000", "--frames", "2", "--scale", "16", "-o", str(e.tmp / "w.gif")],
+         "over the limit of 80,000,000 px a frame", "use fewer walks or frames", True),
     Case("ui-host", "ui --host that is not an address", lambda e: ["ui", "--host", "a b/c"], "is not an address or host name", "use 127.0.0.1"),
     Case("ui-host-foreign", "ui --host that is another machine's address", lambda e: ["ui", "--host", "192.0.2.7"], "is not an address of this machine", "use 127.0.0.1"),
 ]
