@@ -85,6 +85,20 @@ def test_cli_refuses_half_configured_launches(tmp_path, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MASTER_PORT": "99999"}, "MASTER_PORT=99999 must be a port, 1..65535"),  # a ValueError traceback from torch
+    ({"RANK": "5"}, "RANK=5 must be in 0..1 (WORLD_SIZE=2)"),  # waited 30 minutes for peers, deaf to SIGTERM
+    ({"LOCAL_RANK": "-1"}, "LOCAL_RANK=-1 must be >= 0"),
+    ({"MASTER_ADDR": " "}, "MASTER_ADDR is empty"),
+])
+def test_cli_refuses_torchrun_values_no_process_group_can_use(tmp_path, monkeypatch, env, message):
+    for var, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", **env}.items():
+        monkeypatch.setenv(var, value)
+    r = CliRunner().invoke(app, ["train", "ring8", "--distributed", "--steps", "1", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and message in r.output, r.output
+    assert not (tmp_path / "r").exists()
+
+
 # ---------------------------------------------------------------------- two gloo ranks
 def _state(trainer) -> dict[str, torch.Tensor]:
     """Everything a checkpoint holds except the per-rank random streams."""

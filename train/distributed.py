@@ -82,6 +82,24 @@ def env_int(name: str, default: int) -> int:
         raise CtrlgenError(f"environment variable {name}={plain(raw, 40)!s} is not an integer; unset it, or launch with torchrun") from None
 
 
+def check_environment() -> None:
+    """torchrun's variables hold values a process group can be built from: one line naming the first that
+    does not (a port of 99999 ended in a traceback; RANK >= WORLD_SIZE waited for peers for 30 minutes)."""
+    world, rank, local = env_int("WORLD_SIZE", 1), env_int("RANK", 0), env_int("LOCAL_RANK", 0)
+    port = env_int("MASTER_PORT", 29500)
+    fix = "unset it, or launch with torchrun"
+    if world < 1:
+        raise CtrlgenError(f"environment variable WORLD_SIZE={world} must be at least 1; {fix}")
+    if not 0 <= rank < world:
+        raise CtrlgenError(f"environment variable RANK={rank} must be in 0..{world - 1} (WORLD_SIZE={world}); {fix}")
+    if local < 0:
+        raise CtrlgenError(f"environment variable LOCAL_RANK={local} must be >= 0; {fix}")
+    if not 1 <= port <= 65535:
+        raise CtrlgenError(f"environment variable MASTER_PORT={port} must be a port, 1..65535; {fix}")
+    if not os.environ.get("MASTER_ADDR", "x").strip():
+        raise CtrlgenError(f"environment variable MASTER_ADDR is empty; set it to the first node's address (127.0.0.1 on one machine), or {fix}")
+
+
 def launched_by_torchrun() -> bool:
     return env_int("WORLD_SIZE", 1) > 1
 
@@ -96,6 +114,7 @@ def init(device: torch.device) -> None:
             f"--distributed needs torchrun's environment ({', '.join(missing)} unset); "
             "launch with: torchrun --nproc_per_node N -m ctrlgen.train RECIPE ..."
         )
+    check_environment()
     if device.type == "cuda":
         torch.cuda.set_device(env_int("LOCAL_RANK", 0))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
