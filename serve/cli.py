@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -187,6 +188,9 @@ def train(
     if resume is not None:
         if recipe is not None:
             raise CtrlgenError("give either a RECIPE or --resume RUN_DIR, not both")
+        if out is not None and Path(os.path.abspath(out)) != Path(os.path.abspath(resume)):
+            raise CtrlgenError(f"--resume continues {resume} in place, and -o names another folder ({out}); drop -o, or copy the run "
+                               "folder there and resume the copy")
         changes = {}
         for item in extra:
             keys, value = parse_override(item)
