@@ -42,7 +42,7 @@ from ctrlgen.text import plain
 
 KINDS = ("gpu", "cpu")
 VERSION = "1"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a folder name on every file system: at most 128 characters
 
 # ONNX TensorProto element types -> Triton data types (model_config.proto).
 TRITON_TYPES = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
@@ -151,6 +151,13 @@ def _model_bytes(source: Path, export_options: dict) -> bytes:
         return out.read_bytes()
 
 
+def _check_name(name: str, derived: bool) -> None:
+    if not _NAME.fullmatch(name):
+        raise CtrlgenError(f"model name '{plain(name, 80)}'{' (from the source: no --triton-name given)' if derived else ''} is not a usable "
+                           f"folder name; {'give --triton-name with' if derived else 'use'} letters, digits, '_', '-' or '.' "
+                           "(at most 128, the first a letter or digit)")
+
+
 def write_repository(
     source: str | os.PathLike,
     repo: str | os.PathLike,
@@ -177,6 +184,8 @@ def write_repository(
     source, repo = Path(source), Path(repo)
     if repo.exists() and not repo.is_dir():
         raise CtrlgenError(f"{repo} is a file; give a folder for the Triton model repository")
+    if name:
+        _check_name(name, derived=False)  # before the export, which takes seconds
     data = _model_bytes(source, export_options or {})
     try:
         model = onnx.load_model_from_string(data)
@@ -188,11 +197,9 @@ def write_repository(
         raise CtrlgenError(f"{source} has no {SPEC_KEY} metadata, so its interface is unknown; export it with ctrlgen export")
     spec = LatentSpec.from_json(meta[SPEC_KEY])
     inputs, outputs = model_io(model, spec)
-    derived = not name
-    name = name or _default_name(source, meta)
-    if not _NAME.fullmatch(name):
-        raise CtrlgenError(f"model name '{plain(name, 80)}'{' (from the source: no --triton-name given)' if derived else ''} is not a usable "
-                           f"folder name; {'give --triton-name with' if derived else 'use'} letters, digits, '_', '-' or '.'")
+    if not name:
+        name = _default_name(source, meta)
+        _check_name(name, derived=True)
     target = repo / name
     if target.exists() and not force:
         raise CtrlgenError(f"{target} already exists; pass --force to replace it or choose another --triton-name")

@@ -276,6 +276,9 @@ def export(
                        {"prefer_ema": ema, "tol": tol, "q_head": q_head, "precision": precision}, evaluate)
         return
     check_suffix(output, ".onnx", "ctrlgen and ONNX tools know a model by it")
+    if source.suffix.lower() == ".onnx" and source.is_file():  # it read as a damaged checkpoint ("header too large")
+        raise CtrlgenError(f"{source} is an exported ONNX model, and -o exports a run directory or checkpoint (.safetensors) to ONNX; "
+                           "use the .onnx as it is, or give it to --web or --triton")
     check_output(output, force)
 
     def write(path: Path) -> Any:
