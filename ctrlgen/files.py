@@ -138,6 +138,24 @@ def remove_empty(folders: list[Path]) -> None:
             f.rmdir()
 
 
+def broken_link(path: str | os.PathLike) -> Path | None:
+    """The first part of ``path`` that is a symbolic link leading nowhere (a missing target, or a loop); None if none is."""
+    p = Path(os.path.abspath(path))
+    for part in (*reversed(p.parents), p):
+        if os.path.islink(part) and not os.path.exists(part):
+            return part
+    return None
+
+
+def broken_link_message(path: str | os.PathLike) -> str | None:
+    """One line for an output under a symbolic link that leads nowhere (None where there is no such link)."""
+    link = broken_link(path)
+    if link is None:
+        return None
+    return (f"{link} is a symbolic link to {os.readlink(link)}, which does not exist (or links back in a loop); "
+            "remove the link, create what it points to, or choose another output")
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it atomically becomes ``path``.
@@ -153,7 +171,7 @@ def atomic_writer(path: str | os.PathLike, suffix: str | None = None) -> Iterato
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp", dir=folder)
     except OSError as e:
         remove_empty(made)
-        raise CtrlgenError(f"cannot write to {folder} ({e.strerror}); choose a writable output path") from None
+        raise CtrlgenError(broken_link_message(folder) or f"cannot write to {folder} ({e.strerror}); choose a writable output path") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -104,7 +104,9 @@ def user_errors(fn):
         except OSError as e:
             if e.errno == 28:
                 fail("no space left on the device; free some space or write elsewhere")
-            fail(f"{e.strerror or e} ({e.filename}); check the path")
+            from ctrlgen.files import broken_link_message
+
+            fail((e.filename and broken_link_message(e.filename)) or f"{e.strerror or e} ({e.filename}); check the path")
         except KeyboardInterrupt:
             typer.echo("Interrupted; nothing half-written was kept.", err=True)
             raise typer.Exit(130) from None

@@ -133,6 +133,12 @@ def recipe(env: Env, text: str) -> list[str]:
     return ["train", path, "--steps", "1", "--no-progress", "-o", str(env.tmp / "run")]
 
 
+def dangling(env: Env, name: str) -> str:
+    """A symbolic link ``name`` in the scratch folder to ``nowhere``, which does not exist."""
+    os.symlink("nowhere", env.tmp / name)
+    return str(env.tmp / name)
+
+
 def existing(env: Env, name: str) -> str:
     return env.file(name, b"precious bytes")
 
@@ -437,6 +443,9 @@ CASES = [
     Case("resume-out", "--resume RUN with -o OTHER (it trained on in RUN and ignored -o)",
          lambda e: ["train", "--resume", run_copy(e), "--steps", "12", "--no-progress", "-o", str(e.tmp / "other")],
          "--resume continues", "drop -o"),
+    Case("out-dangling-link", "train --out onto a symbolic link to a folder that does not exist (it said 'File exists; check the path')",
+         lambda e: ["train", "ring8", "--steps", "1", "--no-progress", "-o", dangling(e, "run")],
+         "is a symbolic link to nowhere, which does not exist", "remove the link"),
     Case("train-out-file", "train --out onto an existing file", lambda e: ["train", "ring8", "--steps", "1", "-o", existing(e, "notes.txt")],
          "is a file, and a run needs a folder", "choose another --out"),
     Case("train-out-taken", "train --out onto a folder holding a metrics.jsonl (not a run: a new run would append to it)",
