@@ -296,6 +296,10 @@ def walk(
     if not isinstance(walks, (int, np.integer)) or walks < 1:
         raise CtrlgenError(f"walks must be a positive integer, got {walks!r}")
     keys = keyframe_count(keys, controls)
+    from ctrlgen.limits import MAX_KEYS
+
+    if keys > MAX_KEYS:  # --keys is bounded, but a list of labels or code values sets the count too
+        raise CtrlgenError(f"a walk through {keys:,} keyframes (one per label or code value given) is over the limit of {MAX_KEYS:,}; give fewer")
     walk_positions(frames, keys, loop)  # checks frames and keys before any work
     if max_samples is not None and frames * walks > max_samples:
         raise CtrlgenError(f"{frames} frames x {walks} walks = {frames * walks} samples is over the limit of {max_samples}; use fewer")

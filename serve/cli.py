@@ -177,6 +177,12 @@ def train(
     if epochs is not None and steps is not None:
         raise CtrlgenError(f"--steps {steps} and --epochs {epochs:g} both set the run's length; give one of them")
     extra = list(set_)
+    given = {".".join(parse_override(item)[0]) for item in set_}
+    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device), ("monitor_every", monitor_every),
+                       ("data_dir", data), ("on_collapse", on_collapse)):
+        if value is not None and key in given:  # the option won and the --set value went unchecked (steps=2.5 trained)
+            option = "--data" if key == "data_dir" else f"--{key.replace('_', '-')}"
+            raise CtrlgenError(f"{key} is given twice, by {option} and by --set {key}=...; give it once")
     if epochs is not None and steps is None:
         # --epochs decides the length: a recipe's (or a resumed run's) steps would otherwise win over it and the option
         # would do nothing (a run started with --steps 1000 and resumed with --epochs 14 stopped at once, at 1000)

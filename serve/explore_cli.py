@@ -99,7 +99,13 @@ def sweep(
     check_output(picture.output, picture.force)
     rt = run.open(model)
     factor.check(rt.spec)
+    if any(not f.strip() for f in held.fix):
+        raise CtrlgenError("--fix is given an empty value; give NAME=VALUE (e.g. --fix u1=0.5), or leave --fix out")
     controls = parse_controls(rt.spec, label=once(held.label, "--label"), codes=held.fix)
+    fixed = {*controls.cat, *controls.cont} | ({"label"} if controls.labels else set())
+    if chosen in fixed:  # the sweep varies it: a fixed value was silently ignored
+        what = "--label" if chosen == "label" else f"--fix {chosen}=..."
+        raise CtrlgenError(f"{what} fixes what the sweep varies ({'the labels' if chosen == 'label' else chosen}); drop it, or sweep something else")
     res = make_sweep(
         rt, chosen, steps=steps, rows=rows, seed=seed, controls=controls, truncation=truncation,
         captions=picture.captions, transpose=picture.transpose, scale=picture.scale, max_cells=MAX_CELLS,

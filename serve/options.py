@@ -98,4 +98,8 @@ def once(values: list[str], option: str, hint: str = "") -> str | None:
 
         raise CtrlgenError(f"{option} is given {len(values)} times ({plain(' and '.join(values), 80)}); give it once"
                            + (f" ({hint})" if hint else ""))
+    if values and not values[0].strip():  # an empty --label '' read as "random", silently
+        from ctrlgen.errors import CtrlgenError
+
+        raise CtrlgenError(f"{option} is given an empty value; give one, or leave {option} out" + (f" ({hint})" if hint else ""))
     return values[0] if values else None
