@@ -7,6 +7,7 @@ happen inside the commands so ``ctrlgen --help`` stays instant.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ def generate(
     from ctrlgen.files import check_output
     from ctrlgen.grids import LABEL_FACTOR, mixture_means, value_grid
     from ctrlgen.limits import MAX_BATCH, check_int, check_seed, check_threads, check_truncation
+    from ctrlgen.models import resolve_model
     from ctrlgen.writers import MAX_GRID, make_writer, output_format
 
     if n is not None and n < 1:
@@ -110,6 +112,9 @@ def generate(
     spec = rt.spec
     controls = latent.parse(spec)
     output = out.path()
+    source = resolve_model(model)
+    if os.path.isfile(output) and os.path.isfile(source) and os.path.samefile(output, source):  # --force would replace the model
+        raise CtrlgenError(f"{output} is the model this command reads; choose another output")
     fmt = output_format(output, out.format.value if out.format is not None else None)
     check_output(output, out.force, folder=fmt == "png-dir")
     if out.nrow is not None and fmt != "grid":
