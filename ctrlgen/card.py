@@ -62,9 +62,12 @@ def build_card(meta: dict[str, Any], weights: str, extra: dict[str, Any] | None 
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata_props of an ONNX file, read without building a session."""
+    """The metadata_props of an ONNX file, read without building a session (a FIFO or device is refused: it hung)."""
     import onnx
 
+    from ctrlgen.limits import MAX_MODEL_BYTES, check_regular_file
+
+    check_regular_file(path, "a model", MAX_MODEL_BYTES)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends

@@ -30,9 +30,13 @@ from typing import Any
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.spec import LatentSpec, name_index
+from ctrlgen.text import plain
 
 ALL, RANDOM = "all", "random"
-_ASSIGNMENT = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*[;,]?\s*(?=[A-Za-z0-9_-]+\s*=|$)", re.S)
+# The start of each NAME= (a name not preceded by a name character): one pass over the text.  A lazy
+# "NAME = VALUE up to the next NAME=" pattern took time quadratic in the text, and 100,000 characters of
+# codes from a UI request held the server for minutes.
+_NAME_EQUALS = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]+)\s*=")
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,8 @@ def parse_controls(
     items += [(n, v, "cont", "--cont") for n, v in _items(cont, "cont")]
     for name, raw, kind, where in items:
         if name in seen:
-            raise CtrlgenError(f"code {name} is given twice ({seen[name]} and {raw}); give each code once")
-        seen[name] = str(raw)
+            raise CtrlgenError(f"code {name} is given twice ({seen[name]} and {plain(raw, 60)}); give each code once")
+        seen[name] = plain(raw, 60)
         is_cat = any(c.name == name for c in spec.categorical)
         is_cont = any(c.name == name for c in spec.continuous)
         if kind == "cat" and not is_cat:
@@ -156,11 +160,21 @@ def _texts(value: Any, what: str) -> list[str]:
 
 
 def _code_text(spec: LatentSpec, text: str | Sequence[str]) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` pairs from text such as ``c=3, u0=0.5`` (a value runs to the next ``NAME=``; one trailing
+    ``,`` or ``;`` between pairs is a separator)."""
     joined = " ".join(_texts(text, "codes")).strip()
-    found = list(_ASSIGNMENT.finditer(joined))
-    if joined and (not found or "".join(m.group(0) for m in found).replace(" ", "") != joined.replace(" ", "")):
-        raise CtrlgenError(f"codes {joined!r} must look like NAME=VALUE (e.g. {example(spec)})")
-    return [(m.group(1), m.group(2).strip().strip(",")) for m in found]
+    if not joined:
+        return []
+    names = list(_NAME_EQUALS.finditer(joined))
+    if not names or names[0].start() != 0:
+        raise CtrlgenError(f"codes {plain(joined, 80)!r} must look like NAME=VALUE (e.g. {example(spec)})")
+    out = []
+    for m, following in zip(names, [*names[1:], None], strict=True):
+        value = joined[m.end() : following.start() if following else len(joined)].rstrip()
+        if value.endswith((";", ",")):
+            value = value[:-1].rstrip()
+        out.append((m.group(1), value.strip().strip(",")))
+    return out
 
 
 def _items(items: Sequence[str] | Mapping[str, Any], option: str) -> list[tuple[str, Any]]:
@@ -195,12 +209,12 @@ def _int_value(raw: Any, what: str, n: int, names: Sequence[str] = ()) -> int:
     if names and isinstance(raw, str) and (found := name_index(names, raw.strip())) is not None:
         return found
     try:
-        v = int(raw) if isinstance(raw, int) and not isinstance(raw, bool) else int(str(raw))
-    except ValueError:
+        v = int(raw) if isinstance(raw, int) and not isinstance(raw, bool) else int(plain(raw, 40))
+    except ValueError:  # also 4,300+ digits, which int() refuses (plain cut them to 40 and '...')
         named = f" or one of: {', '.join(names)}" if names else ""
-        raise CtrlgenError(f"{what}={raw!r} is not an integer; use 0..{n - 1}{named}") from None
+        raise CtrlgenError(f"{what}={plain(raw, 60)!r} is not an integer; use 0..{n - 1}{named}") from None
     if not 0 <= v < n:
-        raise CtrlgenError(f"{what}={v} is out of range; use 0..{n - 1}")
+        raise CtrlgenError(f"{what}={plain(v, 60)} is out of range; use 0..{n - 1}")
     return v
 
 
@@ -209,9 +223,11 @@ def _float_value(raw: Any, what: str, name: str, low: float, high: float) -> flo
     try:
         v = float(raw)
     except (TypeError, ValueError):
-        raise CtrlgenError(f"{what}={raw!r} is not a number; use a value in [{low:g}, {high:g}]") from None
+        raise CtrlgenError(f"{what}={plain(raw, 60)!r} is not a number; use a value in [{low:g}, {high:g}]") from None
+    except OverflowError:  # an integer past float's range
+        v = math.inf
     if not math.isfinite(v):
-        raise CtrlgenError(f"{what}={raw} is not finite; use a value in [{low:g}, {high:g}]")
+        raise CtrlgenError(f"{what}={plain(raw, 60)} is not finite; use a value in [{low:g}, {high:g}]")
     if not low <= v <= high:
         raise CtrlgenError(f"continuous code {name!r} = {v:g} is outside its range [{low:g}, {high:g}]; use a value inside it")
     return v

@@ -22,11 +22,38 @@ from typing import Any
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
-from ctrlgen.limits import MAX_MODEL_BYTES, check_seed, check_truncation, loads_json, read_limited
+from ctrlgen.limits import (
+    MAX_MODEL_BYTES,
+    check_batch_memory,
+    check_seed,
+    check_truncation,
+    loads_json,
+    read_limited,
+)
 from ctrlgen.limits import check_threads as _check_threads
 from ctrlgen.spec import CARD_KEY, CODE_CAT, CODE_CONT, LABEL, SPEC_KEY, LatentSpec, Z
+from ctrlgen.text import plain
 
 DEFAULT_CHUNK = 1024
+
+
+def _code_column(value: Any, n: int, what: str, integer: bool) -> np.ndarray:
+    """One code's values for ``n`` samples from one value or one per sample: finite numbers, whole ones for a
+    categorical code (its range is checked where the inputs are run)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise CtrlgenError(f"{what} must be a number or one number per sample, got {plain(value, 60)}") from None
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise CtrlgenError(f"{what} has {arr.size} values for {n} samples; give one value or one per sample")
+    if not np.isfinite(arr).all() or (integer and (arr != np.round(arr)).any()):
+        kind = "whole numbers" if integer else "finite numbers"
+        raise CtrlgenError(f"{what} must be {kind}, got {plain(value, 60)}")
+    if integer and (np.abs(arr) >= 2**31).any():
+        raise CtrlgenError(f"{what} is out of range, got {plain(value, 60)}; give one of the code's values")
+    return arr.astype(np.int64) if integer else arr.astype(np.float32)
 
 
 class Runtime:
@@ -97,6 +124,10 @@ class Runtime:
         spec = self.spec
         check_seed(seed)
         check_truncation(truncation)
+        for what, value in (("sample count", n), ("start", start)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise CtrlgenError(f"{what} must be an integer >= 0, got {plain(value, 60)}")
+        check_batch_memory("sample count", int(n), spec.noise_dim + int(np.prod(spec.output_shape)), copies=4)
         x = spec.sample(n, seed, start=start, truncation=truncation)
         if label is not None:
             if not spec.conditional:
@@ -105,14 +136,17 @@ class Runtime:
                 x[LABEL] = np.full(n, spec.label_index(label), np.int64)
             else:
                 x[LABEL] = np.asarray([spec.label_index(v) for v in np.asarray(label).tolist()], np.int64)
+        for kind, given in (("cat", cat), ("cont", cont)):
+            if given is not None and not isinstance(given, Mapping):
+                raise CtrlgenError(f"{kind} must be a mapping of code name to value (e.g. {{'c': 3}}), got a {type(given).__name__}")
         for name, value in (cat or {}).items():
             i = spec.categorical_index(name)
             x[CODE_CAT] = x[CODE_CAT].copy()
-            x[CODE_CAT][:, i] = value
+            x[CODE_CAT][:, i] = _code_column(value, n, f"cat {name}", integer=True)
         for name, value in (cont or {}).items():
             i = spec.continuous_index(name)
             x[CODE_CONT] = x[CODE_CONT].copy()
-            x[CODE_CONT][:, i] = value
+            x[CODE_CONT][:, i] = _code_column(value, n, f"cont {name}", integer=False)
         return x
 
     def generate(self, n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, extrapolate: bool = False, **kw: Any):

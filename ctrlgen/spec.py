@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ctrlgen.errors import CtrlgenError
+from ctrlgen.text import plain
 
 SPEC_FORMAT = 1
 """Bumped when the JSON layout changes; readers refuse formats from the future."""
@@ -209,6 +210,8 @@ class LatentSpec:
         """A label given as an index or a class name (case-insensitive)."""
         if not self.conditional:
             raise CtrlgenError("this model is not class-conditional; drop the label")
+        if isinstance(value, str) and len(value.strip()) > 12 and _INDEX.fullmatch(value.strip()):  # int() refuses 4,300+ digits
+            raise CtrlgenError(f"label {plain(value, 40)} is out of range; use 0..{self.n_classes - 1} or a class name")
         if isinstance(value, str) and not _INDEX.fullmatch(value.strip()):
             if (found := name_index(self.labels, value)) is not None:
                 return found
@@ -218,7 +221,7 @@ class LatentSpec:
         except TypeError:
             raise CtrlgenError(f"label {value!r} is not an index or a class name; use 0..{self.n_classes - 1} or a class name") from None
         if not 0 <= idx < self.n_classes:
-            raise CtrlgenError(f"label {idx} is out of range; use 0..{self.n_classes - 1} or a class name")
+            raise CtrlgenError(f"label {plain(idx, 40)} is out of range; use 0..{self.n_classes - 1} or a class name")
         return idx
 
     def categorical_index(self, name: str) -> int:

@@ -23,7 +23,10 @@ _EDGE_UNDERSCORE = re.compile(r"(^|[^A-Za-z0-9])_|_($|[^A-Za-z0-9])")  # an unde
 
 def plain(value: object, limit: int = 500) -> str:
     """``value`` as one printable line: control and format characters as ``\\xNN`` / ``\\uNNNN``, cut at ``limit``."""
-    s = str(value)
+    try:
+        s = str(value)
+    except ValueError:  # an integer past Python's 4,300-digit limit for str()
+        s = f"<an integer of {value.bit_length():,} bits>" if isinstance(value, int) else f"<a {type(value).__name__}>"
     out = []
     for ch in s[:limit]:
         if ch == " " or unicodedata.category(ch) not in _UNSAFE_CATEGORIES and ch.isprintable():

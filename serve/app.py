@@ -140,19 +140,24 @@ def model_updates(ex: Explorer, model: str, query: dict | None = None) -> list:
     factors = sweep_factors(spec) if not points else []
     codes = q.get("codes", default_codes(spec))
     has_codes = bool(spec.categorical or spec.continuous)
+    # A link's values for the choice controls must be among their choices: gradio refuses any other value with
+    # an error toast that renders the value as HTML (a shared link could put a live <a href> on the page).
+    label = q["label"] if q.get("label") in classes else None
+    factor = q["factor"] if q.get("factor") in factors else None
+    model_b = q["model_b"] if q.get("model_b") in ex.registry.names else None
     return [
         gr.update(maximum=high, value=q.get("n", n_default), label="points" if points else "samples"),
-        gr.update(choices=classes, value=q.get("label", "all" if spec.conditional else "random"), visible=spec.conditional),
+        gr.update(choices=classes, value=label or ("all" if spec.conditional else "random"), visible=spec.conditional),
         gr.update(value=codes, visible=has_codes),
         gr.update(visible=has_codes),
-        gr.update(choices=factors, value=q.get("factor", factors[0] if factors else None), visible=bool(factors)),
+        gr.update(choices=factors, value=factor or (factors[0] if factors else None), visible=bool(factors)),
         gr.update(interactive=bool(factors)),
         gr.update(value="" if factors else f"Sweeps need an image model; {md_text(model)} makes 2D points: use Generate or Interpolate.",
                   visible=not factors),
         gr.update(choices=list(spec.labels), value=[], visible=spec.conditional),
         gr.update(choices=["none", *(c.name for c in spec.continuous)], value="none", visible=bool(spec.continuous)),
         gr.update(visible=not points, value=q.get("walks", 1)),
-        gr.update(value=q.get("model_b", second_model(ex, model))),
+        gr.update(value=model_b or second_model(ex, model)),
         ex.card(model),
     ]
 

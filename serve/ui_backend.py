@@ -36,10 +36,10 @@ def _pixel(value: Any, what: str) -> int:
     """A click's pixel coordinate (the browser may report a fractional one, e.g. on a zoomed page)."""
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         f = math.nan
     if not (math.isfinite(f) and 0 <= f <= 1 << 20):
-        raise CtrlgenError(f"the click's {what} coordinate {value!r} is not a pixel of the picture; click on a sample")
+        raise CtrlgenError(f"the click's {what} coordinate {plain(value, 60)} is not a pixel of the picture; click on a sample")
     return int(f)
 
 

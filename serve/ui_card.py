@@ -113,7 +113,7 @@ def card_rows(name: str, file_name: str, backend: str, spec: Any, card: dict) ->
             for metric, v in qc["fp32"].items():
                 quant.append((f"{metric}: fp32 → int8", f"{_number(v)} → {_number(qc['reduced'].get(metric))}"))
     metrics = []
-    for metric, m in (card.get("metrics") or {}).items():
+    for metric, m in (card["metrics"] if isinstance(card.get("metrics"), dict) else {}).items():  # a card is the file's data
         if isinstance(m, dict):
             better = {True: "higher", False: "lower"}.get(m.get("higher_is_better"), "")
             metrics.append((metric, _number(m.get("value")), _number(m.get("real")), better))

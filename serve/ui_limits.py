@@ -21,6 +21,7 @@ import numpy as np
 
 from ctrlgen.errors import CtrlgenError
 from ctrlgen.files import write_bytes
+from ctrlgen.text import plain
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ def as_int(value: Any, what: str, low: int, high: int) -> int:
     """An integer in [low, high] from a form value (gradio numbers arrive as floats)."""
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise CtrlgenError(f"{what} must be an integer in {low}..{high}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
+        f = math.nan
     if not math.isfinite(f) or f != int(f):
-        raise CtrlgenError(f"{what} must be an integer in {low}..{high}, got {value!r}")
+        raise CtrlgenError(f"{what} must be an integer in {low}..{high}, got {plain(value, 60)}")
     if int(f) > high:
         raise CtrlgenError(f"{what} = {int(f)} is over the limit of {high}; ask for at most {high}")
     if int(f) < low:
@@ -64,11 +65,13 @@ def as_truncation(value: Any) -> float | None:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise CtrlgenError(f"truncation must be a number (0 = off), got {value!r}") from None
+        raise CtrlgenError(f"truncation must be a number (0 = off), got {plain(value, 60)}") from None
+    except OverflowError:
+        t = math.inf
     if t == 0:
         return None
     if not (math.isfinite(t) and 0 < t <= 10):
-        raise CtrlgenError(f"truncation must be in (0, 10] or 0 for off, got {value!r}")
+        raise CtrlgenError(f"truncation must be in (0, 10] or 0 for off, got {plain(value, 60)}")
     return t
 
 

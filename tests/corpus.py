@@ -506,6 +506,8 @@ CASES = [
     Case("info-dev-zero", "info /dev/zero", lambda e: ["info", "/dev/zero"], "special file", "give a regular file"),
     Case("generate-fifo", "a FIFO given as the model", lambda e: (os.mkfifo(e.tmp / "m.onnx"), ["generate", str(e.tmp / "m.onnx")])[1],
          "special file", "give a regular file"),
+    Case("ui-fifo", "ui with a FIFO given as the model (it waited forever for a writer)",
+         lambda e: (os.mkfifo(e.tmp / "m.onnx"), ["ui", str(e.tmp / "m.onnx"), "--port", "7999"])[1], "special file", "give a regular file"),
     Case("export-dev-zero", "a device given as the checkpoint", lambda e: ["export", "/dev/zero", "-o", str(e.tmp / "m.onnx")], "special file", "regular file"),
     Case("keys-huge", "interpolate --keys 10^9", lambda e: ["interpolate", str(e.models["ring8"]), "--keys", "1000000000", "-o", str(e.tmp / "w.gif")],
          "--keys must be in 1..1,000", "1..1,000"),

@@ -29,6 +29,23 @@ def test_codes_by_name_the_name_decides_the_kind():
             parse_controls(SPEC, codes=text)
 
 
+def test_codes_text_is_read_in_linear_time_and_huge_numbers_are_one_line():
+    """100,000 characters of codes from a UI request took minutes (a lazy regex, quadratic in the text) and
+    held the whole server; numbers past float's range or int()'s 4,300 digits raised OverflowError/ValueError."""
+    import time
+
+    t0 = time.perf_counter()
+    for text in ("x" * 100_000, "c=1 " + "u0" * 50_000, "u0=" + "1," * 50_000):
+        with pytest.raises(CtrlgenError):
+            parse_controls(SPEC, codes=text)
+    assert time.perf_counter() - t0 < 5
+    for kw, msg in [({"cont": {"u0": 10**400}}, "not finite"), ({"cat": {"c": 10**5000}}, "out of range"),
+                    ({"cat": {"c": "9" * 5000}}, "not an integer"), ({"label": "9" * 5000}, "out of range"),
+                    ({"codes": "c=1 c=" + "9" * 5000}, "given twice")]:
+        with pytest.raises(CtrlgenError, match=msg):
+            parse_controls(SPEC, **kw)
+
+
 def test_cat_and_cont_options_check_the_kind_and_name_the_option():
     c = parse_controls(SPEC, cat=["c=2"], cont=[" u0 = 0.25 "])
     assert c.fixed() == {"label": None, "cat": {"c": 2}, "cont": {"u0": 0.25}}

@@ -64,3 +64,22 @@ def test_npz_writer_streams_in_bounded_memory(tmp_path):
     d = np.load(tmp_path / "big.npz")
     assert d["sample"].shape == (4000, 3, 64, 64) and d["sample"][3999, 0, 0, 0] == 3750 and d["label"].shape == (4000,)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npz"]  # no parts or temp files left
+
+
+def test_the_python_api_checks_code_values_and_counts(tiny_models):
+    """Values given to Runtime.inputs/generate are checked like the CLI's (they raised ValueError, TypeError or
+    OverflowError from numpy, silently truncated 1.7 to 1, or ran for minutes on n = 10^12)."""
+    rt = Runtime.from_file(tiny_models["infogan"]) if "infogan" in tiny_models else None
+    if rt is None:
+        pytest.skip("needs the tiny InfoGAN (Fashion-MNIST)")
+    code = rt.spec.categorical[0].name
+    for kw, msg in [({"cat": {code: "x"}}, "must be a number"), ({"cat": {code: 10**30}}, "out of range"),
+                    ({"cat": {code: 1.7}}, "whole numbers"), ({"cat": {code: [1, 2, 3]}}, "3 values for 2 samples"),
+                    ({"cat": f"{code}=1"}, "must be a mapping"), ({"cont": {rt.spec.continuous[0].name: float("nan")}}, "finite numbers")]:
+        with pytest.raises(CtrlgenError, match=msg):
+            rt.generate(2, 0, **kw)
+    for args, msg in [((2, 0), {"start": -5}), ((1.5, 0), {}), ((10**12, 0), {})]:
+        with pytest.raises(CtrlgenError):
+            rt.inputs(*args, **msg)
+    _, inputs = rt.generate(2, 0, cat={code: [0, 1]})
+    assert inputs["code_cat"][:, 0].tolist() == [0, 1]

@@ -105,6 +105,21 @@ def test_density_view_and_url_settings():
     assert default_codes(spec) == "w=1" and codes_text(spec, ["random", 0.5]) == "w=0.5" and codes_text(spec, ["2", 1]) == "c=2 w=1"
 
 
+def test_a_links_choice_values_must_be_among_the_choices(tiny_models):
+    """A shared link's label, sweep factor and comparison model go into dropdowns: a value that is not one of
+    their choices is dropped for the default (gradio refused it with a toast that rendered it as HTML)."""
+    from ctrlgen.serve.app import model_updates
+
+    ex = Explorer(Registry([tiny_models["ring8"]]))
+    name = ex.registry.names[0]
+    hostile = '<a id="lnk" href="https://example.org/x">click-me</a>'
+    ups = model_updates(ex, name, {"label": hostile, "factor": hostile, "model_b": hostile})
+    values = [u.get("value") for u in ups if isinstance(u, dict)]
+    assert not any(isinstance(v, str) and "example.org" in v for v in values)
+    fresh = model_updates(ex, name, {})
+    assert [u.get("value") for u in ups if isinstance(u, dict)] == [u.get("value") for u in fresh if isinstance(u, dict)]
+
+
 def test_pick_finds_the_sample_under_the_pointer(tiny_models):
     ex = Explorer(Registry([tiny_models["cgan"]])) if "cgan" in tiny_models else None
     if ex is None:
