@@ -162,7 +162,7 @@ class Runtime:
     def stream(self, n: int, seed: int = 0, chunk: int = DEFAULT_CHUNK, extrapolate: bool = False, **kw: Any) -> Iterator:
         """Yield (samples, inputs) chunks; memory stays bounded by the chunk whatever n is.
 
-        A ``label`` given as a sequence of length n is sliced per chunk."""
+        A ``label`` or a code value given as a sequence of length n is sliced per chunk."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise CtrlgenError(f"sample count must be an integer >= 0, got {n!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
@@ -173,10 +173,19 @@ class Runtime:
         per_sample = label is not None and not isinstance(label, str) and np.ndim(label) > 0
         if per_sample and len(label) != n:
             raise CtrlgenError(f"{len(label)} labels given for {n} samples; give one label or one per sample")
+        codes = {k: kw.pop(k) for k in ("cat", "cont") if kw.get(k) is not None}
+        for kind, given in codes.items():
+            if not isinstance(given, Mapping):
+                raise CtrlgenError(f"{kind} must be a mapping of code name to value (e.g. {{'c': 3}}), got a {type(given).__name__}")
+            for name, value in given.items():
+                if not isinstance(value, str) and np.ndim(value) > 0 and len(value) != n:
+                    raise CtrlgenError(f"{kind} {name} has {len(value)} values for {n} samples; give one value or one per sample")
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             lab = label[start : start + m] if per_sample else label
-            x = self.inputs(m, seed, start=start, label=lab, **kw)
+            part = {kind: {name: value[start : start + m] if not isinstance(value, str) and np.ndim(value) > 0 else value
+                           for name, value in given.items()} for kind, given in codes.items()}
+            x = self.inputs(m, seed, start=start, label=lab, **part, **kw)
             yield self(extrapolate=extrapolate, **x), x
 
 
