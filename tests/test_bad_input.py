@@ -155,7 +155,7 @@ def test_runtime_api_refuses_bad_overrides_and_counts(tiny_models):
         (lambda: cgan.generate(3, label=1.5), "label 1.5 is not an index or a class name"),
         (lambda: info.generate(4, label=1), "not class-conditional"),
         (lambda: info.generate(4, cat={"c": 10}), "categorical code 'c' = 10 is out of range"),
-        (lambda: info.generate(4, cont={"u0": float("nan")}), "contains NaN or inf"),
+        (lambda: info.generate(4, cont={"u0": float("nan")}), "cont u0 must be finite numbers, got nan"),
         (lambda: info.generate(4, cont={"u0": 3.0}), "outside its range"),
         (lambda: info.generate(4, cont={"q": 0.0}), "continuous code 'q' is unknown"),
         (lambda: info.generate(-1), "sample count must be an integer >= 0"),
