@@ -56,6 +56,19 @@ def _code_column(value: Any, n: int, what: str, integer: bool) -> np.ndarray:
     return arr.astype(np.int64) if integer else arr.astype(np.float32)
 
 
+def _per_sample(value: Any) -> bool:
+    """Whether a label or code value is given per sample (a sequence), not one for all (a scalar or a name)."""
+    return not isinstance(value, str) and np.ndim(value) > 0
+
+
+def _code_maps(cat: Any, cont: Any) -> dict[str, Mapping]:
+    """The code values given, by kind; anything but a mapping of code name to value is one line."""
+    for kind, given in (("cat", cat), ("cont", cont)):
+        if given is not None and not isinstance(given, Mapping):
+            raise CtrlgenError(f"{kind} must be a mapping of code name to value (e.g. {{'c': 3}}), got a {type(given).__name__}")
+    return {kind: given for kind, given in (("cat", cat), ("cont", cont)) if given is not None}
+
+
 class Runtime:
     """Common behaviour; subclasses implement ``_run(inputs) -> np.ndarray``."""
 
@@ -136,9 +149,7 @@ class Runtime:
                 x[LABEL] = np.full(n, spec.label_index(label), np.int64)
             else:
                 x[LABEL] = np.asarray([spec.label_index(v) for v in np.asarray(label).tolist()], np.int64)
-        for kind, given in (("cat", cat), ("cont", cont)):
-            if given is not None and not isinstance(given, Mapping):
-                raise CtrlgenError(f"{kind} must be a mapping of code name to value (e.g. {{'c': 3}}), got a {type(given).__name__}")
+        _code_maps(cat, cont)
         for name, value in (cat or {}).items():
             i = spec.categorical_index(name)
             x[CODE_CAT] = x[CODE_CAT].copy()
@@ -170,21 +181,19 @@ class Runtime:
         check_seed(seed)
         check_truncation(kw.get("truncation"))
         label = kw.pop("label", None)
-        per_sample = label is not None and not isinstance(label, str) and np.ndim(label) > 0
+        per_sample = label is not None and _per_sample(label)
         if per_sample and len(label) != n:
             raise CtrlgenError(f"{len(label)} labels given for {n} samples; give one label or one per sample")
-        codes = {k: kw.pop(k) for k in ("cat", "cont") if kw.get(k) is not None}
+        codes = _code_maps(kw.pop("cat", None), kw.pop("cont", None))
         for kind, given in codes.items():
-            if not isinstance(given, Mapping):
-                raise CtrlgenError(f"{kind} must be a mapping of code name to value (e.g. {{'c': 3}}), got a {type(given).__name__}")
             for name, value in given.items():
-                if not isinstance(value, str) and np.ndim(value) > 0 and len(value) != n:
+                if _per_sample(value) and len(value) != n:
                     raise CtrlgenError(f"{kind} {name} has {len(value)} values for {n} samples; give one value or one per sample")
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             lab = label[start : start + m] if per_sample else label
-            part = {kind: {name: value[start : start + m] if not isinstance(value, str) and np.ndim(value) > 0 else value
-                           for name, value in given.items()} for kind, given in codes.items()}
+            part = {kind: {name: value[start : start + m] if _per_sample(value) else value for name, value in given.items()}
+                    for kind, given in codes.items()}
             x = self.inputs(m, seed, start=start, label=lab, **part, **kw)
             yield self(extrapolate=extrapolate, **x), x
 

@@ -180,5 +180,5 @@ def plot(
     png, skipped = plot_run(run_dir, png_out)
     frames = samples_gif(run_dir, gif_out)
     typer.echo(f"Wrote {png}" + (f" and {gif_out} ({frames} frames)" if frames else " (no sample grids for a GIF)"))
-    if skipped:
-        typer.echo(skipped_note(run_dir / "metrics.jsonl", skipped))
+    if note := skipped_note(run_dir / "metrics.jsonl", skipped):
+        typer.echo(note)

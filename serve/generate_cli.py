@@ -91,7 +91,6 @@ def generate(
     from ctrlgen.files import check_output
     from ctrlgen.grids import LABEL_FACTOR, mixture_means, value_grid
     from ctrlgen.limits import MAX_BATCH, check_int, check_seed, check_threads, check_truncation
-    from ctrlgen.models import resolve_model
     from ctrlgen.writers import MAX_GRID, make_writer, output_format
 
     if n is not None and n < 1:
@@ -112,8 +111,7 @@ def generate(
     spec = rt.spec
     controls = latent.parse(spec)
     output = out.path()
-    source = resolve_model(model)
-    if os.path.isfile(output) and os.path.isfile(source) and os.path.samefile(output, source):  # --force would replace the model
+    if os.path.isfile(output) and rt.source.is_file() and os.path.samefile(output, rt.source):  # --force would replace the model
         raise CtrlgenError(f"{output} is the model this command reads; choose another output")
     fmt = output_format(output, out.format.value if out.format is not None else None)
     check_output(output, out.force, folder=fmt == "png-dir")
